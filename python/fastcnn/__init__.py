@@ -1,0 +1,63 @@
+"""fastcnn: fast CPU building blocks for convolutional neural networks.
+
+The compiled kernels (``fastcnn._core``) sit behind ``fastcnn.functional`` and
+``fastcnn.layers``; ``fastcnn.reference`` is the pure-numpy oracle with the same API.
+Submodules and the compiled core load on first use, so ``import fastcnn.reference`` never
+touches compiled code.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> (module, attribute); attribute None means the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "reference": ("fastcnn.reference", None),
+    "functional": ("fastcnn.functional", None),
+    "layers": ("fastcnn.layers", None),
+    "gemm": ("fastcnn._gemm", "gemm"),
+    "get_num_threads": ("fastcnn._config", "get_num_threads"),
+    "set_num_threads": ("fastcnn._config", "set_num_threads"),
+    "threads": ("fastcnn._config", "threads"),
+    "cpu_features": ("fastcnn._config", "cpu_features"),
+    "available_isas": ("fastcnn._config", "available_isas"),
+    "get_isa": ("fastcnn._config", "get_isa"),
+    "set_isa": ("fastcnn._config", "set_isa"),
+    "config": ("fastcnn._config", "config"),
+    "show_config": ("fastcnn._config", "show_config"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from fastcnn import functional, layers, reference  # noqa: F401
+    from fastcnn._config import (  # noqa: F401
+        available_isas,
+        config,
+        cpu_features,
+        get_isa,
+        get_num_threads,
+        set_isa,
+        set_num_threads,
+        show_config,
+        threads,
+    )
+    from fastcnn._gemm import gemm  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'fastcnn' has no attribute {name!r}") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

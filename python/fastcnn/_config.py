@@ -1,0 +1,102 @@
+"""Runtime configuration of the compiled core: threads, CPU features and the kernel ISA.
+
+Thread count and ISA are process-wide settings of ``fastcnn._core``; this module only
+validates arguments and presents them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from fastcnn import __version__, _core
+
+
+def get_num_threads() -> int:
+    """Threads the kernels use: the last ``set_num_threads``, else ``OMP_NUM_THREADS``, else
+    the number of cores."""
+    return int(_core.get_num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    """Set the threads the kernels use (process-wide). ``n`` must be an int >= 1."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_num_threads: n must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+    _core.set_num_threads(n)
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """Context manager running its body with ``n`` kernel threads, then restoring the old count."""
+    old = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        _core.set_num_threads(old)
+
+
+def cpu_features() -> dict[str, bool]:
+    """The CPU's SIMD features relevant to fastcnn's kernels."""
+    return dict(_core.cpu_features())
+
+
+def available_isas() -> list[str]:
+    """Kernel ISAs this build has and this CPU runs, narrowest first."""
+    return list(_core.available_isas())
+
+
+def get_isa() -> str:
+    """The ISA whose micro-kernels are in use ('generic', 'avx2' or 'avx512')."""
+    return str(_core.get_isa())
+
+
+def set_isa(name: str) -> None:
+    """Select the micro-kernels' ISA (process-wide); FASTCNN_ISA sets it at import.
+
+    Raises ValueError for an unknown ISA or one this CPU or build cannot run.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"set_isa: name must be a str, got {type(name).__name__}")
+    _core.set_isa(name)
+
+
+def config() -> dict[str, Any]:
+    """Everything ``show_config`` prints, as a dict."""
+    return {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "num_threads": get_num_threads(),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "cpu_count": os.cpu_count(),
+        "cpu_features": cpu_features(),
+        "available_isas": available_isas(),
+        "isa": get_isa(),
+        "kernels": dict(_core.kernel_info()),
+        "build": dict(_core.build_info),
+    }
+
+
+def show_config(file: TextIO | None = None) -> None:
+    """Print the version, threads, CPU features, kernel ISA and build of fastcnn."""
+    out = file if file is not None else sys.stdout
+    cfg = config()
+    features = " ".join(name for name, have in cfg["cpu_features"].items() if have) or "none"
+    lines = [
+        f"fastcnn {cfg['version']} (Python {cfg['python']}, {cfg['platform']})",
+        f"  threads:         {cfg['num_threads']} "
+        f"(OMP_NUM_THREADS={cfg['OMP_NUM_THREADS'] or 'unset'}, {cfg['cpu_count']} CPUs)",
+        f"  cpu features:    {features}",
+        f"  kernel isa:      {cfg['isa']} (available: {', '.join(cfg['available_isas'])})",
+    ]
+    lines += [f"  {name + ' kernel:':<17}{kernel}" for name, kernel in cfg["kernels"].items()]
+    build = cfg["build"]
+    lines.append(f"  build:           {build['compiler']}, OpenMP {build['openmp']}")
+    print("\n".join(lines), file=out)

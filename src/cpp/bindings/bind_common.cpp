@@ -1,0 +1,56 @@
+// Runtime configuration: threads, CPU features, the active ISA and its micro-kernels.
+#include <omp.h>
+
+#include "bindings/bindings.h"
+#include "common/cpu.h"
+#include "common/parallel.h"
+#include "gemm/ukernel.h"
+
+namespace fastcnn::bind {
+
+void bind_common(py::module_& m) {
+  m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the kernels use.");
+  m.def("forked_after_pool", &forked_after_pool,
+        "True in a child forked after the parent started its thread pool (runs single-threaded).");
+  m.def("cpu_features", [] {
+    const CpuFeatures& f = cpu_features();
+    py::dict d;
+    d["sse4.2"] = f.sse42;
+    d["avx"] = f.avx;
+    d["avx2"] = f.avx2;
+    d["fma"] = f.fma;
+    d["avx512f"] = f.avx512f;
+    return d;
+  });
+  m.def("available_isas", [] {
+    py::list out;
+    for (Isa isa : available_isas()) out.append(isa_name(isa));
+    return out;
+  });
+  m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
+  m.def("set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); },
+        py::arg("name"));
+  m.def("kernel_info", [] {
+    py::dict d;
+    d["f32_gemm"] = gemm_config<float>().name;
+    d["f64_gemm"] = gemm_config<double>().name;
+    return d;
+  });
+  py::dict build;
+  build["compiler"] = __VERSION__;
+  build["openmp"] = _OPENMP;
+#if defined(FASTCNN_HAVE_AVX2)
+  build["avx2_kernels"] = true;
+#else
+  build["avx2_kernels"] = false;
+#endif
+#if defined(FASTCNN_HAVE_AVX512)
+  build["avx512_kernels"] = true;
+#else
+  build["avx512_kernels"] = false;
+#endif
+  m.attr("build_info") = build;
+}
+
+}  // namespace fastcnn::bind

@@ -1,0 +1,65 @@
+// Checked size arithmetic and aligned scratch buffers.
+// Scratch memory is owned per call or per thread (never static), so concurrent calls from
+// several Python threads never share it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+namespace fastcnn {
+
+// a * b for non-negative sizes; throws std::invalid_argument (ValueError in Python) on overflow.
+inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &r)) {
+    throw std::invalid_argument(std::string(what) + ": size " + std::to_string(a) + " * " +
+                                std::to_string(b) + " overflows or is negative");
+  }
+  return r;
+}
+
+inline int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+inline int64_t ceil_div(int64_t x, int64_t d) { return (x + d - 1) / d; }
+
+// A 64-byte-aligned, uninitialised array of T that frees itself.
+template <class T>
+class AlignedBuffer {
+ public:
+  static constexpr std::size_t kAlign = 64;
+
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(int64_t count) { reset(count); }
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  AlignedBuffer(AlignedBuffer&& o) noexcept : ptr_(o.ptr_), count_(o.count_) {
+    o.ptr_ = nullptr;
+    o.count_ = 0;
+  }
+  ~AlignedBuffer() { std::free(ptr_); }
+
+  void reset(int64_t count) {
+    std::free(ptr_);
+    ptr_ = nullptr;
+    count_ = 0;
+    if (count <= 0) return;
+    std::size_t bytes = static_cast<std::size_t>(checked_mul(count, sizeof(T), "scratch buffer"));
+    bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+    ptr_ = static_cast<T*>(std::aligned_alloc(kAlign, bytes));
+    if (ptr_ == nullptr) throw std::bad_alloc();
+    count_ = count;
+  }
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
+  int64_t size() const { return count_; }
+
+ private:
+  T* ptr_ = nullptr;
+  int64_t count_ = 0;
+};
+
+}  // namespace fastcnn

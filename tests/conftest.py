@@ -1,0 +1,35 @@
+"""Shared fixtures: seeded RNG, and an `isa` fixture that runs a test once per kernel ISA."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20261123)
+
+
+def _isas() -> list[str]:
+    try:
+        import fastcnn
+
+        return fastcnn.available_isas()
+    except ImportError:  # the compiled core is missing: reference-only tests still run
+        return []
+
+
+@pytest.fixture(params=_isas())
+def isa(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test with each ISA's micro-kernels (generic, avx2, avx512 where available)."""
+    import fastcnn
+
+    old = fastcnn.get_isa()
+    fastcnn.set_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        fastcnn.set_isa(old)
