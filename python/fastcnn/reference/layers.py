@@ -1,0 +1,332 @@
+"""Layer classes with forward/backward state, thin wrappers over the reference functional ops.
+
+Drop-in for the classic numpy "Deep Learning from Scratch" layers (same names, arguments and
+attributes). The math lives in the functional module; no optimizer or model logic here.
+
+Backend swap: every layer calls its ops through the class attribute ``F`` (this package's
+reference functional module by default). A fast backend gets its layers by subclassing with
+``F = fastcnn.functional``; see ``Layer``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Union
+
+import numpy as np
+
+from .. import _validation as V
+from . import functional as _reference_functional
+from .functional import _splitmix64_int
+
+__all__ = [
+    "Layer",
+    "Convolution",
+    "Pooling",
+    "AvgPooling",
+    "Affine",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "Dropout",
+    "BatchNormalization",
+    "SpatialBatchNormalization",
+    "LAYER_CLASSES",
+]
+
+IntOrPair = Union[int, tuple[int, int]]
+
+
+class Layer:
+    """Base class: ``F`` is the functional module every op is looked up on at call time.
+
+    A fast backend defines e.g. ``class Convolution(reference.layers.Convolution): F = fast_F``
+    (or loops over LAYER_CLASSES) and inherits all state handling unchanged.
+    """
+
+    F: ModuleType = _reference_functional
+
+
+class Convolution(Layer):
+    """2-D convolution layer. W is (K,C,R,S), b is (K,); x is (N,C,H,W) -> y (N,K,P,Q)."""
+
+    def __init__(
+        self, W: np.ndarray, b: np.ndarray, stride: IntOrPair = 1, pad: IntOrPair = 0
+    ) -> None:
+        self.W = W
+        self.b = b
+        self.stride = stride
+        self.pad = pad
+        self.x: np.ndarray | None = None
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return self.F.conv2d_forward(x, self.W, self.b, self.stride, self.pad)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx, self.dW, self.db = self.F.conv2d_backward(dout, self.x, self.W, self.stride, self.pad)
+        return dx
+
+
+class Pooling(Layer):
+    """Max pooling layer over (pool_h, pool_w) windows. x (N,C,H,W) -> y (N,C,P,Q)."""
+
+    def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x: np.ndarray | None = None
+        self.arg_max: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y, self.arg_max = self.F.max_pool2d_forward(
+            x, (self.pool_h, self.pool_w), self.stride, self.pad
+        )
+        self.x = x
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.F.max_pool2d_backward(
+            dout, self.arg_max, self.x.shape, (self.pool_h, self.pool_w), self.stride, self.pad
+        )
+
+
+class AvgPooling(Layer):
+    """Average pooling layer (padding counts as zeros). x (N,C,H,W) -> y (N,C,P,Q)."""
+
+    def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x_shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.F.avg_pool2d_forward(x, (self.pool_h, self.pool_w), self.stride, self.pad)
+        self.x_shape = np.shape(x)
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.F.avg_pool2d_backward(
+            dout, self.x_shape, (self.pool_h, self.pool_w), self.stride, self.pad
+        )
+
+
+class Affine(Layer):
+    """Fully connected layer. W is (D, M), b is (M,); x (N, ...) is flattened to (N, D)."""
+
+    def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
+        self.W = W
+        self.b = b
+        self.x: np.ndarray | None = None
+        self.original_x_shape: tuple[int, ...] | None = None
+        self.dW: np.ndarray | None = None
+        self.db: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        y = self.F.affine_forward(x, self.W, self.b)
+        self.original_x_shape = x.shape
+        self.x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx, self.dW, self.db = self.F.affine_backward(dout, self.x, self.W)
+        return dx.reshape(self.original_x_shape)
+
+
+class Relu(Layer):
+    """ReLU. ``mask`` (x <= 0) is derived from the saved input on demand."""
+
+    def __init__(self) -> None:
+        self.x: np.ndarray | None = None
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        return None if self.x is None else np.asarray(self.x) <= 0
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y = self.F.relu_forward(x)
+        self.x = x
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.F.relu_backward(dout, self.x)
+
+
+class Sigmoid(Layer):
+    """Logistic sigmoid; keeps its output in ``out`` for the backward pass."""
+
+    def __init__(self) -> None:
+        self.out: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = self.F.sigmoid_forward(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.F.sigmoid_backward(dout, self.out)
+
+
+class SoftmaxWithLoss(Layer):
+    """Softmax + cross-entropy. x (N, M) logits; t labels (N,) or float targets (N, M).
+
+    forward returns the batch-mean loss (a Python float); ``y`` holds the probabilities.
+    """
+
+    def __init__(self) -> None:
+        self.loss: float | None = None
+        self.y: np.ndarray | None = None
+        self.t: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, t: np.ndarray) -> float:
+        self.loss, self.y = self.F.softmax_cross_entropy_forward(x, t)
+        self.t = t
+        return self.loss
+
+    def backward(self, dout: float = 1) -> np.ndarray:
+        return self.F.softmax_cross_entropy_backward(self.y, self.t, dout)
+
+
+class Dropout(Layer):
+    """Classic dropout: training multiplies by a fresh 0/1 mask (no rescaling), inference by
+    1 - dropout_ratio.
+
+    Call k (0, 1, 2, ... counting training-mode forwards) uses the mask seed
+    splitmix64((seed + k) mod 2**64), so masks are reproducible and independent of the backend.
+    With seed=None the base seed is drawn from numpy's global RNG at the first training forward,
+    so ``np.random.seed(...)`` beforehand makes a run reproducible.
+    """
+
+    def __init__(self, dropout_ratio: float = 0.5, seed: int | None = None) -> None:
+        self.dropout_ratio = dropout_ratio
+        self.seed = None if seed is None else V.check_seed(seed, "Dropout")
+        self.calls = 0  # training-mode forwards so far; part of the reproducible state
+        self.mask: np.ndarray | None = None
+
+    def _next_seed(self) -> int:
+        if self.seed is None:
+            # The legacy global RNG on purpose: np.random.seed() must make this reproducible.
+            self.seed = int(np.random.randint(0, 2**64, dtype=np.uint64))  # noqa: NPY002
+        call_seed = _splitmix64_int((int(self.seed) + self.calls) & ((1 << 64) - 1))
+        self.calls += 1
+        return call_seed
+
+    def forward(self, x: np.ndarray, train_flg: bool = True) -> np.ndarray:
+        if not train_flg:
+            y, _ = self.F.dropout_forward(x, self.dropout_ratio, False)
+            return y
+        y, self.mask = self.F.dropout_forward(x, self.dropout_ratio, True, seed=self._next_seed())
+        return y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return self.F.dropout_backward(dout, self.mask)
+
+
+class _BatchNormBase(Layer):
+    _spatial = False
+
+    def __init__(
+        self,
+        gamma: np.ndarray,
+        beta: np.ndarray,
+        momentum: float = 0.9,
+        running_mean: np.ndarray | None = None,
+        running_var: np.ndarray | None = None,
+    ) -> None:
+        self.gamma = gamma
+        self.beta = beta
+        self.momentum = momentum
+        self.running_mean = running_mean
+        self.running_var = running_var
+        self.eps = 1e-6
+        self.input_shape: tuple[int, ...] | None = None
+        self.x: np.ndarray | None = None
+        self.saved_mean: np.ndarray | None = None
+        self.saved_inv_std: np.ndarray | None = None
+        self.dgamma: np.ndarray | None = None
+        self.dbeta: np.ndarray | None = None
+
+    def _to_op_layout(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def _from_op_layout(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def _fns(self) -> tuple[Any, Any]:
+        if self._spatial:
+            return self.F.spatial_batchnorm_forward, self.F.spatial_batchnorm_backward
+        return self.F.batchnorm_forward, self.F.batchnorm_backward
+
+    def forward(self, x: np.ndarray, train_flg: bool = True) -> np.ndarray:
+        x = np.asarray(x)
+        self.input_shape = x.shape
+        xo = self._to_op_layout(x)
+        if self.running_mean is None and xo.ndim >= 2:
+            dt = np.result_type(xo, self.gamma, self.beta)
+            self.running_mean = np.zeros(xo.shape[1], dtype=dt)
+            self.running_var = np.zeros(xo.shape[1], dtype=dt)
+        fwd, _ = self._fns()
+        y, self.saved_mean, self.saved_inv_std = fwd(
+            xo,
+            self.gamma,
+            self.beta,
+            self.running_mean,
+            self.running_var,
+            self.momentum,
+            self.eps,
+            bool(train_flg),
+        )
+        self.x = xo
+        return self._from_op_layout(y)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        """Gradient of the training-mode forward, using the statistics of the last forward."""
+        _, bwd = self._fns()
+        dx, self.dgamma, self.dbeta = bwd(
+            self._to_op_layout(np.asarray(dout)),
+            self.x,
+            self.gamma,
+            self.saved_mean,
+            self.saved_inv_std,
+        )
+        return self._from_op_layout(dx)
+
+
+class BatchNormalization(_BatchNormBase):
+    """Batch norm over the batch axis. x is (N, D), or any (N, ...) input which is normalised
+    per feature of its flattened view (e.g. per C*H*W element of (N,C,H,W)) and reshaped back.
+
+    gamma, beta and the running stats are (D,); running stats start as zeros when None.
+    """
+
+    def _to_op_layout(self, a: np.ndarray) -> np.ndarray:
+        if a.ndim in (0, 2):
+            return a  # 0-d is left for the functional op to reject
+        return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+
+    def _from_op_layout(self, a: np.ndarray) -> np.ndarray:
+        return a.reshape(self.input_shape)
+
+
+class SpatialBatchNormalization(_BatchNormBase):
+    """Per-channel batch norm of x (N,C,H,W) over (N, H, W); gamma, beta, running stats (C,)."""
+
+    _spatial = True
+
+
+LAYER_CLASSES = (
+    Convolution,
+    Pooling,
+    AvgPooling,
+    Affine,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+    Dropout,
+    BatchNormalization,
+    SpatialBatchNormalization,
+)
