@@ -1,0 +1,116 @@
+// GEMM configurations per ISA (micro-kernel + cache blocking) and the strided-matrix entry point.
+//
+// Blocking (Zen 4 / Skylake-class cores: 32 KiB L1d, 1-2 MiB L2, shared L3):
+//  - kc = 256: a kc x NR B micro-panel (16 KiB for float 6x16) plus a kc x MR A micro-panel
+//    (6 KiB) fit in L1 together while the micro-kernel streams them;
+//  - mc: an mc x kc packed A block is ~1/3-1/2 of L2 so it stays resident across the jr loop;
+//  - nc: a kc x nc packed B panel (~4 MiB for float) lives in L3, shared by the cores.
+#include "gemm/gemm.h"
+
+#include "gemm/gemm_driver.h"
+#include "gemm/pack.h"
+
+namespace fastcnn {
+
+template <>
+const GemmConfig<float>& gemm_config<float>(Isa isa) {
+  static const GemmConfig<float> generic{f32_gemm_ukernel_4x8__generic, f32_gemm_ukernel_4x8_strided_a__generic,
+      4, 8, 128, 256, 4096,
+                                         "f32_gemm_ukernel_4x8__generic"};
+#if defined(FASTCNN_HAVE_AVX2)
+  static const GemmConfig<float> avx2{f32_gemm_ukernel_6x16__avx2, f32_gemm_ukernel_6x16_strided_a__avx2,
+      6, 16, 144, 256, 4080,
+                                      "f32_gemm_ukernel_6x16__avx2"};
+#endif
+#if defined(FASTCNN_HAVE_AVX512)
+  static const GemmConfig<float> avx512{f32_gemm_ukernel_12x32__avx512, f32_gemm_ukernel_12x32_strided_a__avx512,
+      12, 32, 144, 256, 4096,
+                                        "f32_gemm_ukernel_12x32__avx512"};
+#endif
+  switch (isa) {
+#if defined(FASTCNN_HAVE_AVX512)
+    case Isa::avx512:
+      return avx512;
+#endif
+#if defined(FASTCNN_HAVE_AVX2)
+    case Isa::avx2:
+      return avx2;
+#endif
+    default:
+      return generic;
+  }
+}
+
+template <>
+const GemmConfig<double>& gemm_config<double>(Isa isa) {
+  static const GemmConfig<double> generic{f64_gemm_ukernel_4x4__generic, f64_gemm_ukernel_4x4_strided_a__generic,
+      4, 4, 96, 256, 4096,
+                                          "f64_gemm_ukernel_4x4__generic"};
+#if defined(FASTCNN_HAVE_AVX2)
+  static const GemmConfig<double> avx2{f64_gemm_ukernel_6x8__avx2, f64_gemm_ukernel_6x8_strided_a__avx2,
+      6, 8, 96, 256, 2040,
+                                       "f64_gemm_ukernel_6x8__avx2"};
+#endif
+#if defined(FASTCNN_HAVE_AVX512)
+  static const GemmConfig<double> avx512{f64_gemm_ukernel_12x16__avx512, f64_gemm_ukernel_12x16_strided_a__avx512,
+      12, 16, 96, 256, 2048,
+                                         "f64_gemm_ukernel_12x16__avx512"};
+#endif
+  switch (isa) {
+#if defined(FASTCNN_HAVE_AVX512)
+    case Isa::avx512:
+      return avx512;
+#endif
+#if defined(FASTCNN_HAVE_AVX2)
+    case Isa::avx2:
+      return avx2;
+#endif
+    default:
+      return generic;
+  }
+}
+
+template <class T>
+const GemmConfig<T>& gemm_config() {
+  return gemm_config<T>(active_isa());
+}
+template const GemmConfig<float>& gemm_config<float>();
+template const GemmConfig<double>& gemm_config<double>();
+
+// A product only NR/2 columns wide would waste half of each wide (AVX-512) micro-tile: such
+// products use the narrower AVX2 tile, which every AVX-512 CPU also runs.
+template <class T>
+const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t N) {
+#if defined(FASTCNN_HAVE_AVX2)
+  const GemmConfig<T>& narrow = gemm_config<T>(Isa::avx2);
+  if (active_isa() == Isa::avx512 && N <= narrow.nr) return narrow;
+#endif
+  (void)N;
+  return active;
+}
+
+template <class T>
+void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t rsa, int64_t csa,
+          const T* b, int64_t rsb, int64_t csb, T beta, T* c, int64_t ldc) {
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), N);
+  const StridedMatrix<T> A{a, rsa, csa}, B{b, rsb, csb};
+  auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+    pack_b(B, cfg.nr, k0, kc, j0, nc, dst);
+  };
+  if (N <= cfg.nr && !gemm_use_split_k(cfg, M, N, K)) {
+    // Each element of A meets a single B micro-panel: read A in place instead of copying it.
+    gemm_driver<T>(cfg, M, N, K, alpha, InPlaceA<T>{A}, pb, beta, c, ldc);
+    return;
+  }
+  auto pa = [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+    pack_a(A, cfg.mr, i0, mc, k0, kc, dst);
+  };
+  gemm_driver<T>(cfg, M, N, K, alpha, pa, pb, beta, c, ldc);
+}
+
+template void gemm<float>(int64_t, int64_t, int64_t, float, const float*, int64_t, int64_t,
+                          const float*, int64_t, int64_t, float, float*, int64_t);
+template void gemm<double>(int64_t, int64_t, int64_t, double, const double*, int64_t, int64_t,
+                           const double*, int64_t, int64_t, double, double*, int64_t);
+
+}  // namespace fastcnn

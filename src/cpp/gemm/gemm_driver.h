@@ -1,0 +1,182 @@
+// The GotoBLAS/BLIS blocked GEMM driver, generic over how operands are packed, so the
+// convolution kernels reuse it by packing straight from images. Everything here is portable;
+// only the micro-kernel in GemmConfig is ISA-specific.
+//
+// Contract: C is M x N row-major with row stride ldc; C = alpha * A.B + beta * C where A is
+// M x K and B is K x N as seen through the packers:
+//   pack_a(i0, mc, k0, kc, dst) packs A[i0:i0+mc, k0:k0+kc] (see pack.h for the layout),
+//   pack_b(k0, kc, j0, nc, dst) packs B[k0:k0+kc, j0:j0+nc].
+// The K loop is blocked by cfg.kc independently of threads and tiles, so every element of C
+// sees the same sequence of operations whichever thread computes it.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "common/memory.h"
+#include "common/parallel.h"
+#include "gemm/pack.h"
+#include "gemm/ukernel.h"
+
+namespace fastcnn {
+
+// Per-thread packing buffers, sized for one (mc x kc) A block and one (kc x nc) B panel.
+template <class T>
+struct GemmScratch {
+  AlignedBuffer<T> a, b;
+  GemmScratch(const GemmConfig<T>& cfg, int64_t m, int64_t n, int64_t k) {
+    const int64_t kc = std::min(cfg.kc, std::max<int64_t>(k, 1));
+    a.reset(round_up(std::min(cfg.mc, std::max<int64_t>(m, 1)), cfg.mr) * kc);
+    b.reset(round_up(std::min(cfg.nc, std::max<int64_t>(n, 1)), cfg.nr) * kc);
+  }
+};
+
+// A packer that packs nothing: A is read in place by the *_strided_a micro-kernels. Worth it
+// when each element of A meets only one or two B micro-panels, so packing would just copy A.
+template <class T>
+struct InPlaceA {
+  StridedMatrix<T> a;
+};
+
+template <class T, class PackA>
+constexpr bool kInPlaceA = std::is_same_v<PackA, InPlaceA<T>>;
+
+// C[m0:m1, n0:n1] = alpha * A[m0:m1, :] . B[:, n0:n1] + beta * C[m0:m1, n0:n1], on this thread.
+// Loop order jc (NC) > pc (KC, pack B) > ic (MC, pack A) > jr (NR) > ir (MR, micro-kernel).
+template <class T, class PackA, class PackB>
+void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                      int64_t K, T alpha, const PackA& pack_a, const PackB& pack_b, T beta,
+                      T* C, int64_t ldc, GemmScratch<T>& scratch) {
+  const int64_t MR = cfg.mr, NR = cfg.nr;
+  T* abuf = scratch.a.data();
+  T* bbuf = scratch.b.data();
+  for (int64_t jc = n0; jc < n1; jc += cfg.nc) {
+    const int64_t nc = std::min(cfg.nc, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += cfg.kc) {
+      const int64_t kc = std::min(cfg.kc, K - pc);
+      pack_b(pc, kc, jc, nc, bbuf);
+      const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
+      for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
+        const int64_t mc = std::min(cfg.mc, m1 - ic);
+        if constexpr (!kInPlaceA<T, PackA>) pack_a(ic, mc, pc, kc, abuf);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min(NR, nc - jr);
+          const T* bp = bbuf + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            T* ct = C + (ic + ir) * ldc + jc + jr;
+            const int64_t mr = std::min(MR, mc - ir);
+            if constexpr (kInPlaceA<T, PackA>) {
+              const StridedMatrix<T>& a = pack_a.a;
+              cfg.ukernel_strided_a(kc, a.p + (ic + ir) * a.rs + pc * a.cs, a.rs, a.cs, bp, ct,
+                                    ldc, alpha, beta_k, mr, nr);
+            } else {
+              cfg.ukernel(kc, abuf + ir * kc, 0, 0, bp, ct, ldc, alpha, beta_k, mr, nr);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// C = beta * C for the degenerate products (K == 0 or alpha == 0); beta == 0 never reads C.
+template <class T>
+void gemm_scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+  parallel_for(M, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      T* row = C + i * ldc;
+      if (beta == T(0)) {
+        std::fill(row, row + N, T(0));
+      } else {
+        for (int64_t j = 0; j < N; ++j) row[j] = beta * row[j];
+      }
+    }
+  });
+}
+
+// Split-K is used for products with few output tiles and a long reduction (a weight gradient,
+// say). The chunk length depends only on the shape, and partial sums are added in chunk order,
+// so the result does not depend on the thread count.
+template <class T>
+bool gemm_use_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K) {
+  const int64_t tiles = ceil_div(M, cfg.mr) * ceil_div(N, cfg.nr);
+  return tiles < 16 && K >= 8 * cfg.kc;
+}
+
+template <class T, class PackA, class PackB>
+void gemm_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T alpha,
+                  const PackA& pack_a, const PackB& pack_b, T beta, T* C, int64_t ldc) {
+  const int64_t chunk = 4 * cfg.kc;
+  const int64_t chunks = ceil_div(K, chunk);
+  const int64_t mn = checked_mul(M, N, "gemm split-K partials");
+  AlignedBuffer<T> partial(checked_mul(chunks, mn, "gemm split-K partials"));
+  parallel_run(threads_for(chunks), [&](int tid, int nt) {
+    int64_t c0, c1;
+    partition(chunks, tid, nt, c0, c1);
+    if (c0 >= c1) return;
+    GemmScratch<T> scratch(cfg, M, N, chunk);
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t k0 = c * chunk;
+      const int64_t kc = std::min(chunk, K - k0);
+      auto pa = [&](int64_t i0, int64_t mc, int64_t p0, int64_t pk, T* dst) {
+        pack_a(i0, mc, k0 + p0, pk, dst);
+      };
+      static_assert(!kInPlaceA<T, PackA>, "split-K packs A");
+      auto pb = [&](int64_t p0, int64_t pk, int64_t j0, int64_t nc, T* dst) {
+        pack_b(k0 + p0, pk, j0, nc, dst);
+      };
+      gemm_block_range<T>(cfg, 0, M, 0, N, kc, T(1), pa, pb, T(0), partial.data() + c * mn, N,
+                          scratch);
+    }
+  });
+  parallel_for(M, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t j = 0; j < N; ++j) {
+        T sum = partial.data()[i * N + j];
+        for (int64_t c = 1; c < chunks; ++c) sum += partial.data()[c * mn + i * N + j];
+        T* out = C + i * ldc + j;
+        *out = beta == T(0) ? alpha * sum : alpha * sum + beta * *out;
+      }
+    }
+  });
+}
+
+// The multithreaded driver: splits C into one contiguous block of whole micro-tiles per thread,
+// along M or N, whichever has more tiles; each thread packs its own operands into its own
+// buffers (no barriers; the duplicated packing of the shared operand costs O(1/N) of the work).
+template <class T, class PackA, class PackB>
+void gemm_driver(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T alpha,
+                 const PackA& pack_a, const PackB& pack_b, T beta, T* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0 || alpha == T(0)) {
+    gemm_scale_c(M, N, beta, C, ldc);
+    return;
+  }
+  if constexpr (!kInPlaceA<T, PackA>) {
+    if (gemm_use_split_k(cfg, M, N, K)) {
+      gemm_split_k(cfg, M, N, K, alpha, pack_a, pack_b, beta, C, ldc);
+      return;
+    }
+  }
+  const int64_t tiles_m = ceil_div(M, cfg.mr), tiles_n = ceil_div(N, cfg.nr);
+  const bool split_m = tiles_m >= tiles_n;
+  const int64_t tiles = split_m ? tiles_m : tiles_n;
+  parallel_run(threads_for(tiles), [&](int tid, int nt) {
+    int64_t t0, t1;
+    partition(tiles, tid, nt, t0, t1);
+    if (t0 >= t1) return;
+    int64_t m0 = 0, m1 = M, n0 = 0, n1 = N;
+    if (split_m) {
+      m0 = t0 * cfg.mr;
+      m1 = std::min(M, t1 * cfg.mr);
+    } else {
+      n0 = t0 * cfg.nr;
+      n1 = std::min(N, t1 * cfg.nr);
+    }
+    GemmScratch<T> scratch(cfg, m1 - m0, n1 - n0, K);
+    gemm_block_range<T>(cfg, m0, m1, n0, n1, K, alpha, pack_a, pack_b, beta, C, ldc, scratch);
+  });
+}
+
+}  // namespace fastcnn

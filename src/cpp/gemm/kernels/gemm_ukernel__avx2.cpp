@@ -1,0 +1,62 @@
+// AVX2+FMA micro-kernels: float32 6x16 and float64 6x8. Both keep 12 ymm accumulators (6 rows x
+// 2 vectors), load two B vectors and broadcast six A values per k step: 12 FMAs per step keep
+// both FMA pipes busy and leave 4 registers for operands. Compiled with -mavx2 -mfma only.
+#include <immintrin.h>
+
+#include "gemm/kernels/gemm_ukernel_simd.h"
+
+namespace fastcnn {
+
+namespace {
+
+// The few intrinsics the kernel needs, per element type.
+template <class T>
+struct Avx2;
+
+template <>
+struct Avx2<float> {
+  using V = __m256;
+  static constexpr int kLanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+};
+
+template <>
+struct Avx2<double> {
+  using V = __m256d;
+  static constexpr int kLanes = 4;
+  static V zero() { return _mm256_setzero_pd(); }
+  static V set1(double x) { return _mm256_set1_pd(x); }
+  static V load(const double* p) { return _mm256_load_pd(p); }
+  static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+  static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+  static V broadcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+  static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
+};
+
+}  // namespace
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16__avx2, float) {
+  gemm_ukernel_simd<Avx2<float>, float, 6, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16_strided_a__avx2, float) {
+  gemm_ukernel_simd<Avx2<float>, float, 6, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8__avx2, double) {
+  gemm_ukernel_simd<Avx2<double>, double, 6, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8_strided_a__avx2, double) {
+  gemm_ukernel_simd<Avx2<double>, double, 6, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+}  // namespace fastcnn

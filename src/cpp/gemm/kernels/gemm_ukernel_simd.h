@@ -1,0 +1,69 @@
+// The register-blocked micro-kernel shared by the SIMD ISAs, written once over a small traits
+// type S (vector type, lane count, load/broadcast/fma). Include it ONLY from a kernels/*__<isa>.cpp
+// file compiled with that ISA's flags: the template is instantiated there, with those flags.
+#pragma once
+
+#include <cstdint>
+
+#include "gemm/ukernel.h"
+
+namespace fastcnn {
+
+// MR rows x 2 vectors of accumulators; see the ISA files for the register budget of each shape.
+// kPackedA: A is a packed micro-panel (rsa, csa ignored). Otherwise A is read in place through
+// its strides, for products where each A element is used once and packing would only copy it;
+// rows past m then re-read row 0 (valid memory; write_tile discards them).
+template <class S, class T, int MR, bool kPackedA>
+inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T* a, int64_t rsa,
+                                                             int64_t csa, const T* b, T* c,
+                                                             int64_t ldc, T alpha, T beta,
+                                                             int64_t m, int64_t n) {
+  using V = typename S::V;
+  constexpr int L = S::kLanes;
+  constexpr int NR = 2 * L;
+  V acc[MR][2];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = S::zero();
+
+  const T* arow[MR];
+  if constexpr (kPackedA) {
+    rsa = 1;
+    csa = MR;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) arow[i] = a + (i < m ? i : 0) * rsa;
+
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const V b0 = S::load(b);
+    const V b1 = S::load(b + L);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V ai = kPackedA ? S::broadcast(a + i) : S::broadcast(arow[i] + k * csa);
+      acc[i][0] = S::fma(ai, b0, acc[i][0]);
+      acc[i][1] = S::fma(ai, b1, acc[i][1]);
+    }
+    if constexpr (kPackedA) a += MR;
+    b += NR;
+  }
+
+  const V va = S::set1(alpha);
+  const V vb = S::set1(beta);
+  write_tile<T, MR, NR>(c, ldc, m, n, beta, [&](T* out, int64_t ld) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      T* row = out + i * ld;
+      V r0 = S::mul(va, acc[i][0]);
+      V r1 = S::mul(va, acc[i][1]);
+      if (beta != T(0)) {
+        r0 = S::fma(vb, S::loadu(row), r0);
+        r1 = S::fma(vb, S::loadu(row + L), r1);
+      }
+      S::storeu(row, r0);
+      S::storeu(row + L, r1);
+    }
+  });
+}
+
+
+}  // namespace fastcnn

@@ -1,0 +1,75 @@
+// The micro-kernel contract and the table that selects micro-kernels for the active ISA.
+// A micro-kernel only does register-blocked FMAs over packed panels plus the alpha/beta
+// epilogue: it allocates nothing, starts no threads, and never touches C outside its m x n tile.
+#pragma once
+
+#include <cstdint>
+
+#include "common/cpu.h"
+
+namespace fastcnn {
+
+// c[0:m, 0:n] (row stride ldc) = alpha * sum_k A(i, k) * b[k*NR + j] + beta * c
+// b: kc x NR packed B micro-panel (zero-padded at the edge). A is either a packed kc x MR
+// micro-panel (A(i,k) = a[k*MR + i]; rsa, csa ignored) or, for the *_strided_a kernels, read in
+// place: A(i,k) = a[i*rsa + k*csa] for i < m. 1 <= m <= MR, 1 <= n <= NR.
+// When beta == 0, c is written without being read.
+template <class T>
+using GemmUkernelFn = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c,
+                               int64_t ldc, T alpha, T beta, int64_t m, int64_t n);
+
+template <class T>
+struct GemmConfig {
+  GemmUkernelFn<T> ukernel = nullptr;            // packed A
+  GemmUkernelFn<T> ukernel_strided_a = nullptr;  // A read in place
+  int mr = 0;  // rows of C per micro-tile
+  int nr = 0;  // columns of C per micro-tile (a multiple of the vector width)
+  // Cache blocking, see gemm.cpp: a kc x nr B micro-panel stays in L1, an mc x kc A block in
+  // L2, a kc x nc B panel in L3.
+  int64_t mc = 0, kc = 0, nc = 0;
+  const char* name = "";
+};
+
+// The configuration for the ISA active now (see common/cpu.h), and the one for a given ISA.
+template <class T>
+const GemmConfig<T>& gemm_config();
+template <class T>
+const GemmConfig<T>& gemm_config(Isa isa);
+
+// Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
+// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a]__<isa>.
+#define FASTCNN_DECLARE_GEMM_UKERNEL(name, T)                                                \
+  void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c, int64_t ldc, \
+            T alpha, T beta, int64_t m, int64_t n)
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_4x8__generic, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_4x8_strided_a__generic, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_4x4__generic, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_4x4_strided_a__generic, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16__avx2, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16_strided_a__avx2, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8__avx2, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8_strided_a__avx2, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32__avx512, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32_strided_a__avx512, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16__avx512, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16_strided_a__avx512, double);
+
+// Writes a micro-tile through `epilogue(ptr, ld)`, which stores a full MR x NR tile. Edge tiles
+// go through a local buffer so the full-tile code (and so the rounding) is the same everywhere.
+template <class T, int MR, int NR, class Epilogue>
+inline void write_tile(T* c, int64_t ldc, int64_t m, int64_t n, T beta, Epilogue&& epilogue) {
+  if (m == MR && n == NR) {
+    epilogue(c, ldc);
+    return;
+  }
+  alignas(64) T tmp[MR * NR];
+  if (beta != T(0)) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) tmp[i * NR + j] = c[i * ldc + j];
+  }
+  epilogue(tmp, int64_t{NR});
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = tmp[i * NR + j];
+}
+
+}  // namespace fastcnn

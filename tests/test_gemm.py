@@ -1,0 +1,165 @@
+"""fastcnn.gemm against numpy: shapes around the micro-tiles, transposes, alpha/beta, out,
+strided views, bad arguments, and bitwise equality between thread counts."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import fastcnn
+
+DTYPES = [np.float32, np.float64]
+
+
+def _tol(dtype: type, k: int) -> float:
+    # Absolute tolerance for standard-normal operands: grows like sqrt(K) with the reduction.
+    eps = 2e-6 if dtype == np.float32 else 4e-15
+    return eps * 8 * max(1.0, np.sqrt(k))
+
+
+def _check(a, b, out, alpha=1.0, beta=0.0, c0=None, trans_a=False, trans_b=False):
+    op_a = a.T if trans_a else a
+    op_b = b.T if trans_b else b
+    ref = alpha * (op_a.astype(np.float64) @ op_b.astype(np.float64))
+    if c0 is not None:
+        ref += beta * c0.astype(np.float64)
+    k = op_a.shape[1]
+    np.testing.assert_allclose(out, ref, rtol=0, atol=_tol(a.dtype.type, k))
+
+
+# Sizes around every micro-tile in use (MR in {4, 6, 12}, NR in {4, 8, 16, 32}) plus primes.
+SIZES = [1, 3, 5, 6, 7, 11, 12, 13, 16, 17, 31, 33, 67]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sizes_around_micro_tiles(isa, dtype, rng):
+    for m, n in itertools.product(SIZES, [1, 4, 7, 8, 9, 15, 16, 17, 32, 33, 50]):
+        k = int(rng.integers(1, 40))
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        _check(a, b, fastcnn.gemm(a, b))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "m,n,k",
+    [
+        (0, 5, 3),
+        (5, 0, 3),
+        (5, 3, 0),
+        (0, 0, 0),
+        (1, 1, 1),
+        (1, 200, 1),
+        (300, 1, 7),
+        (2, 3, 5000),  # K >> M, N: split-K
+        (9, 16, 4099),
+        (1000, 16, 9),
+        (513, 257, 300),  # K blocks: 256 + remainder
+        (131, 97, 600),
+        (37, 1100, 20),  # N past one NC panel in the narrow config
+    ],
+)
+def test_shapes_transposes_alpha_beta(isa, dtype, m, n, k, rng):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    for ta, tb in itertools.product([False, True], repeat=2):
+        aa = np.ascontiguousarray(a.T) if ta else a
+        bb = np.ascontiguousarray(b.T) if tb else b
+        out = c0.copy()
+        res = fastcnn.gemm(aa, bb, trans_a=ta, trans_b=tb, alpha=-1.5, beta=0.25, out=out)
+        assert res is out
+        _check(aa, bb, out, alpha=-1.5, beta=0.25, c0=c0, trans_a=ta, trans_b=tb)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_beta_zero_ignores_nan_in_out(dtype, rng):
+    a = rng.standard_normal((20, 30)).astype(dtype)
+    b = rng.standard_normal((30, 40)).astype(dtype)
+    out = np.full((20, 40), np.nan, dtype=dtype)
+    fastcnn.gemm(a, b, out=out, beta=0.0)
+    _check(a, b, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_alpha_zero_and_k_zero_scale_out(dtype, rng):
+    a = rng.standard_normal((7, 5)).astype(dtype)
+    b = rng.standard_normal((5, 9)).astype(dtype)
+    c0 = rng.standard_normal((7, 9)).astype(dtype)
+    out = c0.copy()
+    fastcnn.gemm(a, b, alpha=0.0, beta=3.0, out=out)
+    np.testing.assert_array_equal(out, (3.0 * c0).astype(dtype))
+    out = np.full((7, 9), np.nan, dtype=dtype)
+    fastcnn.gemm(a[:, :0], b[:0], out=out)
+    np.testing.assert_array_equal(out, 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views_and_submatrices(isa, dtype, rng):
+    big_a = rng.standard_normal((90, 70)).astype(dtype)
+    big_b = rng.standard_normal((80, 110)).astype(dtype)
+    views = [
+        (big_a[::2, 1:40:3], big_b[5:18, ::4]),  # non-unit strides on both axes
+        (big_a[10:50, 5:25], big_b[20:40, 30:95]),  # plain sub-matrices
+        (big_a[::-3, ::-2][:13], big_b[:35, ::-5]),  # negative strides
+        (np.asfortranarray(big_a[:40, :30]), np.asfortranarray(big_b[:30, :50])),
+    ]
+    for a, b in views:
+        _check(a, b, fastcnn.gemm(a, b))
+    # out may be a row-strided view with unit inner stride
+    base = np.zeros((20, 60), dtype=dtype)
+    a, b = big_a[:10, :7], big_b[:7, :25]
+    out = base[::2, 3:28]
+    fastcnn.gemm(a, b, out=out)
+    _check(a, b, out)
+    assert np.all(base[1::2] == 0) and np.all(base[:, :3] == 0) and np.all(base[:, 28:] == 0)
+
+
+def test_byte_misaligned_views_are_copied(rng):
+    raw = np.zeros(4 * 6 * 4 + 1, dtype=np.uint8)[1:].view(np.float32).reshape(4, 6)
+    raw[...] = rng.standard_normal((4, 6))
+    b = rng.standard_normal((6, 3)).astype(np.float32)
+    _check(raw, b, fastcnn.gemm(raw, b))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k", [(300, 200, 700), (1000, 16, 9), (9, 16, 5000), (50, 300, 40)])
+def test_bitwise_identical_for_any_thread_count(dtype, m, n, k, rng):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    results = []
+    for nt in (1, 2, 3):
+        with fastcnn.threads(nt):
+            results.append(fastcnn.gemm(a, b))
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+def test_bad_arguments_name_what_is_wrong(rng):
+    a = np.ones((3, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    with pytest.raises(TypeError, match="same dtype"):
+        fastcnn.gemm(a, b.astype(np.float64))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fastcnn.gemm(a.astype(np.int32), b)
+    with pytest.raises(TypeError, match="numpy array"):
+        fastcnn.gemm([[1.0]], b)
+    with pytest.raises(ValueError, match=r"a must be 2-D, got a.shape=\(3, 4, 1\)"):
+        fastcnn.gemm(a[..., None], b)
+    with pytest.raises(ValueError, match=r"inner dimensions differ.*\(3, 4\).*\(5, 4\)"):
+        fastcnn.gemm(a, b, trans_b=True)
+    with pytest.raises(ValueError, match=r"out.shape=\(3, 4\) but the product is \(3, 5\)"):
+        fastcnn.gemm(a, b, out=np.empty((3, 4), np.float32))
+    with pytest.raises(TypeError, match="out.dtype=float64"):
+        fastcnn.gemm(a, b, out=np.empty((3, 5), np.float64))
+    with pytest.raises(ValueError, match="unit stride"):
+        fastcnn.gemm(a, b, out=np.empty((5, 3), np.float32).T)
+    with pytest.raises(ValueError, match="overlap"):
+        sq = np.ones((4, 4), np.float32)
+        fastcnn.gemm(sq, sq, out=sq)
+    ro = np.empty((3, 5), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        fastcnn.gemm(a, b, out=ro)
