@@ -492,6 +492,29 @@ def check_col2im(
     return col, g
 
 
+# Largest element count of any array an op makes (output, padded input, im2col rows): sizes
+# whose products overflow are rejected here, before numpy or the C++ kernels see them.
+_MAX_ELEMENTS = 2**62 // 8
+
+
+def check_geometry_size(g: Geometry2d, where: str, shapes: str) -> None:
+    """ValueError if the output or the padded input of geometry g is too large to allocate."""
+    sizes = {
+        "output": g.n * g.k * g.p * g.q,
+        "padded input": g.n * g.c * (g.h + 2 * g.ph) * (g.w + 2 * g.pw),
+        "im2col": g.p * g.q * g.c * g.r * g.s,
+    }
+    for what, size in sizes.items():
+        if size > _MAX_ELEMENTS:
+            raise ValueError(
+                _msg(
+                    where,
+                    f"the {what} would have {size} elements, which overflows ({shapes}, "
+                    f"stride=({g.sh}, {g.sw}), pad=({g.ph}, {g.pw}))",
+                )
+            )
+
+
 def _conv_geometry(
     x: np.ndarray, w: np.ndarray, stride: IntOrPair, pad: IntOrPair, where: str
 ) -> Geometry2d:
@@ -504,7 +527,9 @@ def _conv_geometry(
     n, c, h, wd = x.shape
     k, _, r, s = w.shape
     p, q = conv_output_size((h, wd), (r, s), st, pd, where, shapes)
-    return Geometry2d(n, c, h, wd, k, r, s, st[0], st[1], pd[0], pd[1], p, q)
+    g = Geometry2d(n, c, h, wd, k, r, s, st[0], st[1], pd[0], pd[1], p, q)
+    check_geometry_size(g, where, shapes)
+    return g
 
 
 def check_conv2d_forward(
@@ -558,7 +583,9 @@ def _pool_geometry(
     check_pool_pad(pd, win, where)
     n, c, h, w = shape
     p, q = pool_output_size((h, w), win, st, pd, where, f"{shape_name}={_shape(shape)}")
-    return Geometry2d(n, c, h, w, c, win[0], win[1], st[0], st[1], pd[0], pd[1], p, q)
+    g = Geometry2d(n, c, h, w, c, win[0], win[1], st[0], st[1], pd[0], pd[1], p, q)
+    check_geometry_size(g, where, f"{shape_name}={_shape(shape)}")
+    return g
 
 
 def check_pool2d_forward(

@@ -9,4 +9,6 @@ PYBIND11_MODULE(_core, m) {
 #endif
   fastcnn::bind::bind_common(m);
   fastcnn::bind::bind_gemm(m);
+  fastcnn::bind::bind_conv(m);
+  fastcnn::bind::bind_pool(m);
 }

@@ -1,0 +1,247 @@
+// Convolution drivers: per image, a GEMM between the weights and the image's im2col matrix,
+// whose panels are packed on the fly from a zero-padded copy of the image.
+//
+// Each image is padded once into per-thread scratch (C x Hp x Wp), so packing needs no bounds
+// checks. Row (c, r, s) of the im2col matrix starts at base = c*Hp*Wp + r*Wp + s of the padded
+// image, and output pixel (p, q) adds p*sh*Wp + q*sw. With unit strides the forward product
+// uses "row-padded" output columns j = p*Wp + q (q < Wp, garbage for q >= Q): then column j is
+// just base + j, so every packed B row is one contiguous copy; the garbage columns are dropped
+// when the result is copied into y with the bias. Threads split the batch (one image each at a
+// time); weight gradients are summed over fixed chunks of images, then over chunks in order.
+#include "conv/conv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/memory.h"
+#include "common/parallel.h"
+#include "gemm/gemm_driver.h"
+#include "gemm/pack.h"
+
+namespace fastcnn {
+
+namespace {
+
+struct PaddedGeometry {
+  int64_t hp, wp, plane;  // padded height, width, and plane size
+  int64_t crs, rs;        // im2col rows, and rows per channel
+  explicit PaddedGeometry(const Geometry2d& g)
+      : hp(g.h + 2 * g.ph), wp(g.w + 2 * g.pw), plane((g.h + 2 * g.ph) * (g.w + 2 * g.pw)),
+        crs(g.c * g.r * g.s), rs(g.r * g.s) {}
+  // Offset of im2col row kr = (c, r, s) in the padded image.
+  int64_t row_base(const Geometry2d& g, int64_t kr) const {
+    const int64_t c = kr / rs, t = kr % rs;
+    return c * plane + (t / g.s) * wp + t % g.s;
+  }
+};
+
+// Copies image x_n (C,H,W) into xpad (C,Hp,Wp) with zero borders.
+template <class T>
+void pad_image(const Geometry2d& g, const PaddedGeometry& pg, const T* xn, T* xpad) {
+  if (g.ph == 0 && g.pw == 0) {
+    std::memcpy(xpad, xn, sizeof(T) * g.c * g.h * g.w);
+    return;
+  }
+  std::fill(xpad, xpad + g.c * pg.plane, T(0));
+  for (int64_t c = 0; c < g.c; ++c)
+    for (int64_t i = 0; i < g.h; ++i)
+      std::memcpy(xpad + c * pg.plane + (i + g.ph) * pg.wp + g.pw, xn + (c * g.h + i) * g.w,
+                  sizeof(T) * g.w);
+}
+
+// Output-column layout of the forward product: row-padded (width Wp) for unit strides.
+struct Columns {
+  int64_t width;  // columns per output row in the product (Wp or Q)
+  int64_t count;  // columns of the product
+  bool contiguous;
+  Columns(const Geometry2d& g, const PaddedGeometry& pg)
+      : width(g.sh == 1 && g.sw == 1 ? pg.wp : g.q),
+        count((g.p - 1) * (g.sh == 1 && g.sw == 1 ? pg.wp : g.q) + g.q),
+        contiguous(g.sh == 1 && g.sw == 1) {}
+  int64_t offset(const Geometry2d& g, const PaddedGeometry& pg, int64_t j) const {
+    return contiguous ? j : (j / width) * g.sh * pg.wp + (j % width) * g.sw;
+  }
+};
+
+// Packs B = im2col(xpad)[k0:k0+kc, j0:j0+nc] (rows (c,r,s), columns per `cols`) into NR panels.
+template <class T>
+void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols, const T* xpad,
+                 int nr, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  std::vector<int64_t> off(nr);
+  for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
+    const int64_t valid = std::min<int64_t>(nr, nc - jp);
+    for (int64_t jj = 0; jj < valid; ++jj) off[jj] = cols.offset(g, pg, j0 + jp + jj);
+    for (int64_t kk = 0; kk < kc; ++kk) {
+      const T* src = xpad + pg.row_base(g, k0 + kk);
+      T* d = dst + kk * nr;
+      if (cols.contiguous) {
+        std::memcpy(d, src + off[0], sizeof(T) * valid);
+      } else {
+        for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[off[jj]];
+      }
+      for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
+  g.validate("conv2d_forward");
+  const GemmConfig<T>& cfg = gemm_config<T>();
+  const PaddedGeometry pg(g);
+  const Columns cols(g, pg);
+  const StridedMatrix<T> wm{w, pg.crs, 1};
+  const int64_t pq = g.p * g.q;
+  parallel_run(threads_for(g.n), [&](int tid, int nt) {
+    int64_t n0, n1;
+    partition(g.n, tid, nt, n0, n1);
+    if (n0 >= n1) return;
+    AlignedBuffer<T> xpad(g.c * pg.plane), prod(g.k * cols.count);
+    GemmScratch<T> scratch(cfg, g.k, cols.count, pg.crs);
+    auto pa = [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+      pack_a(wm, cfg.mr, i0, mc, k0, kc, dst);
+    };
+    auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+      pack_im2col(g, pg, cols, xpad.data(), cfg.nr, k0, kc, j0, nc, dst);
+    };
+    for (int64_t n = n0; n < n1; ++n) {
+      pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
+      gemm_block_range<T>(cfg, 0, g.k, 0, cols.count, pg.crs, T(1), pa, pb, T(0), prod.data(),
+                          cols.count, scratch);
+      T* yn = y + n * g.k * pq;
+      for (int64_t k = 0; k < g.k; ++k) {
+        const T bias = b != nullptr ? b[k] : T(0);
+        for (int64_t p = 0; p < g.p; ++p) {
+          const T* src = prod.data() + k * cols.count + p * cols.width;
+          T* dst = yn + k * pq + p * g.q;
+          for (int64_t q = 0; q < g.q; ++q) {
+            const T v = src[q] + bias;
+            dst[q] = relu && !(v > T(0)) ? T(0) : v;
+          }
+        }
+      }
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
+  g.validate("conv2d_backward_data");
+  const GemmConfig<T>& cfg = gemm_config<T>();
+  const PaddedGeometry pg(g);
+  const int64_t pq = g.p * g.q;
+  const StridedMatrix<T> wt{w, 1, pg.crs};  // W^T: (CRS x K)
+  parallel_run(threads_for(g.n), [&](int tid, int nt) {
+    int64_t n0, n1;
+    partition(g.n, tid, nt, n0, n1);
+    if (n0 >= n1) return;
+    AlignedBuffer<T> dxpad(g.c * pg.plane), dcol(pg.crs * pq);
+    GemmScratch<T> scratch(cfg, pg.crs, pq, g.k);
+    for (int64_t n = n0; n < n1; ++n) {
+      // dcol = W^T . dy_n (CRS x PQ), then scatter-add it into the padded image (col2im).
+      const StridedMatrix<T> dyn{dy + n * g.k * pq, pq, 1};
+      auto pa = [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+        pack_a(wt, cfg.mr, i0, mc, k0, kc, dst);
+      };
+      auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+        pack_b(dyn, cfg.nr, k0, kc, j0, nc, dst);
+      };
+      gemm_block_range<T>(cfg, 0, pg.crs, 0, pq, g.k, T(1), pa, pb, T(0), dcol.data(), pq,
+                          scratch);
+      std::fill(dxpad.data(), dxpad.data() + g.c * pg.plane, T(0));
+      for (int64_t kr = 0; kr < pg.crs; ++kr) {
+        T* base = dxpad.data() + pg.row_base(g, kr);
+        const T* src = dcol.data() + kr * pq;
+        for (int64_t p = 0; p < g.p; ++p) {
+          T* row = base + p * g.sh * pg.wp;
+          for (int64_t q = 0; q < g.q; ++q) row[q * g.sw] += src[p * g.q + q];
+        }
+      }
+      T* dxn = dx + n * g.c * g.h * g.w;
+      for (int64_t c = 0; c < g.c; ++c)
+        for (int64_t i = 0; i < g.h; ++i)
+          std::memcpy(dxn + (c * g.h + i) * g.w, dxpad.data() + c * pg.plane + (i + g.ph) * pg.wp + g.pw,
+                      sizeof(T) * g.w);
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
+  g.validate("conv2d_backward_weights");
+  const GemmConfig<T>& cfg = gemm_config<T>();
+  const PaddedGeometry pg(g);
+  const int64_t pq = g.p * g.q, kcrs = g.k * pg.crs;
+  // Fixed chunks of images, independent of the thread count.
+  const int64_t chunks = std::min<int64_t>(g.n, 16);
+  AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), kcrs + g.k, "conv2d dW"));
+  parallel_run(threads_for(chunks), [&](int tid, int nt) {
+    int64_t c0, c1;
+    partition(chunks, tid, nt, c0, c1);
+    if (c0 >= c1) return;
+    AlignedBuffer<T> xpad(g.c * pg.plane);
+    GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
+    std::vector<int64_t> base(pg.crs);
+    for (int64_t kr = 0; kr < pg.crs; ++kr) base[kr] = pg.row_base(g, kr);
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      T* dwp = partial.data() + ch * (kcrs + g.k);
+      T* dbp = dwp + kcrs;
+      std::fill(dbp, dbp + g.k, T(0));
+      int64_t i0, i1;
+      partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
+      for (int64_t n = i0; n < i1; ++n) {
+        pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
+        const T* dyn = dy + n * g.k * pq;
+        const StridedMatrix<T> dym{dyn, pq, 1};
+        auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+          pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
+        };
+        // B = im2col(x_n)^T: B(j, kr) = xpad[base[kr] + offset(j)], packed NR rows kr at a time.
+        auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+          const int nr = cfg.nr;
+          for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
+            const int64_t valid = std::min<int64_t>(nr, nc - jp);
+            for (int64_t kk = 0; kk < kc; ++kk) {
+              const int64_t j = k0 + kk;
+              const int64_t off = (j / g.q) * g.sh * pg.wp + (j % g.q) * g.sw;
+              T* d = dst + kk * nr;
+              for (int64_t jj = 0; jj < valid; ++jj) d[jj] = xpad.data()[base[j0 + jp + jj] + off];
+              for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
+            }
+          }
+        };
+        gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), dwp,
+                            pg.crs, scratch);
+        for (int64_t k = 0; k < g.k; ++k) {
+          T sum = T(0);
+          for (int64_t j = 0; j < pq; ++j) sum += dyn[k * pq + j];
+          dbp[k] += sum;
+        }
+      }
+    }
+  });
+  // Chunks in order: element-wise, so any split of the elements gives the same bits.
+  parallel_for(kcrs + g.k, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      T sum = chunks > 0 ? partial.data()[e] : T(0);
+      for (int64_t ch = 1; ch < chunks; ++ch) sum += partial.data()[ch * (kcrs + g.k) + e];
+      if (e < kcrs) {
+        dw[e] = sum;
+      } else if (db != nullptr) {
+        db[e - kcrs] = sum;
+      }
+    }
+  });
+}
+
+#define FASTCNN_INSTANTIATE_CONV(T)                                                        \
+  template void conv2d_forward<T>(const Geometry2d&, const T*, const T*, const T*, T*, bool); \
+  template void conv2d_backward_data<T>(const Geometry2d&, const T*, const T*, T*);           \
+  template void conv2d_backward_weights<T>(const Geometry2d&, const T*, const T*, T*, T*);
+FASTCNN_INSTANTIATE_CONV(float)
+FASTCNN_INSTANTIATE_CONV(double)
+
+}  // namespace fastcnn

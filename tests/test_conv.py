@@ -1,0 +1,160 @@
+"""Fast conv2d_forward / conv2d_backward against fastcnn.reference: random shapes (batch 1-8,
+channels 1-64, H/W 1-32, kernel 1-7, stride 1-3, pad 0-3, non-square), both dtypes, mixed
+dtypes, non-contiguous inputs, every ISA, bitwise equality across thread counts, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastcnn
+from fastcnn import _conv as fast
+from fastcnn.reference import functional as ref
+
+TOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+def _assert_close(actual, expected, dtype):
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL[dtype] * scale)
+
+
+def _random_case(rng, max_c=64, max_hw=32):
+    n = int(rng.integers(1, 9))
+    c, k = int(rng.integers(1, max_c + 1)), int(rng.integers(1, max_c + 1))
+    r, s = int(rng.integers(1, 8)), int(rng.integers(1, 8))
+    sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    ph, pw = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+    h = int(rng.integers(max(1, r - 2 * ph), max_hw + 1))
+    w = int(rng.integers(max(1, s - 2 * pw), max_hw + 1))
+    return (n, c, h, w), (k, c, r, s), (sh, sw), (ph, pw)
+
+
+def _check_case(rng, xs, ws, stride, pad, dtype, bias=True):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype) if bias else None
+    y = fast.conv2d_forward(x, w, b, stride, pad)
+    _assert_close(y, ref.conv2d_forward(x, w, b, stride, pad), dtype)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    got = fast.conv2d_backward(dy, x, w, stride, pad)
+    want = ref.conv2d_backward(dy, x, w, stride, pad)
+    for a, e in zip(got, want):
+        _assert_close(a, e, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_random_shapes_match_reference(dtype, rng):
+    for _ in range(40):
+        xs, ws, stride, pad = _random_case(rng, max_c=16, max_hw=20)
+        _check_case(rng, xs, ws, stride, pad, dtype, bias=bool(rng.integers(0, 2)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_wide_channels_match_reference(dtype, rng):
+    for _ in range(4):
+        xs, ws, stride, pad = _random_case(rng)
+        _check_case(rng, xs, ws, stride, pad, dtype)
+
+
+def test_every_isa_matches_reference(isa, rng):
+    for dtype in (np.float32, np.float64):
+        for xs, ws, stride, pad in [
+            ((2, 3, 9, 11), (5, 3, 3, 3), 1, 1),
+            ((3, 7, 13, 6), (17, 7, 2, 4), (2, 1), (1, 3)),
+            ((1, 1, 28, 28), (16, 1, 3, 3), 1, 1),
+        ]:
+            _check_case(rng, xs, ws, stride, pad, dtype)
+
+
+@pytest.mark.parametrize(
+    "xs,ws,stride,pad",
+    [
+        ((1, 1, 1, 1), (1, 1, 1, 1), 1, 0),
+        ((2, 3, 1, 1), (4, 3, 3, 3), 1, 1),  # only the centre tap sees data
+        ((2, 2, 5, 5), (3, 2, 5, 5), 1, 0),  # 1x1 output
+        ((1, 2, 4, 9), (3, 2, 7, 2), 3, 3),  # kernel larger than the input, big pad
+        ((3, 2, 8, 8), (2, 2, 1, 1), 2, 0),  # 1x1 kernel with stride
+    ],
+)
+def test_edge_geometries(xs, ws, stride, pad, rng):
+    for dtype in (np.float32, np.float64):
+        _check_case(rng, xs, ws, stride, pad, dtype)
+
+
+def test_mixed_dtypes_promote_like_the_reference(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3))
+    b = rng.standard_normal(4).astype(np.float32)
+    y = fast.conv2d_forward(x, w, b, 1, 1)
+    assert y.dtype == np.float64
+    _assert_close(y, ref.conv2d_forward(x, w, b, 1, 1), np.float64)
+    dx, dw, db = fast.conv2d_backward(y.astype(np.float32), x, w.astype(np.float32), 1, 1)
+    assert dx.dtype == dw.dtype == db.dtype == np.float32
+
+
+def test_non_contiguous_inputs_and_inputs_untouched(rng):
+    big = rng.standard_normal((4, 6, 20, 20))
+    x = big[::2, 1::2, ::2, 1::2]  # (2, 3, 10, 10), strided on every axis
+    w = rng.standard_normal((3, 5, 3, 3)).transpose(1, 0, 2, 3)  # (5, 3, 3, 3) view
+    x_copy, w_copy = x.copy(), w.copy()
+    y = fast.conv2d_forward(x, w, None, 1, 1)
+    _assert_close(y, ref.conv2d_forward(x, w, None, 1, 1), np.float64)
+    dy = rng.standard_normal(y.shape)[:, ::-1]
+    for a, e in zip(fast.conv2d_backward(dy, x, w, 1, 1), ref.conv2d_backward(dy, x, w, 1, 1)):
+        _assert_close(a, e, np.float64)
+    np.testing.assert_array_equal(x, x_copy)
+    np.testing.assert_array_equal(w, w_copy)
+
+
+def test_need_dx_false(rng):
+    x = rng.standard_normal((2, 3, 5, 5))
+    w = rng.standard_normal((2, 3, 3, 3))
+    dy = rng.standard_normal((2, 2, 3, 3))
+    dx, dw, db = fast.conv2d_backward(dy, x, w, need_dx=False)
+    assert dx is None
+    _, dw_ref, db_ref = ref.conv2d_backward(dy, x, w)
+    _assert_close(dw, dw_ref, np.float64)
+    _assert_close(db, db_ref, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bitwise_identical_for_any_thread_count(dtype, rng):
+    x = rng.standard_normal((13, 8, 15, 15)).astype(dtype)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(dtype)
+    b = rng.standard_normal(16).astype(dtype)
+    results = []
+    for nt in (1, 2, 3):
+        with fastcnn.threads(nt):
+            y = fast.conv2d_forward(x, w, b, 1, 1)
+            results.append((y, *fast.conv2d_backward(y, x, w, 1, 1)))
+    for other in results[1:]:
+        for a, e in zip(other, results[0]):
+            np.testing.assert_array_equal(a, e)
+
+
+def _raises_like_reference(fn_name, *args, **kwargs):
+    with pytest.raises((ValueError, TypeError)) as want:
+        getattr(ref, fn_name)(*args, **kwargs)
+    with pytest.raises(want.type) as got:
+        getattr(fast, fn_name)(*args, **kwargs)
+    assert str(got.value) == str(want.value)
+
+
+def test_bad_input_is_rejected_like_the_reference():
+    x = np.ones((2, 3, 5, 5))
+    w = np.ones((4, 3, 3, 3))
+    _raises_like_reference("conv2d_forward", x, np.ones((4, 2, 3, 3)))  # channel mismatch
+    _raises_like_reference("conv2d_forward", x[0], w)  # wrong ndim
+    _raises_like_reference("conv2d_forward", x, np.ones((4, 3, 7, 7)))  # output size <= 0
+    _raises_like_reference("conv2d_forward", x, w, None, 0)  # stride 0
+    _raises_like_reference("conv2d_forward", x, w, None, 1, -1)  # negative pad
+    _raises_like_reference("conv2d_forward", x, w, np.ones(5))  # bias shape
+    _raises_like_reference("conv2d_forward", x.astype(np.int64), w)  # integer input
+    _raises_like_reference("conv2d_forward", x, w, None, (1, 2, 3))  # bad pair
+    _raises_like_reference("conv2d_backward", np.ones((2, 4, 2, 2)), x, w)  # dy shape
+    _raises_like_reference("conv2d_backward", np.ones((2, 4, 3, 3)), x, w, need_dx=1)
+    with pytest.raises(ValueError, match="overflow"):
+        fast.conv2d_forward(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), None, 1, 2**61)
