@@ -1,0 +1,94 @@
+"""Max and average pooling on the compiled core, with the reference's names and signatures.
+
+Arguments go through the same ``_validation`` checkers as ``fastcnn.reference``, so both
+backends accept and reject the same calls; inputs are made C-contiguous, outputs are allocated
+here, and each function is one ``_core`` call. Results match the reference bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastcnn import _core
+from fastcnn import _validation as V
+
+__all__ = [
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+]
+
+IntOrPair = V.IntOrPair
+
+
+def _geom(g: V.Geometry2d) -> tuple[int, ...]:
+    return (g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.sh, g.sw, g.ph, g.pw, g.p, g.q)
+
+
+def max_pool2d_forward(
+    x: np.ndarray, window: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling. x is (N,C,H,W); returns y (N,C,P,Q) (x's dtype) and argmax (N,C,P,Q) int64.
+
+    window, stride, pad are an int or an (h, w) pair with 0 <= pad < window per axis.
+    argmax[n,c,p,q] = r*window_w + s of the max inside its window; ties go to the first max in
+    row-major order; the first NaN counts as the max; padding never wins.
+    """
+    x, g = V.check_pool2d_forward(x, window, stride, pad, "max_pool2d_forward")
+    y = np.empty(g.y_shape, dtype=x.dtype)
+    argmax = np.empty(g.y_shape, dtype=np.int64)
+    if y.size:
+        _core.max_pool2d_forward(np.ascontiguousarray(x), y, argmax, _geom(g))
+    return y, argmax
+
+
+def max_pool2d_backward(
+    dy: np.ndarray,
+    argmax: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    window: IntOrPair,
+    stride: IntOrPair = 1,
+    pad: IntOrPair = 0,
+) -> np.ndarray:
+    """Gradient of max_pool2d_forward: dy (N,C,P,Q) routed to argmax; returns dx of x_shape.
+
+    argmax is any integer array shaped like dy with values in [0, window_h*window_w).
+    Overlapping windows accumulate. Same dtype as dy.
+    """
+    dy, argmax, g = V.check_max_pool2d_backward(dy, argmax, x_shape, window, stride, pad)
+    dx = np.empty(g.x_shape, dtype=dy.dtype)
+    if dx.size:
+        am = np.ascontiguousarray(argmax, dtype=np.int64)  # values already checked in range
+        _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, _geom(g))
+    return dx
+
+
+def avg_pool2d_forward(
+    x: np.ndarray, window: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0
+) -> np.ndarray:
+    """Average pooling. x is (N,C,H,W); y is (N,C,P,Q), x's dtype.
+
+    Padding counts as zeros and the divisor is always window_h*window_w (PyTorch's
+    count_include_pad=True). Requires 0 <= pad < window per axis.
+    """
+    x, g = V.check_pool2d_forward(x, window, stride, pad, "avg_pool2d_forward")
+    y = np.empty(g.y_shape, dtype=x.dtype)
+    if y.size:
+        _core.avg_pool2d_forward(np.ascontiguousarray(x), y, _geom(g))
+    return y
+
+
+def avg_pool2d_backward(
+    dy: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    window: IntOrPair,
+    stride: IntOrPair = 1,
+    pad: IntOrPair = 0,
+) -> np.ndarray:
+    """Gradient of avg_pool2d_forward: dy (N,C,P,Q) -> dx of x_shape (N,C,H,W), dy's dtype."""
+    dy, g = V.check_pool2d_backward(dy, x_shape, window, stride, pad, "avg_pool2d_backward")
+    dx = np.empty(g.x_shape, dtype=dy.dtype)
+    if dx.size:
+        _core.avg_pool2d_backward(np.ascontiguousarray(dy), dx, _geom(g))
+    return dx
