@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "common/geometry.h"
 
@@ -21,13 +23,17 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 
-inline std::string shape_str(const py::array& a) {
+using Dims = std::vector<int64_t>;
+
+// "(2, 3)" / "(5,)", as Python prints shapes.
+inline std::string dims_str(const Dims& d) {
   std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-    s += std::to_string(a.shape(i));
-    if (a.ndim() == 1 || i + 1 < a.ndim()) s += a.ndim() == 1 ? "," : ", ";
-  }
-  return s + ")";
+  for (std::size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + (d.size() == 1 ? ",)" : ")");
+}
+
+inline std::string shape_str(const py::array& a) {
+  return dims_str(Dims(a.shape(), a.shape() + a.ndim()));
 }
 
 template <class T>
@@ -47,33 +53,54 @@ inline int64_t elem_stride(const py::array& a, int axis, const char* name) {
   return bytes / static_cast<int64_t>(a.itemsize());
 }
 
-// The 13-tuple (n, c, h, w, k, r, s, sh, sw, ph, pw, p, q) of fastcnn._validation.Geometry2d.
-inline Geometry2d to_geometry(const py::tuple& t, const char* where) {
-  require(t.size() == 13, std::string(where) + ": geometry must have 13 fields");
-  int64_t v[13];
-  for (int i = 0; i < 13; ++i) v[i] = t[i].cast<int64_t>();
-  Geometry2d g{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12]};
+// The 13-tuple (n, c, h, w, k, r, s, sh, sw, ph, pw, p, q) of fastcnn._validation.Geometry2d;
+// a tuple of another length or type is a TypeError from pybind11's conversion.
+using GeometryTuple = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+
+inline Geometry2d to_geometry(const GeometryTuple& t, const char* where) {
+  const Geometry2d g = std::apply([](auto... v) { return Geometry2d{v...}; }, t);
   g.validate(where);
   return g;
 }
 
-// Pointer to the data of a C-contiguous array of T holding exactly `size` elements.
+inline Dims x_dims(const Geometry2d& g) { return {g.n, g.c, g.h, g.w}; }
+inline Dims y_dims(const Geometry2d& g) { return {g.n, g.k, g.p, g.q}; }
+inline Dims w_dims(const Geometry2d& g) { return {g.k, g.c, g.r, g.s}; }
+
+// Data of `a`, which must be a C-contiguous array of T with exactly the shape `dims`
+// (TypeError for the wrong dtype, ValueError otherwise).
 template <class T>
-const T* data_of(const py::array& a, int64_t size, const char* where, const char* name) {
+const T* data_of(const py::array& a, const Dims& dims, const char* where, const char* name) {
+  const std::string what = std::string(where) + ": " + name;
   if (!is_dtype<T>(a)) {
-    throw py::type_error(std::string(where) + ": " + name + " has the wrong dtype");
+    throw py::type_error(what + " has dtype " + std::string(py::str(a.dtype())) + ", expected " +
+                         std::string(py::str(py::dtype::of<T>())));
   }
-  require((a.flags() & py::array::c_style) != 0 && a.size() == size,
-          std::string(where) + ": " + name + " must be C-contiguous with " +
-              std::to_string(size) + " elements, got shape " + shape_str(a));
+  require(Dims(a.shape(), a.shape() + a.ndim()) == dims,
+          what + " has shape " + shape_str(a) + " but the geometry needs " + dims_str(dims));
+  require((a.flags() & py::array::c_style) != 0, what + " must be C-contiguous");
   return static_cast<const T*>(a.data());
 }
 
 template <class T>
-T* mutable_data_of(py::array& a, int64_t size, const char* where, const char* name) {
-  data_of<T>(a, size, where, name);
+T* mutable_data_of(py::array& a, const Dims& dims, const char* where, const char* name) {
+  data_of<T>(a, dims, where, name);
   require(a.writeable(), std::string(where) + ": " + name + " must be writeable");
   return static_cast<T*>(a.mutable_data());
+}
+
+// Calls f(T{}) with T = float or double, the dtype of `a` (the kernels' element type).
+template <class F>
+void dispatch_float(const py::array& a, const char* where, F&& f) {
+  if (is_dtype<float>(a)) {
+    f(float{});
+  } else if (is_dtype<double>(a)) {
+    f(double{});
+  } else {
+    throw py::type_error(std::string(where) + ": arrays must be float32 or float64, got " +
+                         std::string(py::str(a.dtype())));
+  }
 }
 
 }  // namespace fastcnn::bind

@@ -12,62 +12,61 @@
 
 namespace fastcnn {
 
+namespace {
+
+// {packed-A kernel, strided-A kernel, MR, NR, MC, KC, NC, name} for
+// <dt>_gemm_ukernel_<tile>[_strided_a]__<isa>.
+#define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc)                                 \
+  {dt##_gemm_ukernel_##tile##__##isa, dt##_gemm_ukernel_##tile##_strided_a__##isa, mr, nr, mc, \
+   kc, nc, #dt "_gemm_ukernel_" #tile "__" #isa}
+
+// One dtype's configurations; an ISA this build has no kernels for falls back to generic.
+template <class T>
+struct GemmConfigs {
+  GemmConfig<T> generic;
+  const GemmConfig<T>* avx2;
+  const GemmConfig<T>* avx512;
+  constexpr const GemmConfig<T>& operator[](Isa isa) const {
+    if (isa == Isa::avx512 && avx512 != nullptr) return *avx512;
+    if (isa == Isa::avx2 && avx2 != nullptr) return *avx2;
+    return generic;
+  }
+};
+
+#if defined(FASTCNN_HAVE_AVX2)
+constexpr GemmConfig<float> kF32Avx2 = FASTCNN_GEMM_CONFIG(f32, 6x16, avx2, 6, 16, 144, 256, 4080);
+constexpr GemmConfig<double> kF64Avx2 = FASTCNN_GEMM_CONFIG(f64, 6x8, avx2, 6, 8, 96, 256, 2040);
+#define FASTCNN_AVX2_CONFIG(cfg) &(cfg)
+#else
+#define FASTCNN_AVX2_CONFIG(cfg) nullptr
+#endif
+#if defined(FASTCNN_HAVE_AVX512)
+constexpr GemmConfig<float> kF32Avx512 =
+    FASTCNN_GEMM_CONFIG(f32, 12x32, avx512, 12, 32, 144, 256, 4096);
+constexpr GemmConfig<double> kF64Avx512 =
+    FASTCNN_GEMM_CONFIG(f64, 12x16, avx512, 12, 16, 96, 256, 2048);
+#define FASTCNN_AVX512_CONFIG(cfg) &(cfg)
+#else
+#define FASTCNN_AVX512_CONFIG(cfg) nullptr
+#endif
+
+constexpr GemmConfigs<float> kF32Configs{
+    FASTCNN_GEMM_CONFIG(f32, 4x8, generic, 4, 8, 128, 256, 4096),
+    FASTCNN_AVX2_CONFIG(kF32Avx2), FASTCNN_AVX512_CONFIG(kF32Avx512)};
+constexpr GemmConfigs<double> kF64Configs{
+    FASTCNN_GEMM_CONFIG(f64, 4x4, generic, 4, 4, 96, 256, 4096),
+    FASTCNN_AVX2_CONFIG(kF64Avx2), FASTCNN_AVX512_CONFIG(kF64Avx512)};
+
+}  // namespace
+
 template <>
 const GemmConfig<float>& gemm_config<float>(Isa isa) {
-  static const GemmConfig<float> generic{f32_gemm_ukernel_4x8__generic, f32_gemm_ukernel_4x8_strided_a__generic,
-      4, 8, 128, 256, 4096,
-                                         "f32_gemm_ukernel_4x8__generic"};
-#if defined(FASTCNN_HAVE_AVX2)
-  static const GemmConfig<float> avx2{f32_gemm_ukernel_6x16__avx2, f32_gemm_ukernel_6x16_strided_a__avx2,
-      6, 16, 144, 256, 4080,
-                                      "f32_gemm_ukernel_6x16__avx2"};
-#endif
-#if defined(FASTCNN_HAVE_AVX512)
-  static const GemmConfig<float> avx512{f32_gemm_ukernel_12x32__avx512, f32_gemm_ukernel_12x32_strided_a__avx512,
-      12, 32, 144, 256, 4096,
-                                        "f32_gemm_ukernel_12x32__avx512"};
-#endif
-  switch (isa) {
-#if defined(FASTCNN_HAVE_AVX512)
-    case Isa::avx512:
-      return avx512;
-#endif
-#if defined(FASTCNN_HAVE_AVX2)
-    case Isa::avx2:
-      return avx2;
-#endif
-    default:
-      return generic;
-  }
+  return kF32Configs[isa];
 }
 
 template <>
 const GemmConfig<double>& gemm_config<double>(Isa isa) {
-  static const GemmConfig<double> generic{f64_gemm_ukernel_4x4__generic, f64_gemm_ukernel_4x4_strided_a__generic,
-      4, 4, 96, 256, 4096,
-                                          "f64_gemm_ukernel_4x4__generic"};
-#if defined(FASTCNN_HAVE_AVX2)
-  static const GemmConfig<double> avx2{f64_gemm_ukernel_6x8__avx2, f64_gemm_ukernel_6x8_strided_a__avx2,
-      6, 8, 96, 256, 2040,
-                                       "f64_gemm_ukernel_6x8__avx2"};
-#endif
-#if defined(FASTCNN_HAVE_AVX512)
-  static const GemmConfig<double> avx512{f64_gemm_ukernel_12x16__avx512, f64_gemm_ukernel_12x16_strided_a__avx512,
-      12, 16, 96, 256, 2048,
-                                         "f64_gemm_ukernel_12x16__avx512"};
-#endif
-  switch (isa) {
-#if defined(FASTCNN_HAVE_AVX512)
-    case Isa::avx512:
-      return avx512;
-#endif
-#if defined(FASTCNN_HAVE_AVX2)
-    case Isa::avx2:
-      return avx2;
-#endif
-    default:
-      return generic;
-  }
+  return kF64Configs[isa];
 }
 
 template <class T>
