@@ -33,10 +33,21 @@ def conv2d_forward(
     x is (N,C,H,W), w is (K,C,R,S), b is (K,) or None; returns y (N,K,P,Q) with
     P = (H + 2*ph - R)//sh + 1 and Q likewise; dtype = numpy's promotion of the inputs.
     """
+    return _forward(x, w, b, stride, pad, relu=False)
+
+
+def conv2d_relu_forward(
+    x: Any, w: Any, b: Any = None, stride: IntOrPair = 1, pad: IntOrPair = 0
+) -> np.ndarray:
+    """relu(conv2d_forward(...)) with the ReLU fused into the kernel's output pass."""
+    return _forward(x, w, b, stride, pad, relu=True)
+
+
+def _forward(x: Any, w: Any, b: Any, stride: IntOrPair, pad: IntOrPair, relu: bool) -> np.ndarray:
     x, w, b, g, dt = V.check_conv2d_forward(x, w, b, stride, pad)
     y = np.empty(g.y_shape, dtype=dt)
     bb = None if b is None else _c(b, dt)
-    _core.conv2d_forward(_c(x, dt), _c(w, dt), bb, y, _geometry(g), False)
+    _core.conv2d_forward(_c(x, dt), _c(w, dt), bb, y, _geometry(g), relu)
     return y
 
 

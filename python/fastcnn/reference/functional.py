@@ -18,6 +18,7 @@ __all__ = [
     "im2col",
     "col2im",
     "conv2d_forward",
+    "conv2d_relu_forward",
     "conv2d_backward",
     "max_pool2d_forward",
     "max_pool2d_backward",
@@ -152,6 +153,21 @@ def conv2d_forward(
     if b is not None:
         y += b
     return np.ascontiguousarray(y.reshape(g.n, g.p, g.q, g.k).transpose(0, 3, 1, 2))
+
+
+def conv2d_relu_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: IntOrPair = 1,
+    pad: IntOrPair = 0,
+) -> np.ndarray:
+    """relu_forward(conv2d_forward(x, w, b, stride, pad)): a convolution followed by a ReLU.
+
+    The fast backend fuses the ReLU into the convolution's output pass; the backward pass is
+    relu_backward(dy, y) (y > 0 exactly where the pre-activation was) then conv2d_backward.
+    """
+    return relu_forward(conv2d_forward(x, w, b, stride, pad))
 
 
 def conv2d_backward(

@@ -1,0 +1,105 @@
+"""fastcnn.functional: the fast backend, name for name and signature for signature the same as
+fastcnn.reference.functional.
+
+Convolution and pooling run on the C++ kernels, affine layers on fastcnn's GEMM; every other
+name is taken from the compiled core where it has a kernel and from the reference otherwise
+(im2col/col2im are kept for code that calls them directly: they are the reference's).
+Arguments are checked by the same validators as the reference, so both backends accept and
+reject exactly the same calls; mixed float32/float64 operands promote to float64 like numpy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastcnn import _validation as V
+from fastcnn._conv import conv2d_backward, conv2d_forward, conv2d_relu_forward
+from fastcnn._gemm import gemm
+from fastcnn._pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from fastcnn.reference.functional import (
+    adam_update,
+    batchnorm_backward,
+    batchnorm_forward,
+    col2im,
+    dropout_backward,
+    dropout_forward,
+    dropout_mask,
+    im2col,
+    momentum_update,
+    relu_backward,
+    relu_forward,
+    sgd_update,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
+)
+
+__all__ = [
+    "im2col",
+    "col2im",
+    "conv2d_forward",
+    "conv2d_relu_forward",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "affine_forward",
+    "affine_backward",
+    "relu_forward",
+    "relu_backward",
+    "sigmoid_forward",
+    "sigmoid_backward",
+    "softmax",
+    "softmax_cross_entropy_forward",
+    "softmax_cross_entropy_backward",
+    "dropout_mask",
+    "dropout_forward",
+    "dropout_backward",
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "spatial_batchnorm_forward",
+    "spatial_batchnorm_backward",
+    "sgd_update",
+    "momentum_update",
+    "adam_update",
+]
+
+
+def _as(a: np.ndarray, dt: np.dtype) -> np.ndarray:
+    return a.astype(dt, copy=False)
+
+
+def affine_forward(x: Any, w: Any, b: Any) -> np.ndarray:
+    """Fully connected layer as fastcnn.reference.affine_forward: y = x.reshape(N, D) @ w + b.
+
+    x is (N, ...) with D features per sample, w is (D, M), b is (M,); y is (N, M).
+    """
+    x, w, b, dt = V.check_affine_forward(x, w, b)
+    x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
+    y = np.empty((x.shape[0], w.shape[1]), dtype=dt)
+    y[...] = b
+    return gemm(x2, _as(w, dt), beta=1.0, out=y)
+
+
+def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients (dx, dw, db) of affine_forward, as fastcnn.reference.affine_backward.
+
+    dy is (N, M), x is (N, ...), w is (D, M); dx has x's shape, dw is (D, M), db is (M,).
+    """
+    dy, x, w, dt = V.check_affine_backward(dy, x, w)
+    dy = _as(dy, dt)
+    x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
+    dx = gemm(dy, _as(w, dt), trans_b=True).reshape(x.shape)
+    return dx, gemm(x2, dy, trans_a=True), dy.sum(axis=0)
