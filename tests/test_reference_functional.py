@@ -720,6 +720,34 @@ def test_adam_update_matches_classic_adam():
     np.testing.assert_allclose(v, v_ref, rtol=1e-14)
 
 
+def test_nesterov_adagrad_rmsprop_updates_match_their_definitions():
+    rng = np.random.default_rng(82)
+    p, v, h1, h2 = _randn(rng, (5, 2)), _randn(rng, (5, 2)), np.zeros((5, 2)), np.zeros((5, 2))
+    pn, pa, pr = p.copy(), p.copy(), p.copy()
+    v_ref, h1_ref, h2_ref = v.copy(), h1.copy(), h2.copy()
+    pn_ref, pa_ref, pr_ref = p.copy(), p.copy(), p.copy()
+    for _ in range(4):
+        g = _randn(rng, p.shape)
+        assert F.nesterov_update(pn, g, v, 0.05, 0.8) is None
+        v_ref *= 0.8
+        v_ref -= 0.05 * g
+        pn_ref += 0.8 * 0.8 * v_ref
+        pn_ref -= 1.8 * 0.05 * g
+        F.adagrad_update(pa, g, h1, 0.1)
+        h1_ref += g * g
+        pa_ref -= 0.1 * g / (np.sqrt(h1_ref) + 1e-7)
+        F.rmsprop_update(pr, g, h2, 0.01, 0.9)
+        h2_ref *= 0.9
+        h2_ref += 0.1 * g * g
+        pr_ref -= 0.01 * g / (np.sqrt(h2_ref) + 1e-7)
+    for got, want in ((pn, pn_ref), (v, v_ref), (pa, pa_ref), (h1, h1_ref), (pr, pr_ref)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match=r"rmsprop_update: decay_rate"):
+        F.rmsprop_update(pr, g, h2, 0.01, 1.5)
+    with pytest.raises(ValueError, match=r"adagrad_update: .*h"):
+        F.adagrad_update(pa, g, np.zeros(3), 0.1)
+
+
 # ---------------------------------------------------------------------------------------------
 # Inputs are never written to; every op accepts read-only arrays
 # ---------------------------------------------------------------------------------------------

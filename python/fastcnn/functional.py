@@ -24,6 +24,7 @@ from fastcnn._pool import (
     max_pool2d_forward,
 )
 from fastcnn.reference.functional import (
+    adagrad_update,
     adam_update,
     batchnorm_backward,
     batchnorm_forward,
@@ -33,8 +34,10 @@ from fastcnn.reference.functional import (
     dropout_mask,
     im2col,
     momentum_update,
+    nesterov_update,
     relu_backward,
     relu_forward,
+    rmsprop_update,
     sgd_update,
     sigmoid_backward,
     sigmoid_forward,
@@ -73,6 +76,9 @@ __all__ = [
     "spatial_batchnorm_backward",
     "sgd_update",
     "momentum_update",
+    "nesterov_update",
+    "adagrad_update",
+    "rmsprop_update",
     "adam_update",
 ]
 

@@ -42,6 +42,9 @@ __all__ = [
     "spatial_batchnorm_backward",
     "sgd_update",
     "momentum_update",
+    "nesterov_update",
+    "adagrad_update",
+    "rmsprop_update",
     "adam_update",
 ]
 
@@ -640,6 +643,51 @@ def momentum_update(
     momentum = V.check_real(momentum, "momentum", "momentum_update", low=0.0, high=1.0)
     velocity[...] = momentum * velocity - lr * grad
     param += velocity
+
+
+def nesterov_update(
+    param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: float, momentum: float = 0.9
+) -> None:
+    """Nesterov momentum in the "Deep Learning from Scratch" form, both updated in place:
+    velocity = momentum*velocity - lr*grad;
+    param += momentum*momentum*velocity - (1 + momentum)*lr*grad.
+    """
+    param, grad, (velocity,) = V.check_param_update(
+        param, grad, (("velocity", velocity),), "nesterov_update"
+    )
+    lr = V.check_real(lr, "lr", "nesterov_update")
+    momentum = V.check_real(momentum, "momentum", "nesterov_update", low=0.0, high=1.0)
+    velocity[...] = momentum * velocity - lr * grad
+    param += momentum * momentum * velocity - (1 + momentum) * lr * grad
+
+
+def adagrad_update(
+    param: np.ndarray, grad: np.ndarray, h: np.ndarray, lr: float, eps: float = 1e-7
+) -> None:
+    """AdaGrad: h += grad*grad; param -= lr*grad/(sqrt(h) + eps) (both in place)."""
+    param, grad, (h,) = V.check_param_update(param, grad, (("h", h),), "adagrad_update")
+    lr = V.check_real(lr, "lr", "adagrad_update")
+    eps = V.check_real(eps, "eps", "adagrad_update", low=0.0)
+    h += grad * grad
+    param -= lr * grad / (np.sqrt(h) + eps)
+
+
+def rmsprop_update(
+    param: np.ndarray,
+    grad: np.ndarray,
+    h: np.ndarray,
+    lr: float,
+    decay_rate: float = 0.99,
+    eps: float = 1e-7,
+) -> None:
+    """RMSprop: h = decay_rate*h + (1 - decay_rate)*grad*grad; param -= lr*grad/(sqrt(h) + eps)."""
+    where = "rmsprop_update"
+    param, grad, (h,) = V.check_param_update(param, grad, (("h", h),), where)
+    lr = V.check_real(lr, "lr", where)
+    decay_rate = V.check_real(decay_rate, "decay_rate", where, low=0.0, high=1.0)
+    eps = V.check_real(eps, "eps", where, low=0.0)
+    h[...] = decay_rate * h + (1 - decay_rate) * grad * grad
+    param -= lr * grad / (np.sqrt(h) + eps)
 
 
 def adam_update(
