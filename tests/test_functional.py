@@ -1,0 +1,121 @@
+"""fastcnn.functional against fastcnn.reference.functional: the same public names and
+signatures, and the functions not covered by their own kernel-family tests (affine on the GEMM,
+the fused conv + ReLU) checked against the oracle, across dtypes and thread counts."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import fastcnn
+from fastcnn import functional as fast
+from fastcnn.reference import functional as ref
+
+TOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+def _assert_close(actual, expected, dtype):
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL[dtype] * scale)
+
+
+def test_same_public_names_as_the_reference():
+    assert fast.__all__ == ref.__all__
+    for name in ref.__all__:
+        assert callable(getattr(fast, name)), name
+
+
+@pytest.mark.parametrize("name", ref.__all__)
+def test_same_signature_as_the_reference(name):
+    assert inspect.signature(getattr(fast, name)).parameters.keys() == (
+        inspect.signature(getattr(ref, name)).parameters.keys()
+    )
+    for p_fast, p_ref in zip(
+        inspect.signature(getattr(fast, name)).parameters.values(),
+        inspect.signature(getattr(ref, name)).parameters.values(),
+    ):
+        assert (p_fast.kind, p_fast.default) == (p_ref.kind, p_ref.default), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "x_shape, m",
+    [((1, 1), 1), ((7, 13), 5), ((100, 64, 3, 3), 50), ((100, 50), 10), ((3, 2, 5), 17)],
+)
+def test_affine_matches_reference(x_shape, m, dtype, rng):
+    x = rng.standard_normal(x_shape).astype(dtype)
+    d = int(np.prod(x_shape[1:]))
+    w = rng.standard_normal((d, m)).astype(dtype)
+    b = rng.standard_normal(m).astype(dtype)
+    _assert_close(fast.affine_forward(x, w, b), ref.affine_forward(x, w, b), dtype)
+    dy = rng.standard_normal((x_shape[0], m)).astype(dtype)
+    for got, want in zip(fast.affine_backward(dy, x, w), ref.affine_backward(dy, x, w)):
+        _assert_close(got, want, dtype)
+
+
+def test_affine_mixed_dtypes_non_contiguous_and_inputs_untouched(rng):
+    x = rng.standard_normal((6, 8, 2)).astype(np.float32)[:, ::2, :]  # (6, 4, 2) view
+    w = rng.standard_normal((16, 3))[::2]  # float64, (8, 3) strided rows
+    b = rng.standard_normal(3).astype(np.float32)
+    copies = [a.copy() for a in (x, w, b)]
+    y = fast.affine_forward(x, w, b)
+    assert y.dtype == np.float64
+    _assert_close(y, ref.affine_forward(x, w, b), np.float64)
+    dy = rng.standard_normal((6, 3)).astype(np.float32)
+    for got, want in zip(fast.affine_backward(dy, x, w), ref.affine_backward(dy, x, w)):
+        _assert_close(got, want, np.float64)
+    for a, c in zip((x, w, b), copies):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda F: F.affine_forward(np.zeros((2, 3)), np.zeros((4, 5)), np.zeros(5)),
+        lambda F: F.affine_forward(np.zeros((2, 4)), np.zeros((4, 5)), np.zeros(4)),
+        lambda F: F.affine_forward(np.zeros(4), np.zeros((4, 5)), np.zeros(5)),
+        lambda F: F.affine_forward(np.zeros((2, 4), int), np.zeros((4, 5)), np.zeros(5)),
+        lambda F: F.affine_backward(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((4, 5))),
+        lambda F: F.conv2d_relu_forward(np.zeros((1, 2, 3, 3)), np.zeros((1, 3, 3, 3))),
+    ],
+)
+def test_bad_input_is_rejected_like_the_reference(call):
+    with pytest.raises((ValueError, TypeError)) as want:
+        call(ref)
+    with pytest.raises(want.type) as got:
+        call(fast)
+    assert str(got.value) == str(want.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_relu_forward_is_relu_of_conv(dtype, rng):
+    for xs, ws, stride, pad in [
+        ((2, 1, 28, 28), (16, 1, 3, 3), 1, 1),
+        ((3, 16, 14, 14), (32, 16, 3, 3), 1, 2),
+        ((1, 5, 9, 7), (4, 5, 2, 3), (2, 1), (1, 0)),
+    ]:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        y = fast.conv2d_relu_forward(x, w, b, stride, pad)
+        _assert_close(y, ref.conv2d_relu_forward(x, w, b, stride, pad), dtype)
+        assert (y >= 0).all()
+        np.testing.assert_array_equal(y, np.maximum(fast.conv2d_forward(x, w, b, stride, pad), 0))
+
+
+def test_affine_bitwise_identical_for_any_thread_count(rng):
+    x = rng.standard_normal((100, 576)).astype(np.float32)
+    w = rng.standard_normal((576, 50)).astype(np.float32)
+    b = rng.standard_normal(50).astype(np.float32)
+    dy = rng.standard_normal((100, 50)).astype(np.float32)
+    results = []
+    for n in (1, 2, 3):
+        with fastcnn.threads(n):
+            results.append((fast.affine_forward(x, w, b), *fast.affine_backward(dy, x, w)))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
