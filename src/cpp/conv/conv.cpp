@@ -93,7 +93,7 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
   const GemmConfig<T>& cfg = gemm_config<T>();
   const PaddedGeometry pg(g);
   const Columns cols(g, pg);
-  const StridedMatrix<T> wm{w, pg.crs, 1};
+  const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
   const int64_t pq = g.p * g.q;
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
@@ -101,16 +101,13 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
     if (n0 >= n1) return;
     AlignedBuffer<T> xpad(g.c * pg.plane), prod(g.k * cols.count);
     GemmScratch<T> scratch(cfg, g.k, cols.count, pg.crs);
-    auto pa = [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
-      pack_a(wm, cfg.mr, i0, mc, k0, kc, dst);
-    };
     auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
       pack_im2col(g, pg, cols, xpad.data(), cfg.nr, k0, kc, j0, nc, dst);
     };
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-      gemm_block_range<T>(cfg, 0, g.k, 0, cols.count, pg.crs, T(1), pa, pb, T(0), prod.data(),
-                          cols.count, scratch);
+      gemm_block_range<T>(cfg, 0, g.k, 0, cols.count, pg.crs, T(1), wpack, pb, T(0),
+                          prod.data(), cols.count, scratch);
       T* yn = y + n * g.k * pq;
       for (int64_t k = 0; k < g.k; ++k) {
         const T bias = b != nullptr ? b[k] : T(0);
@@ -130,10 +127,25 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
 template <class T>
 void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   g.validate("conv2d_backward_data");
+  if (g.sh == 1 && g.sw == 1 && g.ph < g.r && g.pw < g.s && g.c >= 8) {
+    // Unit stride: dx is the forward convolution of dy, zero-padded by (R-1-ph, S-1-pw), with
+    // the kernel flipped in space and its in/out channels swapped (w'[c,k,r,s] =
+    // w[k,c,R-1-r,S-1-s]); it then runs on the faster forward path with no col2im scatter.
+    // Not for a few input channels: they become the GEMM's rows, too few to fill a micro-tile.
+    const Geometry2d gt{g.n, g.k, g.p, g.q, g.c, g.r, g.s, 1, 1, g.r - 1 - g.ph, g.s - 1 - g.pw,
+                        g.h, g.w};
+    const int64_t rs = g.r * g.s;
+    AlignedBuffer<T> wt(checked_mul(g.k * g.c, rs, "conv2d_backward_data weights"));
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t k = 0; k < g.k; ++k)
+        for (int64_t t = 0; t < rs; ++t) wt.data()[(c * g.k + k) * rs + t] = w[(k * g.c + c) * rs + rs - 1 - t];
+    conv2d_forward<T>(gt, dy, wt.data(), nullptr, dx, false);
+    return;
+  }
   const GemmConfig<T>& cfg = gemm_config<T>();
   const PaddedGeometry pg(g);
   const int64_t pq = g.p * g.q;
-  const StridedMatrix<T> wt{w, 1, pg.crs};  // W^T: (CRS x K)
+  const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);  // W^T
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
@@ -143,13 +155,10 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
     for (int64_t n = n0; n < n1; ++n) {
       // dcol = W^T . dy_n (CRS x PQ), then scatter-add it into the padded image (col2im).
       const StridedMatrix<T> dyn{dy + n * g.k * pq, pq, 1};
-      auto pa = [&](int64_t i0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
-        pack_a(wt, cfg.mr, i0, mc, k0, kc, dst);
-      };
       auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
         pack_b(dyn, cfg.nr, k0, kc, j0, nc, dst);
       };
-      gemm_block_range<T>(cfg, 0, pg.crs, 0, pq, g.k, T(1), pa, pb, T(0), dcol.data(), pq,
+      gemm_block_range<T>(cfg, 0, pg.crs, 0, pq, g.k, T(1), wpack, pb, T(0), dcol.data(), pq,
                           scratch);
       std::fill(dxpad.data(), dxpad.data() + g.c * pg.plane, T(0));
       for (int64_t kr = 0; kr < pg.crs; ++kr) {
@@ -169,65 +178,134 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   });
 }
 
+namespace {
+
+// One chunk of images' dW for unit strides, as dW^T: part[(t*C + c)*K + k] for t = r*S + s,
+// accumulates im2col(x_n) . dy_n^T over row-padded pixel columns j = p*Wp + q. Row (c, r, s)
+// of im2col(x_n) is then xpad + c*plane + r*Wp + s + j, so for a fixed (r, s) the rows of
+// successive channels are `plane` apart: the micro-kernel reads them in place (no packing of
+// the big operand), and only dy_n^T (K columns; zero in the padding columns) is packed.
+template <class T>
+void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
+                                  const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k);
+  const Columns cols(g, pg);
+  const int64_t pq = g.p * g.q, count = cols.count;
+  AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);
+  AlignedBuffer<T> bpack(round_up(g.k, cfg.nr) * std::min(cfg.kc, count));
+  const StridedMatrix<T> dyt{dyrp.data(), 1, count};  // dy_n^T: (count x K)
+  for (int64_t n = i0; n < i1; ++n) {
+    pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
+    const T* dyn = dy + n * g.k * pq;
+    for (int64_t k = 0; k < g.k; ++k) {
+      T* dst = dyrp.data() + k * count;
+      T sum = T(0);
+      for (int64_t j = 0; j < pq; ++j) sum += dyn[k * pq + j];
+      dbp[k] += sum;
+      for (int64_t p = 0; p < g.p; ++p) {
+        std::memcpy(dst + p * pg.wp, dyn + k * pq + p * g.q, sizeof(T) * g.q);
+        if (p + 1 < g.p) std::fill(dst + p * pg.wp + g.q, dst + (p + 1) * pg.wp, T(0));
+      }
+    }
+    for (int64_t pc = 0; pc < count; pc += cfg.kc) {
+      const int64_t kc = std::min(cfg.kc, count - pc);
+      pack_b(dyt, cfg.nr, pc, kc, 0, g.k, bpack.data());
+      const T beta = n == i0 && pc == 0 ? T(0) : T(1);
+      for (int64_t t = 0; t < pg.rs; ++t) {
+        const T* a = xpad.data() + (t / g.s) * pg.wp + t % g.s + pc;
+        for (int64_t c0 = 0; c0 < g.c; c0 += cfg.mr) {
+          const int64_t m = std::min<int64_t>(cfg.mr, g.c - c0);
+          for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
+            cfg.ukernel_strided_a(kc, a + c0 * pg.plane, pg.plane, 1, bpack.data() + j0 * kc,
+                                  part + (t * g.c + c0) * g.k + j0, g.k, T(1), beta, m,
+                                  std::min<int64_t>(cfg.nr, g.k - j0));
+          }
+        }
+      }
+    }
+  }
+}
+
+// One chunk of images' dW for any strides: part[k*CRS + kr] accumulates dy_n . im2col(x_n)^T,
+// with im2col(x_n)^T gathered from the padded image into packed panels.
+template <class T>
+void backward_weights_strided(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
+                              const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
+  const GemmConfig<T>& cfg = gemm_config<T>();
+  const int64_t pq = g.p * g.q;
+  AlignedBuffer<T> xpad(g.c * pg.plane);
+  GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
+  std::vector<int64_t> base(pg.crs);
+  for (int64_t kr = 0; kr < pg.crs; ++kr) base[kr] = pg.row_base(g, kr);
+  for (int64_t n = i0; n < i1; ++n) {
+    pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
+    const T* dyn = dy + n * g.k * pq;
+    const StridedMatrix<T> dym{dyn, pq, 1};
+    auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+      pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
+    };
+    // B = im2col(x_n)^T: B(j, kr) = xpad[base[kr] + offset(j)], packed NR rows kr at a time.
+    auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+      const int nr = cfg.nr;
+      for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
+        const int64_t valid = std::min<int64_t>(nr, nc - jp);
+        for (int64_t kk = 0; kk < kc; ++kk) {
+          const int64_t j = k0 + kk;
+          const int64_t off = (j / g.q) * g.sh * pg.wp + (j % g.q) * g.sw;
+          T* d = dst + kk * nr;
+          for (int64_t jj = 0; jj < valid; ++jj) d[jj] = xpad.data()[base[j0 + jp + jj] + off];
+          for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
+        }
+      }
+    };
+    gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
+                        pg.crs, scratch);
+    for (int64_t k = 0; k < g.k; ++k) {
+      T sum = T(0);
+      for (int64_t j = 0; j < pq; ++j) sum += dyn[k * pq + j];
+      dbp[k] += sum;
+    }
+  }
+}
+
+}  // namespace
+
 template <class T>
 void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   g.validate("conv2d_backward_weights");
-  const GemmConfig<T>& cfg = gemm_config<T>();
   const PaddedGeometry pg(g);
-  const int64_t pq = g.p * g.q, kcrs = g.k * pg.crs;
+  const int64_t kcrs = g.k * pg.crs;
+  const bool unit = g.sh == 1 && g.sw == 1;
   // Fixed chunks of images, independent of the thread count.
   const int64_t chunks = std::min<int64_t>(g.n, 16);
   AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), kcrs + g.k, "conv2d dW"));
   parallel_run(threads_for(chunks), [&](int tid, int nt) {
     int64_t c0, c1;
     partition(chunks, tid, nt, c0, c1);
-    if (c0 >= c1) return;
-    AlignedBuffer<T> xpad(g.c * pg.plane);
-    GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
-    std::vector<int64_t> base(pg.crs);
-    for (int64_t kr = 0; kr < pg.crs; ++kr) base[kr] = pg.row_base(g, kr);
     for (int64_t ch = c0; ch < c1; ++ch) {
-      T* dwp = partial.data() + ch * (kcrs + g.k);
-      T* dbp = dwp + kcrs;
+      T* part = partial.data() + ch * (kcrs + g.k);
+      T* dbp = part + kcrs;
       std::fill(dbp, dbp + g.k, T(0));
       int64_t i0, i1;
       partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      for (int64_t n = i0; n < i1; ++n) {
-        pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-        const T* dyn = dy + n * g.k * pq;
-        const StridedMatrix<T> dym{dyn, pq, 1};
-        auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
-          pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
-        };
-        // B = im2col(x_n)^T: B(j, kr) = xpad[base[kr] + offset(j)], packed NR rows kr at a time.
-        auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-          const int nr = cfg.nr;
-          for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
-            const int64_t valid = std::min<int64_t>(nr, nc - jp);
-            for (int64_t kk = 0; kk < kc; ++kk) {
-              const int64_t j = k0 + kk;
-              const int64_t off = (j / g.q) * g.sh * pg.wp + (j % g.q) * g.sw;
-              T* d = dst + kk * nr;
-              for (int64_t jj = 0; jj < valid; ++jj) d[jj] = xpad.data()[base[j0 + jp + jj] + off];
-              for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
-            }
-          }
-        };
-        gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), dwp,
-                            pg.crs, scratch);
-        for (int64_t k = 0; k < g.k; ++k) {
-          T sum = T(0);
-          for (int64_t j = 0; j < pq; ++j) sum += dyn[k * pq + j];
-          dbp[k] += sum;
-        }
+      if (unit) {
+        backward_weights_unit_stride(g, pg, dy, x, i0, i1, part, dbp);
+      } else {
+        backward_weights_strided(g, pg, dy, x, i0, i1, part, dbp);
       }
     }
   });
-  // Chunks in order: element-wise, so any split of the elements gives the same bits.
+  // Chunks in order, element by element, so any split of the elements gives the same bits. The
+  // unit-stride partials hold dW^T in (R, S, C) x K order.
   parallel_for(kcrs + g.k, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) {
-      T sum = chunks > 0 ? partial.data()[e] : T(0);
-      for (int64_t ch = 1; ch < chunks; ++ch) sum += partial.data()[ch * (kcrs + g.k) + e];
+      int64_t src = e;
+      if (unit && e < kcrs) {
+        const int64_t k = e / pg.crs, c = (e % pg.crs) / pg.rs, t = e % pg.rs;
+        src = (t * g.c + c) * g.k + k;
+      }
+      T sum = chunks > 0 ? partial.data()[src] : T(0);
+      for (int64_t ch = 1; ch < chunks; ++ch) sum += partial.data()[ch * (kcrs + g.k) + src];
       if (e < kcrs) {
         dw[e] = sum;
       } else if (db != nullptr) {

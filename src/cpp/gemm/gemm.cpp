@@ -88,6 +88,9 @@ const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t N) {
   return active;
 }
 
+template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>&, int64_t);
+template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t);
+
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t rsa, int64_t csa,
           const T* b, int64_t rsb, int64_t csb, T beta, T* c, int64_t ldc) {

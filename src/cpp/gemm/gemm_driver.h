@@ -42,6 +42,33 @@ struct InPlaceA {
 template <class T, class PackA>
 constexpr bool kInPlaceA = std::is_same_v<PackA, InPlaceA<T>>;
 
+// A packed once up front (see prepack_a) and shared read-only by every thread and every call
+// that multiplies by the same A: a convolution's weights, used for every image of a batch.
+// Layout: for each KC block pc in order, the ceil(M/MR) micro-panels of rows [0, M), each
+// kc x MR; so block (ic, pc) starts at data + pc * mpad + ic * kc.
+template <class T>
+struct PrepackedA {
+  AlignedBuffer<T> data;
+  int64_t mpad = 0;
+  const T* block(int64_t ic, int64_t pc, int64_t kc) const { return data.data() + pc * mpad + ic * kc; }
+};
+
+template <class T, class PackA>
+constexpr bool kPrepackedA = std::is_same_v<PackA, PrepackedA<T>>;
+
+// Packs all of A (M x K) once in the PrepackedA layout for cfg's MR and KC.
+template <class T>
+PrepackedA<T> prepack_a(const GemmConfig<T>& cfg, const StridedMatrix<T>& a, int64_t M, int64_t K) {
+  PrepackedA<T> packed;
+  packed.mpad = round_up(std::max<int64_t>(M, 1), cfg.mr);
+  packed.data.reset(packed.mpad * std::max<int64_t>(K, 1));
+  for (int64_t pc = 0; pc < K; pc += cfg.kc) {
+    const int64_t kc = std::min(cfg.kc, K - pc);
+    pack_a(a, cfg.mr, 0, M, pc, kc, packed.data.data() + pc * packed.mpad);
+  }
+  return packed;
+}
+
 // C[m0:m1, n0:n1] = alpha * A[m0:m1, :] . B[:, n0:n1] + beta * C[m0:m1, n0:n1], on this thread.
 // Loop order jc (NC) > pc (KC, pack B) > ic (MC, pack A) > jr (NR) > ir (MR, micro-kernel).
 template <class T, class PackA, class PackB>
@@ -59,7 +86,12 @@ void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t 
       const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
       for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
         const int64_t mc = std::min(cfg.mc, m1 - ic);
-        if constexpr (!kInPlaceA<T, PackA>) pack_a(ic, mc, pc, kc, abuf);
+        const T* ablock = abuf;
+        if constexpr (kPrepackedA<T, PackA>) {
+          ablock = pack_a.block(ic, pc, kc);
+        } else if constexpr (!kInPlaceA<T, PackA>) {
+          pack_a(ic, mc, pc, kc, abuf);
+        }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min(NR, nc - jr);
           const T* bp = bbuf + jr * kc;
@@ -71,7 +103,7 @@ void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t 
               cfg.ukernel_strided_a(kc, a.p + (ic + ir) * a.rs + pc * a.cs, a.rs, a.cs, bp, ct,
                                     ldc, alpha, beta_k, mr, nr);
             } else {
-              cfg.ukernel(kc, abuf + ir * kc, 0, 0, bp, ct, ldc, alpha, beta_k, mr, nr);
+              cfg.ukernel(kc, ablock + ir * kc, 0, 0, bp, ct, ldc, alpha, beta_k, mr, nr);
             }
           }
         }

@@ -36,6 +36,10 @@ const GemmConfig<T>& gemm_config();
 template <class T>
 const GemmConfig<T>& gemm_config(Isa isa);
 
+// `active`, or a narrower tile when a product is at most half a micro-tile wide (N columns).
+template <class T>
+const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t N);
+
 // Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
 // <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a]__<isa>.
 #define FASTCNN_DECLARE_GEMM_UKERNEL(name, T)                                                \
