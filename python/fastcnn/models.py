@@ -606,9 +606,11 @@ def _copy_params(path: str, entries: Mapping[str, np.ndarray], model: Model) -> 
 
 
 def _build(path: str, cls: type[Model], kwargs: dict, backend: str) -> Model:
+    # The class comes from a fixed list and every argument is range-checked by the
+    # constructor; sizes so large that the weights cannot be allocated are refused too.
     try:
         return cls(**kwargs, backend=backend)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, MemoryError) as exc:
         raise ModelFileError(
             f"{path}: invalid {cls.__name__} arguments in the file ({exc})"
         ) from exc
