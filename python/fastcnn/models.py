@@ -44,7 +44,11 @@ __all__ = [
 PathLike = Union[str, "os.PathLike[str]"]
 
 # Layers whose forward takes the train flag (both backends subclass these reference classes).
-_TRAIN_AWARE = (_ref_layers.Dropout, _ref_layers.BatchNormalization)
+_TRAIN_AWARE = (
+    _ref_layers.Dropout,
+    _ref_layers.BatchNormalization,
+    _ref_layers.SpatialBatchNormalization,
+)
 
 
 def _shape_str(shape: Sequence[int]) -> str:
