@@ -90,7 +90,7 @@ void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& c
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
-  const GemmConfig<T>& cfg = gemm_config<T>();
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k, g.p * g.q);
   const PaddedGeometry pg(g);
   const Columns cols(g, pg);
   const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
@@ -188,7 +188,7 @@ namespace {
 template <class T>
 void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
                                   const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k);
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.c, g.k);
   const Columns cols(g, pg);
   const int64_t pq = g.p * g.q, count = cols.count;
   AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);

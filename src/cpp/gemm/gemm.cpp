@@ -7,6 +7,8 @@
 //  - nc: a kc x nc packed B panel (~4 MiB for float) lives in L3, shared by the cores.
 #include "gemm/gemm.h"
 
+#include <type_traits>
+
 #include "gemm/gemm_driver.h"
 #include "gemm/pack.h"
 
@@ -45,7 +47,19 @@ constexpr GemmConfig<float> kF32Avx512 =
     FASTCNN_GEMM_CONFIG(f32, 12x32, avx512, 12, 32, 144, 256, 4096);
 constexpr GemmConfig<double> kF64Avx512 =
     FASTCNN_GEMM_CONFIG(f64, 12x16, avx512, 12, 16, 96, 256, 2048);
+constexpr GemmConfig<float> kF32Avx512Short =
+    FASTCNN_GEMM_CONFIG(f32, 8x32, avx512, 8, 32, 128, 256, 4096);
+constexpr GemmConfig<double> kF64Avx512Short =
+    FASTCNN_GEMM_CONFIG(f64, 8x16, avx512, 8, 16, 96, 256, 2048);
 #define FASTCNN_AVX512_CONFIG(cfg) &(cfg)
+template <class T>
+constexpr const GemmConfig<T>& avx512_short_config() {
+  if constexpr (std::is_same_v<T, float>) {
+    return kF32Avx512Short;
+  } else {
+    return kF64Avx512Short;
+  }
+}
 #else
 #define FASTCNN_AVX512_CONFIG(cfg) nullptr
 #endif
@@ -77,24 +91,35 @@ template const GemmConfig<float>& gemm_config<float>();
 template const GemmConfig<double>& gemm_config<double>();
 
 // A product only NR/2 columns wide would waste half of each wide (AVX-512) micro-tile: such
-// products use the narrower AVX2 tile, which every AVX-512 CPU also runs.
+// products use the narrower AVX2 tile, which every AVX-512 CPU also runs. A short product
+// (M <= 96 rows) whose rows fill 8-row tiles better than 12-row ones uses the 8-row AVX-512
+// tile: same vectors, fewer rows of padding (16 output channels: 16 rows, not 24).
 template <class T>
-const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t N) {
+const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N) {
 #if defined(FASTCNN_HAVE_AVX2)
   const GemmConfig<T>& narrow = gemm_config<T>(Isa::avx2);
   if (active_isa() == Isa::avx512 && N <= narrow.nr) return narrow;
 #endif
+#if defined(FASTCNN_HAVE_AVX512)
+  if (&active == &gemm_config<T>(Isa::avx512) && M <= 96 &&
+      round_up(M, 8) - M < round_up(M, active.mr) - M) {
+    return avx512_short_config<T>();
+  }
+#endif
+  (void)M;
   (void)N;
   return active;
 }
 
-template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>&, int64_t);
-template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t);
+template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>&, int64_t,
+                                                         int64_t);
+template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t,
+                                                           int64_t);
 
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t rsa, int64_t csa,
           const T* b, int64_t rsb, int64_t csb, T beta, T* c, int64_t ldc) {
-  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), N);
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), M, N);
   const StridedMatrix<T> A{a, rsa, csa}, B{b, rsb, csb};
   auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
     pack_b(B, cfg.nr, k0, kc, j0, nc, dst);

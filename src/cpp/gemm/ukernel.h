@@ -36,9 +36,10 @@ const GemmConfig<T>& gemm_config();
 template <class T>
 const GemmConfig<T>& gemm_config(Isa isa);
 
-// `active`, or a narrower tile when a product is at most half a micro-tile wide (N columns).
+// `active`, or a better-fitting tile for an M x N product: a narrower one when N is at most
+// half a micro-tile wide, a shorter one when few rows (M) would leave a 12-row tile part empty.
 template <class T>
-const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t N);
+const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N);
 
 // Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
 // <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a]__<isa>.
@@ -57,6 +58,10 @@ FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32__avx512, float);
 FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32_strided_a__avx512, float);
 FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16__avx512, double);
 FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16_strided_a__avx512, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32__avx512, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32_strided_a__avx512, float);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16__avx512, double);
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16_strided_a__avx512, double);
 
 // Writes a micro-tile through `epilogue(ptr, ld)`, which stores a full MR x NR tile. Edge tiles
 // go through a local buffer so the full-tile code (and so the rounding) is the same everywhere.

@@ -1,6 +1,8 @@
 // AVX-512F micro-kernels: float32 12x32 and float64 12x16. 24 zmm accumulators (12 rows x 2
 // vectors) of the 32 registers, two B loads and twelve broadcasts per k step: twice the tile of
-// the AVX2 kernel, so half the operand traffic per FMA. Compiled with -mavx512f -mfma only.
+// the AVX2 kernel, so half the operand traffic per FMA. The 8-row variants serve products with
+// 16, 32, 64, ... rows (a convolution's output channels), which 12-row tiles would pad by up to
+// a third. Compiled with -mavx512f -mfma only.
 #include <immintrin.h>
 
 #include "gemm/kernels/gemm_ukernel_simd.h"
@@ -56,6 +58,22 @@ FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16__avx512, double) {
 
 FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16_strided_a__avx512, double) {
   gemm_ukernel_simd<Avx512<double>, double, 12, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32__avx512, float) {
+  gemm_ukernel_simd<Avx512<float>, float, 8, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32_strided_a__avx512, float) {
+  gemm_ukernel_simd<Avx512<float>, float, 8, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16__avx512, double) {
+  gemm_ukernel_simd<Avx512<double>, double, 8, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
+}
+
+FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16_strided_a__avx512, double) {
+  gemm_ukernel_simd<Avx512<double>, double, 8, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
 }
 
 }  // namespace fastcnn
