@@ -18,6 +18,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "reference": ("fastcnn.reference", None),
     "functional": ("fastcnn.functional", None),
     "layers": ("fastcnn.layers", None),
+    "datasets": ("fastcnn.datasets", None),
     "gemm": ("fastcnn._gemm", "gemm"),
     "get_num_threads": ("fastcnn._config", "get_num_threads"),
     "set_num_threads": ("fastcnn._config", "set_num_threads"),
@@ -33,7 +34,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastcnn import functional, layers, reference  # noqa: F401
+    from fastcnn import datasets, functional, layers, reference  # noqa: F401
     from fastcnn._config import (  # noqa: F401
         available_isas,
         config,
