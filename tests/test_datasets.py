@@ -1,4 +1,4 @@
-"""Tests for fastcnn.datasets: IDX files, finding/downloading MNIST, the embedded subset.
+"""Tests for fastcnn.datasets: IDX files, finding/downloading MNIST, the embedded subset, batches.
 
 Downloads go to a local http.server only; every test runs with an empty temporary cache and no
 FASTCNN_DATA_DIR. Full-MNIST checks run when FASTCNN_DATA_DIR points at the full set.
@@ -526,3 +526,183 @@ def test_verify_mnist_rejects_other_data(tmp_path: Path) -> None:
         D.verify_mnist(d)
     with pytest.raises(D.MNISTNotFoundError):
         D.verify_mnist(tmp_path / "none")
+
+
+# ---------------------------------------------------------------------------------------------
+# DataLoader
+# ---------------------------------------------------------------------------------------------
+
+
+def make_xy(n: int = 103) -> tuple[np.ndarray, np.ndarray]:
+    x = np.arange(n * 4, dtype=np.float32).reshape(n, 4)
+    return x, np.arange(n)
+
+
+def test_loader_covers_every_sample_once() -> None:
+    x, t = make_xy(103)
+    loader = D.DataLoader(x, t, batch_size=10)
+    assert len(loader) == 11
+    batches = list(loader)
+    assert len(batches) == 11
+    assert [len(tb) for _, tb in batches] == [10] * 10 + [3]
+    seen = np.concatenate([tb for _, tb in batches])
+    assert sorted(seen.tolist()) == list(range(103))
+    assert not np.array_equal(seen, np.arange(103))  # shuffled
+    for xb, tb in batches:
+        assert xb.shape == (len(tb), 4) and xb.dtype == np.float32
+        np.testing.assert_array_equal(xb, x[tb])
+
+
+def test_loader_drop_last_and_no_shuffle() -> None:
+    x, t = make_xy(103)
+    loader = D.DataLoader(x, t, batch_size=10, shuffle=False, drop_last=True)
+    assert len(loader) == 10
+    seen = np.concatenate([tb for _, tb in loader])
+    np.testing.assert_array_equal(seen, np.arange(100))
+    assert len(D.DataLoader(x, t, batch_size=200, drop_last=True)) == 0
+    assert len(D.DataLoader(x, t, batch_size=200)) == 1
+
+
+def test_loader_seeded_and_resumable() -> None:
+    x, t = make_xy(50)
+
+    def epoch_order(loader: D.DataLoader) -> list[int]:
+        return np.concatenate([tb for _, tb in loader]).tolist()
+
+    a = D.DataLoader(x, t, batch_size=7, seed=3)
+    b = D.DataLoader(x, t, batch_size=7, seed=3)
+    orders = [epoch_order(a) for _ in range(4)]
+    assert a.epoch == 4
+    assert orders == [epoch_order(b) for _ in range(4)]
+    assert len({tuple(o) for o in orders}) == 4  # each epoch has its own order
+    resumed = D.DataLoader(x, t, batch_size=7, seed=3)
+    resumed.set_epoch(2)
+    assert epoch_order(resumed) == orders[2] and resumed.epoch == 3
+    np.testing.assert_array_equal(a.order(1), orders[1])
+    other = D.DataLoader(x, t, batch_size=7, seed=4)
+    assert epoch_order(other) != orders[0]
+
+
+def test_loader_rejects_bad_arguments() -> None:
+    x, t = make_xy(10)
+    with pytest.raises(ValueError, match=r"same number of samples.*\(10, 4\).*\(9,\)"):
+        D.DataLoader(x, t[:9])
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        D.DataLoader(x, t, batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        D.DataLoader(x, t, batch_size=2.0)
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        D.DataLoader(x, t).set_epoch(-1)
+    with pytest.raises(TypeError, match="augment must be None"):
+        D.DataLoader(x, t, augment="yes")
+
+
+# ---------------------------------------------------------------------------------------------
+# Augmentation
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    (x, _), _ = D.load_mnist(flatten=False, subset="embedded")
+    return x[:64]
+
+
+@pytest.mark.parametrize("layout", ["nchw", "flat", "nhw"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_augment_keeps_shape_dtype_range(digits: np.ndarray, layout: str, dtype: type) -> None:
+    x = digits.astype(dtype)
+    x = {"nchw": x, "flat": x.reshape(64, 784), "nhw": x[:, 0]}[layout]
+    y = D.Augment(max_shift=3, max_rotation=15.0, seed=5)(x, epoch=1, batch=2)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0.0 and y.max() <= 1.0
+    assert not np.array_equal(x, y)
+    # ink is roughly preserved: digits stay inside the frame under small transforms
+    ratio = y.reshape(64, -1).sum(axis=1) / x.reshape(64, -1).sum(axis=1)
+    assert np.all((ratio > 0.85) & (ratio < 1.1))
+    assert not np.shares_memory(x, y)
+
+
+def test_augment_uint8(digits: np.ndarray) -> None:
+    x = np.round(digits * 255).astype(np.uint8)
+    y = D.Augment(seed=1)(x)
+    assert y.dtype == np.uint8 and y.shape == x.shape
+
+
+def test_augment_is_deterministic(digits: np.ndarray) -> None:
+    aug = D.Augment(seed=9)
+    y1 = aug(digits, epoch=3, batch=4)
+    np.testing.assert_array_equal(y1, D.Augment(seed=9)(digits, epoch=3, batch=4))
+    assert not np.array_equal(y1, aug(digits, epoch=3, batch=5))
+    assert not np.array_equal(y1, aug(digits, epoch=4, batch=4))
+    assert not np.array_equal(y1, D.Augment(seed=10)(digits, epoch=3, batch=4))
+    shifts, angles = aug.params(1000)
+    assert shifts.min() == -2 and shifts.max() == 2 and shifts.dtype.kind == "i"
+    assert -10 <= angles.min() < -9 and 9 < angles.max() <= 10
+
+
+def test_zero_augment_is_identity(digits: np.ndarray) -> None:
+    y = D.Augment(max_shift=0, max_rotation=0.0)(digits)
+    np.testing.assert_array_equal(y, digits)
+    flat = digits.reshape(64, -1)
+    np.testing.assert_array_equal(D.shift_rotate(flat, np.zeros((64, 2), int), np.zeros(64)), flat)
+
+
+def _shifted(img: np.ndarray, down: int, right: int) -> np.ndarray:
+    out = np.zeros_like(img)
+    h, w = img.shape
+    out[max(down, 0) : h + min(down, 0), max(right, 0) : w + min(right, 0)] = img[
+        max(-down, 0) : h - max(down, 0), max(-right, 0) : w - max(right, 0)
+    ]
+    return out
+
+
+def test_integer_shift_moves_pixels_exactly(digits: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    shifts = rng.integers(-4, 5, size=(64, 2))
+    y = D.shift_rotate(digits, shifts, np.zeros(64))
+    for b in range(64):
+        np.testing.assert_array_equal(y[b, 0], _shifted(digits[b, 0], *shifts[b]))
+    # a single lit pixel lands exactly where expected
+    one = np.zeros((1, 1, 28, 28), np.float32)
+    one[0, 0, 10, 12] = 1.0
+    z = D.shift_rotate(one, np.array([[3, -5]]), np.zeros(1))
+    assert np.argwhere(z[0, 0]).tolist() == [[13, 7]] and z.sum() == 1.0
+
+
+def test_rotation_direction_and_centre(digits: np.ndarray) -> None:
+    y = D.shift_rotate(digits, np.zeros((64, 2), int), np.full(64, 90.0))
+    np.testing.assert_allclose(y[:, 0], np.rot90(digits[:, 0], 1, axes=(1, 2)), atol=1e-5)
+    z = D.shift_rotate(digits, np.zeros((64, 2), int), np.full(64, -90.0))
+    np.testing.assert_allclose(z[:, 0], np.rot90(digits[:, 0], -1, axes=(1, 2)), atol=1e-5)
+    # a small rotation interpolates: values change but stay in range
+    w = D.shift_rotate(digits, np.zeros((64, 2), int), np.full(64, 7.0))
+    assert 0 <= w.min() and w.max() <= 1 and not np.array_equal(w, digits)
+
+
+def test_shift_rotate_rejects_bad_input(digits: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="square"):
+        D.shift_rotate(np.zeros((2, 10), np.float32), np.zeros((2, 2), int), np.zeros(2))
+    with pytest.raises(ValueError, match=r"shifts must be integers of shape \(64, 2\)"):
+        D.shift_rotate(digits, np.zeros((64, 2)), np.zeros(64))
+    with pytest.raises(ValueError, match=r"angles must have shape \(64,\)"):
+        D.shift_rotate(digits, np.zeros((64, 2), int), np.zeros(3))
+    with pytest.raises(ValueError, match="max_rotation"):
+        D.Augment(max_rotation=200.0)
+
+
+def test_loader_with_augment(digits: np.ndarray) -> None:
+    t = np.arange(64)
+    aug = D.Augment(seed=2)
+    loader = D.DataLoader(digits, t, batch_size=16, seed=1, augment=aug)
+    first = list(loader)
+    loader.set_epoch(0)
+    again = list(loader)
+    for (xa, ta), (xb, tb) in zip(first, again):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ta, tb)
+    for i, (xb, tb) in enumerate(first):
+        assert xb.shape == (16, 1, 28, 28)
+        np.testing.assert_array_equal(xb, aug(digits[tb], epoch=0, batch=i))
+    later = next(iter(loader))  # epoch 1: different augmentation of its batch
+    assert not np.array_equal(later[0], aug(digits[later[1]], epoch=0, batch=0))

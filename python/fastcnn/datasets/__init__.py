@@ -1,13 +1,14 @@
-"""``fastcnn.datasets``: MNIST (IDX reading, finding/downloading, an embedded subset).
+"""``fastcnn.datasets``: MNIST (IDX reading, finding/downloading, an embedded subset) and batches.
 
 Public API: ``load_mnist`` / ``mnist_source`` / ``find_mnist`` / ``download_mnist`` /
-``verify_mnist``, the IDX helpers ``read_idx`` / ``write_idx``.
-Pure Python + numpy (pooch only for downloads); no compiled code.
+``verify_mnist``, the IDX helpers ``read_idx`` / ``write_idx``, and ``DataLoader`` with
+``Augment`` / ``shift_rotate``. Pure Python + numpy (pooch only for downloads); no compiled code.
 """
 
 from __future__ import annotations
 
 from fastcnn.datasets._idx import IDXError, read_idx, read_idx_header, write_idx
+from fastcnn.datasets._loader import Augment, DataLoader, shift_rotate
 from fastcnn.datasets._mnist import (
     EMBEDDED_DIR,
     MIRRORS,
@@ -30,6 +31,8 @@ __all__ = [
     "MNIST_FILES",
     "MNIST_MD5",
     "MNIST_SHA256",
+    "Augment",
+    "DataLoader",
     "IDXError",
     "MNISTNotFoundError",
     "MNISTSource",
@@ -40,6 +43,7 @@ __all__ = [
     "mnist_source",
     "read_idx",
     "read_idx_header",
+    "shift_rotate",
     "verify_mnist",
     "write_idx",
 ]
