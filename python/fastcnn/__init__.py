@@ -20,6 +20,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "layers": ("fastcnn.layers", None),
     "models": ("fastcnn.models", None),
     "optim": ("fastcnn.optim", None),
+    "datasets": ("fastcnn.datasets", None),
     "gemm": ("fastcnn._gemm", "gemm"),
     "get_num_threads": ("fastcnn._config", "get_num_threads"),
     "set_num_threads": ("fastcnn._config", "set_num_threads"),
@@ -35,7 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from fastcnn import functional, layers, models, optim, reference  # noqa: F401
+    from fastcnn import datasets, functional, layers, models, optim, reference  # noqa: F401
     from fastcnn._config import (  # noqa: F401
         available_isas,
         config,
