@@ -253,8 +253,13 @@ class Model:
         ``params``. Each call draws new dropout masks."""
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1.0)
-        for layer in reversed(self.layers.values()):
+        layers = list(self.layers.values())
+        for layer in reversed(layers[1:]):
             dout = layer.backward(dout)
+        if isinstance(layers[0], _ref_layers.Convolution):
+            layers[0].backward(dout, need_dx=False)  # the input image needs no gradient
+        else:
+            layers[0].backward(dout)
         return loss, {key: getattr(layer, attr) for key, (layer, attr) in self._grad_of.items()}
 
     def gradient(self, x: Any, t: Any) -> dict[str, np.ndarray]:

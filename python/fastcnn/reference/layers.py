@@ -65,8 +65,12 @@ class Convolution(Layer):
         self.x = x
         return self.F.conv2d_forward(x, self.W, self.b, self.stride, self.pad)
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx, self.dW, self.db = self.F.conv2d_backward(dout, self.x, self.W, self.stride, self.pad)
+    def backward(self, dout: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """Sets dW and db and returns dx; with need_dx=False (a network's first layer, whose
+        input needs no gradient) dx is not computed and None is returned."""
+        dx, self.dW, self.db = self.F.conv2d_backward(
+            dout, self.x, self.W, self.stride, self.pad, need_dx
+        )
         return dx
 
 
