@@ -22,6 +22,7 @@ void bind_common(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_ops(py::module_& m);
 
 using Dims = std::vector<int64_t>;
 
