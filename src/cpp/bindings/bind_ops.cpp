@@ -73,6 +73,13 @@ void def_binary(py::module_& m, const char* name, const char* other, Fn fn, cons
       py::arg("dy"), py::arg(other), py::arg("dx"), doc);
 }
 
+// Labels index rows of p: each must be in [0, M) (the message is built only on failure).
+void require_labels(const int64_t* lab, int64_t N, int64_t M, const char* where) {
+  bool ok = true;
+  for (int64_t r = 0; r < N; ++r) ok &= lab[r] >= 0 && lab[r] < M;
+  require(ok, std::string(where) + ": label out of range");
+}
+
 // The optimizer kernels take __restrict pointers: their arrays must be pairwise disjoint.
 void require_disjoint(std::initializer_list<const py::array*> arrays, const char* where) {
   std::vector<std::pair<const char*, const char*>> ranges;
@@ -127,9 +134,7 @@ void bind_ops(py::module_& m) {
           T* pp = mutable_data_of<T>(p, {N, M}, where, "p");
           if (t.ndim() == 1) {
             const int64_t* lab = data_of<int64_t>(t, {N}, where, "t");
-            for (int64_t r = 0; r < N; ++r) {
-              require(lab[r] >= 0 && lab[r] < M, std::string(where) + ": label out of range");
-            }
+            require_labels(lab, N, M, where);
             py::gil_scoped_release release;
             loss = softmax_xent_forward_labels<T>(N, M, px, lab, pp);
           } else {
@@ -156,9 +161,7 @@ void bind_ops(py::module_& m) {
           T* pdx = mutable_data_of<T>(dx, {N, M}, where, "dx");
           if (t.ndim() == 1) {
             const int64_t* lab = data_of<int64_t>(t, {N}, where, "t");
-            for (int64_t r = 0; r < N; ++r) {
-              require(lab[r] >= 0 && lab[r] < M, std::string(where) + ": label out of range");
-            }
+            require_labels(lab, N, M, where);
             py::gil_scoped_release release;
             softmax_xent_backward_labels<T>(N, M, pp, lab, scale, pdx);
           } else {

@@ -59,7 +59,10 @@ void dropout_forward(int64_t n, const T* x, double ratio, uint64_t seed, uint8_t
 template <class T>
 void dropout_apply(int64_t n, const T* x, const uint8_t* keep, T* y) {
   ops_detail::parallel_elements(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = x[i] * T(keep[i] != 0);
+    for (int64_t i = b; i < e; ++i) {
+      const T k = keep[i] != 0 ? T(1) : T(0);  // a select vectorises, a bool-to-T cast does not
+      y[i] = x[i] * k;
+    }
   });
 }
 
