@@ -17,22 +17,14 @@ import numpy as np
 from fastcnn import _validation as V
 from fastcnn._conv import conv2d_backward, conv2d_forward, conv2d_relu_forward
 from fastcnn._gemm import gemm
-from fastcnn._pool import (
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
-)
-from fastcnn.reference.functional import (
+from fastcnn._ops import (
     adagrad_update,
     adam_update,
     batchnorm_backward,
     batchnorm_forward,
-    col2im,
     dropout_backward,
     dropout_forward,
     dropout_mask,
-    im2col,
     momentum_update,
     nesterov_update,
     relu_backward,
@@ -41,12 +33,18 @@ from fastcnn.reference.functional import (
     sgd_update,
     sigmoid_backward,
     sigmoid_forward,
-    softmax,
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
+from fastcnn._pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+)
+from fastcnn.reference.functional import col2im, im2col, softmax
 
 __all__ = [
     "im2col",

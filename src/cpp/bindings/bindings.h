@@ -6,6 +6,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -22,6 +23,7 @@ void bind_common(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
+void bind_ops(py::module_& m);
 
 using Dims = std::vector<int64_t>;
 
@@ -72,14 +74,19 @@ inline Dims w_dims(const Geometry2d& g) { return {g.k, g.c, g.r, g.s}; }
 // (TypeError for the wrong dtype, ValueError otherwise).
 template <class T>
 const T* data_of(const py::array& a, const Dims& dims, const char* where, const char* name) {
-  const std::string what = std::string(where) + ": " + name;
+  // Messages are built only on failure: small-op calls run this several times per call.
+  auto what = [&] { return std::string(where) + ": " + name; };
   if (!is_dtype<T>(a)) {
-    throw py::type_error(what + " has dtype " + std::string(py::str(a.dtype())) + ", expected " +
-                         std::string(py::str(py::dtype::of<T>())));
+    throw py::type_error(what() + " has dtype " + std::string(py::str(a.dtype())) +
+                         ", expected " + std::string(py::str(py::dtype::of<T>())));
   }
-  require(Dims(a.shape(), a.shape() + a.ndim()) == dims,
-          what + " has shape " + shape_str(a) + " but the geometry needs " + dims_str(dims));
-  require((a.flags() & py::array::c_style) != 0, what + " must be C-contiguous");
+  const bool same_shape = static_cast<std::size_t>(a.ndim()) == dims.size() &&
+                          std::equal(dims.begin(), dims.end(), a.shape());
+  if (!same_shape) {
+    require(false,
+            what() + " has shape " + shape_str(a) + " but the geometry needs " + dims_str(dims));
+  }
+  if ((a.flags() & py::array::c_style) == 0) require(false, what() + " must be C-contiguous");
   return static_cast<const T*>(a.data());
 }
 

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   fastcnn::bind::bind_gemm(m);
   fastcnn::bind::bind_conv(m);
   fastcnn::bind::bind_pool(m);
+  fastcnn::bind::bind_ops(m);
 }
