@@ -56,11 +56,18 @@ def max_pool2d_backward(
     argmax is any integer array shaped like dy with values in [0, window_h*window_w).
     Overlapping windows accumulate. Same dtype as dy.
     """
-    dy, argmax, g = V.check_max_pool2d_backward(dy, argmax, x_shape, window, stride, pad)
+    where = "max_pool2d_backward"
+    dy, argmax, g = V.check_max_pool2d_backward(
+        dy, argmax, x_shape, window, stride, pad, where, check_range=False
+    )
     dx = np.empty(g.x_shape, dtype=dy.dtype)
     if dx.size:
-        am = np.ascontiguousarray(argmax, dtype=np.int64)  # values already checked in range
-        _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, _geom(g))
+        am = np.ascontiguousarray(argmax, dtype=np.int64)
+        try:
+            _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, _geom(g))
+        except ValueError:  # the kernel found an argmax out of range: the reference's message
+            V.check_argmax_range(argmax, g, where)
+            raise
     return dx
 
 

@@ -615,11 +615,20 @@ def check_max_pool2d_backward(
     stride: IntOrPair,
     pad: IntOrPair,
     where: str = "max_pool2d_backward",
+    check_range: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, Geometry2d]:
-    """As check_pool2d_backward, plus argmax: integers shaped like dy in [0, r*s)."""
+    """As check_pool2d_backward, plus argmax: integers shaped like dy in [0, r*s). A caller
+    whose kernel checks the range itself passes check_range=False (and calls
+    check_argmax_range for the message when the kernel rejects argmax)."""
     dy, g = check_pool2d_backward(dy, x_shape, window, stride, pad, where)
     argmax = check_int_array(argmax, "argmax", where)
     check_shape(argmax, dy.shape, "argmax", where, "it must match dy")
+    if check_range:
+        check_argmax_range(argmax, g, where)
+    return dy, argmax, g
+
+
+def check_argmax_range(argmax: np.ndarray, g: Geometry2d, where: str) -> None:
     if argmax.size and (argmax.min() < 0 or argmax.max() >= g.r * g.s):
         raise ValueError(
             _msg(
@@ -628,7 +637,6 @@ def check_max_pool2d_backward(
                 f"{g.window}, got range [{argmax.min()}, {argmax.max()}]",
             )
         )
-    return dy, argmax, g
 
 
 def check_affine_forward(

@@ -46,6 +46,12 @@ void bind_pool(py::module_& m) {
           const int64_t* am = data_of<int64_t>(argmax, y_dims(g), where, "argmax");
           T* pdx = mutable_data_of<T>(dx, x_dims(g), where, "dx");
           py::gil_scoped_release release;
+          // argmax comes from the caller: every index is checked before one is used to write.
+          const int64_t count = g.n * g.c * g.p * g.q, window = g.r * g.s;
+          bool in_range = true;
+          for (int64_t i = 0; i < count; ++i) in_range &= am[i] >= 0 && am[i] < window;
+          require(in_range, std::string(where) + ": argmax values must be in [0, " +
+                                std::to_string(window) + ")");
           max_pool2d_backward<T>(g, pdy, am, pdx);
         });
       },

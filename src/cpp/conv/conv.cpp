@@ -185,6 +185,37 @@ namespace {
 // of im2col(x_n) is then xpad + c*plane + r*Wp + s + j, so for a fixed (r, s) the rows of
 // successive channels are `plane` apart: the micro-kernel reads them in place (no packing of
 // the big operand), and only dy_n^T (K columns; zero in the padding columns) is packed.
+// Sum of v[0:n] in a fixed order that vectorises: 16 interleaved partial sums, then those in
+// order. (A single running sum is one long dependency chain of adds.)
+template <class T>
+T lane_sum(const T* v, int64_t n) {
+  constexpr int kLanes = 16;
+  T acc[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += v[j + l];
+  for (int l = 0; j < n; ++j, ++l) acc[l] += v[j];
+  T sum = T(0);
+  for (int l = 0; l < kLanes; ++l) sum += acc[l];
+  return sum;
+}
+
+// dy_n (K, P, Q) into row-padded columns: dyrp[k*count + p*Wp + q], zero for q >= Q; and
+// dbp[k] += sum of dy_n[k] (summed in pixel order).
+template <class T>
+void row_pad_dy(const Geometry2d& g, const PaddedGeometry& pg, int64_t count, const T* dyn,
+                T* dyrp, T* dbp) {
+  const int64_t pq = g.p * g.q;
+  for (int64_t k = 0; k < g.k; ++k) {
+    T* dst = dyrp + k * count;
+    dbp[k] += lane_sum(dyn + k * pq, pq);
+    for (int64_t p = 0; p < g.p; ++p) {
+      std::memcpy(dst + p * pg.wp, dyn + k * pq + p * g.q, sizeof(T) * g.q);
+      if (p + 1 < g.p) std::fill(dst + p * pg.wp + g.q, dst + (p + 1) * pg.wp, T(0));
+    }
+  }
+}
+
 template <class T>
 void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
                                   const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
@@ -196,17 +227,7 @@ void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg,
   const StridedMatrix<T> dyt{dyrp.data(), 1, count};  // dy_n^T: (count x K)
   for (int64_t n = i0; n < i1; ++n) {
     pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-    const T* dyn = dy + n * g.k * pq;
-    for (int64_t k = 0; k < g.k; ++k) {
-      T* dst = dyrp.data() + k * count;
-      T sum = T(0);
-      for (int64_t j = 0; j < pq; ++j) sum += dyn[k * pq + j];
-      dbp[k] += sum;
-      for (int64_t p = 0; p < g.p; ++p) {
-        std::memcpy(dst + p * pg.wp, dyn + k * pq + p * g.q, sizeof(T) * g.q);
-        if (p + 1 < g.p) std::fill(dst + p * pg.wp + g.q, dst + (p + 1) * pg.wp, T(0));
-      }
-    }
+    row_pad_dy(g, pg, count, dy + n * g.k * pq, dyrp.data(), dbp);
     for (int64_t pc = 0; pc < count; pc += cfg.kc) {
       const int64_t kc = std::min(cfg.kc, count - pc);
       pack_b(dyt, cfg.nr, pc, kc, 0, g.k, bpack.data());
@@ -223,6 +244,43 @@ void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg,
         }
       }
     }
+  }
+}
+
+// One chunk of images' dW for unit strides and few input channels (too few rows for the
+// in-place product above): part[k*CRS + kr] accumulates dy_n . im2col(x_n)^T over row-padded
+// pixel columns; B(j, kr) = xpad[base(kr) + j] is packed from CRS contiguous image rows.
+template <class T>
+void backward_weights_few_channels(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
+                                   const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k, pg.crs);
+  const Columns cols(g, pg);
+  const int64_t pq = g.p * g.q, count = cols.count;
+  AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);
+  GemmScratch<T> scratch(cfg, g.k, pg.crs, count);
+  std::vector<int64_t> base(pg.crs);
+  for (int64_t kr = 0; kr < pg.crs; ++kr) base[kr] = pg.row_base(g, kr);
+  const StridedMatrix<T> dym{dyrp.data(), count, 1};
+  auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
+    pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
+  };
+  auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+    const int nr = cfg.nr;
+    for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
+      const int64_t valid = std::min<int64_t>(nr, nc - jp);
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        T* d = dst + kk * nr;
+        const T* src = xpad.data() + k0 + kk;
+        for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[base[j0 + jp + jj]];
+        for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
+      }
+    }
+  };
+  for (int64_t n = i0; n < i1; ++n) {
+    pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
+    row_pad_dy(g, pg, count, dy + n * g.k * pq, dyrp.data(), dbp);
+    gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, count, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
+                        pg.crs, scratch);
   }
 }
 
@@ -260,11 +318,7 @@ void backward_weights_strided(const Geometry2d& g, const PaddedGeometry& pg, con
     };
     gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
                         pg.crs, scratch);
-    for (int64_t k = 0; k < g.k; ++k) {
-      T sum = T(0);
-      for (int64_t j = 0; j < pq; ++j) sum += dyn[k * pq + j];
-      dbp[k] += sum;
-    }
+    for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyn + k * pq, pq);
   }
 }
 
@@ -276,6 +330,8 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   const PaddedGeometry pg(g);
   const int64_t kcrs = g.k * pg.crs;
   const bool unit = g.sh == 1 && g.sw == 1;
+  // The in-place product's rows are input channels: worth it from one 8-row tile up.
+  const bool in_place = unit && g.c >= 8;
   // Fixed chunks of images, independent of the thread count.
   const int64_t chunks = std::min<int64_t>(g.n, 16);
   AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), kcrs + g.k, "conv2d dW"));
@@ -288,19 +344,21 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       std::fill(dbp, dbp + g.k, T(0));
       int64_t i0, i1;
       partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      if (unit) {
+      if (in_place) {
         backward_weights_unit_stride(g, pg, dy, x, i0, i1, part, dbp);
+      } else if (unit) {
+        backward_weights_few_channels(g, pg, dy, x, i0, i1, part, dbp);
       } else {
         backward_weights_strided(g, pg, dy, x, i0, i1, part, dbp);
       }
     }
   });
   // Chunks in order, element by element, so any split of the elements gives the same bits. The
-  // unit-stride partials hold dW^T in (R, S, C) x K order.
+  // in-place partials hold dW^T in (R, S, C) x K order.
   parallel_for(kcrs + g.k, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; ++e) {
       int64_t src = e;
-      if (unit && e < kcrs) {
+      if (in_place && e < kcrs) {
         const int64_t k = e / pg.crs, c = (e % pg.crs) / pg.rs, t = e % pg.rs;
         src = (t * g.c + c) * g.k + k;
       }
