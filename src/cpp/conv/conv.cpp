@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "common/memory.h"
@@ -26,14 +27,16 @@ namespace {
 struct PaddedGeometry {
   int64_t hp, wp, plane;  // padded height, width, and plane size
   int64_t crs, rs;        // im2col rows, and rows per channel
+  std::vector<int64_t> bases;  // offset of im2col row kr = (c, r, s) in the padded image
   explicit PaddedGeometry(const Geometry2d& g)
       : hp(g.h + 2 * g.ph), wp(g.w + 2 * g.pw), plane((g.h + 2 * g.ph) * (g.w + 2 * g.pw)),
-        crs(g.c * g.r * g.s), rs(g.r * g.s) {}
-  // Offset of im2col row kr = (c, r, s) in the padded image.
-  int64_t row_base(const Geometry2d& g, int64_t kr) const {
-    const int64_t c = kr / rs, t = kr % rs;
-    return c * plane + (t / g.s) * wp + t % g.s;
+        crs(g.c * g.r * g.s), rs(g.r * g.s), bases(static_cast<std::size_t>(crs)) {
+    for (int64_t kr = 0; kr < crs; ++kr) {
+      const int64_t c = kr / rs, t = kr % rs;
+      bases[kr] = c * plane + (t / g.s) * wp + t % g.s;
+    }
   }
+  int64_t row_base(const Geometry2d&, int64_t kr) const { return bases[kr]; }
 };
 
 // Copies image x_n (C,H,W) into xpad (C,Hp,Wp) with zero borders.
@@ -65,23 +68,43 @@ struct Columns {
 };
 
 // Packs B = im2col(xpad)[k0:k0+kc, j0:j0+nc] (rows (c,r,s), columns per `cols`) into NR panels.
-template <class T>
-void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols, const T* xpad,
-                 int nr, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-  std::vector<int64_t> off(nr);
-  for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
-    const int64_t valid = std::min<int64_t>(nr, nc - jp);
+// With contiguous columns every full panel row is one NR-element copy, written as a fixed-size
+// loop so it compiles to a few vector moves (a memcpy call per 16 or 32 floats costs more).
+template <class T, int NR>
+void pack_im2col_nr(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols,
+                    const T* xpad, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  int64_t off[NR];
+  for (int64_t jp = 0; jp < nc; jp += NR, dst += kc * NR) {
+    const int64_t valid = std::min<int64_t>(NR, nc - jp);
+    if (cols.contiguous && valid == NR) {
+      const T* src = xpad + j0 + jp;
+      for (int64_t kk = 0; kk < kc; ++kk) {
+        const T* row = src + pg.row_base(g, k0 + kk);
+        T* d = dst + kk * NR;
+#pragma GCC unroll 32
+        for (int jj = 0; jj < NR; ++jj) d[jj] = row[jj];
+      }
+      continue;
+    }
     for (int64_t jj = 0; jj < valid; ++jj) off[jj] = cols.offset(g, pg, j0 + jp + jj);
     for (int64_t kk = 0; kk < kc; ++kk) {
       const T* src = xpad + pg.row_base(g, k0 + kk);
-      T* d = dst + kk * nr;
-      if (cols.contiguous) {
-        std::memcpy(d, src + off[0], sizeof(T) * valid);
-      } else {
-        for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[off[jj]];
-      }
-      for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
+      T* d = dst + kk * NR;
+      for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[off[jj]];
+      for (int64_t jj = valid; jj < NR; ++jj) d[jj] = T(0);
     }
+  }
+}
+
+template <class T>
+void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols, const T* xpad,
+                 int nr, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
+  switch (nr) {
+    case 4: return pack_im2col_nr<T, 4>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
+    case 8: return pack_im2col_nr<T, 8>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
+    case 16: return pack_im2col_nr<T, 16>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
+    case 32: return pack_im2col_nr<T, 32>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
+    default: throw std::logic_error("pack_im2col: unsupported micro-panel width");
   }
 }
 
@@ -258,8 +281,7 @@ void backward_weights_few_channels(const Geometry2d& g, const PaddedGeometry& pg
   const int64_t pq = g.p * g.q, count = cols.count;
   AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);
   GemmScratch<T> scratch(cfg, g.k, pg.crs, count);
-  std::vector<int64_t> base(pg.crs);
-  for (int64_t kr = 0; kr < pg.crs; ++kr) base[kr] = pg.row_base(g, kr);
+  const std::vector<int64_t>& base = pg.bases;
   const StridedMatrix<T> dym{dyrp.data(), count, 1};
   auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
     pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
@@ -293,8 +315,7 @@ void backward_weights_strided(const Geometry2d& g, const PaddedGeometry& pg, con
   const int64_t pq = g.p * g.q;
   AlignedBuffer<T> xpad(g.c * pg.plane);
   GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
-  std::vector<int64_t> base(pg.crs);
-  for (int64_t kr = 0; kr < pg.crs; ++kr) base[kr] = pg.row_base(g, kr);
+  const std::vector<int64_t>& base = pg.bases;
   for (int64_t n = i0; n < i1; ++n) {
     pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
     const T* dyn = dy + n * g.k * pq;
