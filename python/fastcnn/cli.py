@@ -265,7 +265,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     model = _load_model(args.model, args.backend)
     source = _source(args)
-    (_, _), (x_test, t_test) = source.load(flatten=False, dtype=model.dtype)
+    x_test, t_test = train.load_test_set(source, dtype=model.dtype)
     t0 = time.perf_counter()
     result = train.evaluate(model, x_test, t_test)
     assert result is not None

@@ -39,6 +39,7 @@ __all__ = [
     "classification_report",
     "format_report",
     "evaluate",
+    "load_test_set",
     "make_schedule",
     "plot_curves",
     "plot_misclassified",
@@ -196,6 +197,15 @@ def evaluate(
     loss = float(-np.log(np.maximum(p_true, 1e-300)).mean())
     acc = float((proba.argmax(axis=1) == t).mean())
     return EvalResult(loss, acc, proba)
+
+
+def load_test_set(source: MNISTSource, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Only the test split of ``source``: images (N, 1, 28, 28) in [0, 1] and int64 labels,
+    with the same checks as ``load_mnist`` (evaluation need not read the training set)."""
+    from fastcnn.datasets._mnist import _convert, _read_pair
+
+    images, labels = _read_pair(source.files["test_images"], source.files["test_labels"])
+    return _convert(images, labels, True, False, False, np.dtype(dtype))
 
 
 # ---------------------------------------------------------------------------------------------
