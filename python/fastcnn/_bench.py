@@ -50,10 +50,14 @@ def import_torch() -> Any:
     return torch
 
 
-def best_time(fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05) -> float:
+def best_time(
+    fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05, warmup: bool = True
+) -> float:
     """Best wall time of one call over ``repeat`` rounds, each round calling ``fn`` enough
-    times to last ``min_time`` (after one warm-up call). repeat=1, min_time=0: one timed call."""
-    fn()
+    times to last ``min_time``, after one warm-up call unless ``warmup`` is false (the caller
+    already ran it, e.g. to check its result). repeat=1, min_time=0: one timed call."""
+    if warmup:
+        fn()
     number = 1
     if min_time > 0:
         while True:
@@ -359,7 +363,9 @@ def main(
         reps, min_time = (ref_reps, ref_min) if backend == "reference" else (fast_reps, fast_min)
         for name in CASES:
             for d, fn in zip("fb", cases[name][backend]):
-                t[name, backend, d] = best_time(fn, repeat=reps, min_time=min_time)
+                # --quick: the reference's check call was its warm-up; time one more call.
+                warm = not (quick and backend == "reference")
+                t[name, backend, d] = best_time(fn, repeat=reps, min_time=min_time, warmup=warm)
             if backend == "torch":  # torch's backward was timed together with its forward
                 t[name, "torch", "b"] = max(t[name, "torch", "b"] - t[name, "torch", "f"], 1e-9)
     rows = []
@@ -389,13 +395,13 @@ def main(
             continue
         time.sleep(0.3)
         if backend == "reference":
-            steps[backend] = best_time(step, repeat=ref_reps, min_time=0.0)
+            steps[backend] = best_time(step, repeat=ref_reps, min_time=0.0, warmup=not quick)
         else:
             steps[backend] = best_time(step, repeat=fast_reps, min_time=0.1 if quick else 0.3)
     results["step"] = steps
     mem: dict[str, dict[str, int] | None] = {}
     for backend in steps:
-        mem[backend] = peak_memory(backend, steps=2 if quick else 3) if memory else None
+        mem[backend] = peak_memory(backend, steps=1 if quick else 3) if memory else None
     results["memory"] = mem
     rows = []
     for backend, sec in steps.items():
