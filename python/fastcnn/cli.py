@@ -1,9 +1,105 @@
-"""The ``fastcnn`` command line: ``fastcnn info`` prints the runtime configuration."""
+"""The ``fastcnn`` command line (also ``python -m fastcnn``): train, evaluate, predict, info, bench.
+
+argparse only; each command is a thin layer over fastcnn.train, fastcnn.models,
+fastcnn.datasets and fastcnn._bench. Expected failures (missing or corrupted files, bad
+arguments, no data) print one line on stderr and exit with status 2, without a traceback;
+set FASTCNN_DEBUG=1 to see the traceback. Ctrl-C during training exits with status 130 after
+saving a checkpoint.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+class CLIError(Exception):
+    """A usage error found after parsing: reported as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _set_threads(n: int | None) -> None:
+    if n is not None:
+        import fastcnn
+
+        fastcnn.set_num_threads(n)
+
+
+def _source(args: argparse.Namespace) -> Any:
+    """The MNISTSource chosen by --data-dir / --subset (a fallback warning is printed once)."""
+    from fastcnn.datasets import mnist_source
+
+    subset = None if args.subset == "auto" else args.subset
+    if args.data_dir is not None and subset == "embedded":
+        raise CLIError("--data-dir and --subset embedded contradict each other")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        source = mnist_source(args.data_dir, subset=subset)
+    for w in caught:
+        print(f"fastcnn: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    return source
+
+
+def _add_data_args(p: argparse.ArgumentParser, default_subset: str | None = "auto") -> None:
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="directory with the four MNIST IDX files (.gz or raw); default: $FASTCNN_DATA_DIR, "
+        "the cache, else a download",
+    )
+    p.add_argument(
+        "--subset",
+        choices=("auto", "full", "embedded"),
+        default=default_subset,
+        help="full MNIST, the embedded 5,000/1,000 subset, or auto: full when available, "
+        "else the subset (default: %(default)s)",
+    )
+
+
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _non_negative(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {kind.__name__} value: {text!r}") from None
+        if not value >= 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+# ---------------------------------------------------------------------------------------------
+# info
+# ---------------------------------------------------------------------------------------------
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -13,19 +109,352 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------
+
+# Training settings a checkpoint fixes: giving them with --resume is an error.
+_FIXED_ON_RESUME = (
+    "model", "batch_size", "optimizer", "lr", "schedule", "warmup", "augment", "max_shift",
+    "max_rotation", "seed", "eval_sample", "limit_batches", "dtype",
+)  # fmt: skip
+
+
+def _train_defaults() -> dict[str, Any]:
+    # The published DeepConvNet recipe: 20 epochs, batch 100, Adam lr 0.001, no schedule.
+    return {
+        "model": "deep",
+        "epochs": 20,
+        "batch_size": 100,
+        "optimizer": "adam",
+        "schedule": None,
+        "warmup": 0.0,
+        "max_shift": 2,
+        "max_rotation": 10.0,
+        "seed": 0,
+        "dtype": "float32",
+        "backend": "fast",
+    }
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from fastcnn import models, train
+    from fastcnn.datasets import Augment
+
+    _set_threads(args.threads)
+    command = ["fastcnn", *args.argv]
+    if args.resume is not None:
+        given = [
+            "--" + name.replace("_", "-")
+            for name in _FIXED_ON_RESUME
+            if getattr(args, name) not in (None, False)
+        ]
+        if given:
+            raise CLIError(
+                f"{', '.join(given)} cannot be changed when resuming: the checkpoint fixes the "
+                "training settings (only --epochs, --out, --backend, --threads, --data-dir, "
+                "--subset and --no-progress may be given)"
+            )
+        resume = Path(args.resume)
+        if not resume.is_file():
+            raise CLIError(f"{resume}: no such checkpoint file")
+        out = Path(args.out) if args.out else resume.parent
+        data = _source(args) if (args.data_dir or args.subset) else None
+        trainer = train.Trainer.resume(
+            resume,
+            data,
+            backend=args.backend or "fast",
+            epochs=args.epochs,
+            out_dir=out,
+            progress=not args.no_progress,
+            command=command,
+        )
+        print(
+            f"resuming {resume}: epoch {trainer.epoch + 1}, batch {trainer.batch} "
+            f"(iteration {trainer.iteration}) of {trainer.epochs} epochs"
+        )
+    else:
+        if not args.augment and (args.max_shift is not None or args.max_rotation is not None):
+            raise CLIError("--max-shift / --max-rotation need --augment")
+        for key, value in _train_defaults().items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+        if args.subset is None:
+            args.subset = "auto"
+        source = _source(args)
+        model = models.MODELS[args.model](backend=args.backend, seed=args.seed, dtype=args.dtype)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path(args.out) if args.out else Path("runs") / f"{args.model}-{stamp}"
+        trainer = train.Trainer(
+            model,
+            source,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            schedule=args.schedule,
+            warmup=args.warmup,
+            augment=Augment(args.max_shift, args.max_rotation) if args.augment else None,
+            eval_sample=args.eval_sample,
+            seed=args.seed,
+            out_dir=out,
+            progress=not args.no_progress,
+            limit_batches=args.limit_batches,
+            command=command,
+        )
+    _print_run_header(trainer, out)
+    try:
+        trainer.fit()
+    except train.TrainingInterrupted as exc:
+        print(f"\nfastcnn: {exc}", file=sys.stderr)
+        if exc.checkpoint is not None:
+            print(f"fastcnn: resume with: fastcnn train --resume {exc.checkpoint}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _print_run_header(trainer: Any, out: Path) -> None:
+    import fastcnn
+
+    cfg = trainer.config()
+    model = trainer.model
+    sched = cfg["schedule"]
+    sched_text = sched["name"] + (
+        f" after {sched['warmup']:g} warm-up epochs" if sched.get("warmup") else ""
+    )
+    aug = cfg["augment"]
+    lines = [
+        f"data:      {trainer.source_info.get('description', trainer.source_info['kind'])}",
+        f"model:     {type(model).__name__} ({model.num_params():,} params, {model.dtype.name}), "
+        f"backend {model.backend}, {fastcnn.get_num_threads()} threads, isa {fastcnn.get_isa()}",
+        f"training:  {trainer.epochs} epochs x {trainer.batches_per_epoch} batches of "
+        f"{trainer.batch_size}, {cfg['optimizer']} lr {trainer.base_lr:g}, schedule {sched_text}, "
+        + (
+            f"augment shift {aug['max_shift']} px / rotation {aug['max_rotation']:g} deg"
+            if aug
+            else "no augmentation"
+        )
+        + f", seed {trainer.seed}",
+        "evaluation: "
+        + (
+            f"a fixed sample of {trainer.eval_sample} test images each epoch"
+            if trainer.eval_index is not None
+            else f"all {len(trainer.t_test)} test images each epoch"
+        ),
+        f"output:    {out}/ (log.json, checkpoint.npz, model.npz, plots)",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate / predict
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_model(path: str, backend: str) -> Any:
+    from fastcnn import models
+
+    if not Path(path).exists():
+        raise CLIError(f"{path}: no such model file")
+    return models.load(path, backend=backend)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from fastcnn import train
+
+    _set_threads(args.threads)
+    model = _load_model(args.model, args.backend)
+    source = _source(args)
+    x_test, t_test = train.load_test_set(source, dtype=model.dtype)
+    t0 = time.perf_counter()
+    result = train.evaluate(model, x_test, t_test)
+    assert result is not None
+    seconds = time.perf_counter() - t0
+    print(f"model:  {args.model}: {type(model).__name__}, backend {model.backend}")
+    print(f"data:   {source}")
+    print(f"test loss {result.loss:.4f}, {len(t_test) / seconds:.0f} images/s\n")
+    report = train.classification_report(t_test, result.predictions, model.output_size)
+    print(train.format_report(report))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from fastcnn._digits import load_digits
+
+    _set_threads(args.threads)
+    model = _load_model(args.model, args.backend)
+    names: list[str] = []
+    images = []
+    for path in args.images:
+        n, x = load_digits(path)
+        names += n
+        images.append(x)
+    proba = model.predict_proba(np.concatenate(images))
+    for name, p in zip(names, proba):
+        digit = int(p.argmax())
+        extra = ""
+        if args.top > 1:
+            order = np.argsort(-p, kind="stable")[1 : args.top]
+            extra = "  next: " + ", ".join(f"{int(k)} ({p[k]:.3f})" for k in order)
+        print(f"{name}: {digit} ({p[digit]:.3f}){extra}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------------------------
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from fastcnn import _bench
+
+    _set_threads(args.threads)
+    _bench.main(quick=args.quick, torch=not args.no_torch, memory=not args.no_memory)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# The parser
+# ---------------------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fastcnn import __version__
+    from fastcnn.optim import OPTIMIZERS
+    from fastcnn.train import SCHEDULE_NAMES
 
     parser = argparse.ArgumentParser(
         prog="fastcnn", description="Fast CPU building blocks for convolutional neural networks."
     )
     parser.add_argument("--version", action="version", version=f"fastcnn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    info = sub.add_parser("info", help="show version, threads, CPU features and the kernel ISA")
-    info.set_defaults(func=_cmd_info)
+
+    # train -- every default is None so that --resume can tell what was given explicitly.
+    p = sub.add_parser(
+        "train",
+        help="train a model on MNIST",
+        description="Train SimpleConvNet or DeepConvNet on MNIST. The defaults are the "
+        "published DeepConvNet recipe: 20 epochs, batch 100, Adam lr 0.001, no schedule, no "
+        "augmentation. Writes log.json, checkpoint.npz (every epoch), model.npz and plots to "
+        "--out.",
+    )
+    p.add_argument("--model", choices=("simple", "deep"), help="architecture (default: deep)")
+    p.add_argument("--epochs", type=_positive(int), help="epochs (default: 20)")
+    p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 100)")
+    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="optimizer (default: adam)")
+    p.add_argument(
+        "--lr", type=_positive(float), help="base learning rate (default: the optimizer's, "
+        "0.001 for adam)"
+    )  # fmt: skip
+    p.add_argument(
+        "--schedule",
+        choices=SCHEDULE_NAMES,
+        help="learning-rate schedule, stepped every iteration on a fractional-epoch scale: "
+        "cosine = one cosine decay to 0 over the run, step = x0.1 every third of the run, "
+        "warmup = linear warm-up then constant (default: constant)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=_non_negative(float),
+        metavar="EPOCHS",
+        help="linear warm-up epochs before the schedule (default: 0; 1 for --schedule warmup)",
+    )
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        default=None,
+        help="random shifts and rotations of the training images",
+    )
+    p.add_argument("--max-shift", type=_non_negative(int), metavar="PX", help="default: 2")
+    p.add_argument("--max-rotation", type=_non_negative(float), metavar="DEG", help="default: 10")
+    p.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
+    p.add_argument("--backend", choices=("fast", "reference"), help="default: fast")
+    p.add_argument("--dtype", choices=("float32", "float64"), help="default: float32")
+    _add_data_args(p, default_subset=None)
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL-TIME)")
+    p.add_argument("--seed", type=_non_negative(int), help="seed of everything (default: 0)")
+    p.add_argument(
+        "--eval-sample",
+        type=_positive(int),
+        metavar="N",
+        help="evaluate each epoch on a fixed random sample of N test images (default: all); "
+        "the final report always uses the whole test set",
+    )
+    p.add_argument(
+        "--limit-batches",
+        type=_positive(int),
+        metavar="N",
+        help="run only the first N batches of each epoch (smoke tests)",
+    )
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    # evaluate
+    p = sub.add_parser("evaluate", help="accuracy and per-class report of a model on the test set")
+    p.add_argument("model", metavar="MODEL", help="a model file (model.npz or checkpoint.npz)")
+    p.add_argument("--backend", choices=("fast", "reference"), default="fast")
+    p.add_argument("--threads", type=_positive(int))
+    _add_data_args(p)
+    p.set_defaults(func=_cmd_evaluate)
+
+    # predict
+    p = sub.add_parser(
+        "predict",
+        help="classify digit images (PNG, JPEG, .npy)",
+        description="Print 'file: digit (probability)' per image. Pictures of any size are "
+        "converted as MNIST was made: grayscale, white on black (a light background is "
+        "inverted), the digit scaled into 20x20 and centred by mass in 28x28. A 28x28 .npy, or "
+        "an (N, 28, 28) .npy batch, is used as MNIST pixels.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a model file (model.npz or checkpoint.npz)")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files or .npy arrays")
+    p.add_argument("--top", type=_positive(int), default=1, help="also show the next k-1 digits")
+    p.add_argument("--backend", choices=("fast", "reference"), default="fast")
+    p.add_argument("--threads", type=_positive(int))
+    p.set_defaults(func=_cmd_predict)
+
+    # info
+    p = sub.add_parser("info", help="show version, threads, CPU features and the kernel ISA")
+    p.set_defaults(func=_cmd_info)
+
+    # bench
+    p = sub.add_parser(
+        "bench",
+        help="time fastcnn against the numpy reference (and PyTorch when installed)",
+        description="DeepConvNet's layers at batch 100 (forward, backward) and its whole "
+        "training step: fastcnn vs the numpy reference vs PyTorch (when importable, same "
+        "thread count), best-of-N wall times and ratios, and each backend's peak memory for "
+        "training steps in a fresh process.",
+    )
+    p.add_argument("--quick", action="store_true", help="fewer repeats; the reference once")
+    p.add_argument("--threads", type=_positive(int))
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
+    args.argv = argv
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("\nfastcnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (CLIError, ValueError, OSError, ImportError, FloatingPointError) as exc:
+        # ModelFileError, IDXError (ValueError), MNISTNotFoundError (OSError), missing Pillow...
+        if os.environ.get("FASTCNN_DEBUG"):
+            raise
+        print(f"fastcnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR

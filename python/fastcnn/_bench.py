@@ -1,0 +1,430 @@
+"""``fastcnn bench``: DeepConvNet's layers and its whole training step, fastcnn vs the numpy
+reference vs PyTorch's CPU path (when torch is importable), batch 100, float32.
+
+The procedure: every case is checked against the reference before it is timed; times are the
+best of N rounds (each round long enough for the clock), all backends timed in the same
+process, one after the other, so the ratios come from one run; torch uses fastcnn's thread
+count. Peak memory is measured per backend in a fresh subprocess as the growth of VmHWM
+(/proc/self/status) over a few training steps. This module is the one implementation;
+benchmarks/bench_layers.py is a pytest-benchmark front-end over it. Linux only for memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import numpy as np
+
+BATCH = 100
+# name -> (C, K, H (= W), pad) of DeepConvNet's six 3x3 stride-1 convolutions at batch 100.
+CONVS: dict[str, tuple[int, int, int, int]] = {
+    "conv1_1to16_28": (1, 16, 28, 1),
+    "conv2_16to16_28": (16, 16, 28, 1),
+    "conv3_16to32_14": (16, 32, 14, 1),
+    "conv4_32to32_14": (32, 32, 14, 2),
+    "conv5_32to64_7": (32, 64, 7, 1),
+    "conv6_64to64_7": (64, 64, 7, 1),
+}
+POOL = "maxpool_16x28x28"
+POOL_SHAPE = (BATCH, 16, 28, 28)
+CASES = (*CONVS, POOL)
+BACKENDS = ("fastcnn", "reference", "torch")
+Pair = tuple[Callable[[], Any], Callable[[], Any]]
+
+
+def import_torch() -> Any:
+    """torch with fastcnn's thread count, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    import fastcnn
+
+    torch.set_num_threads(fastcnn.get_num_threads())
+    return torch
+
+
+def best_time(
+    fn: Callable[[], object], repeat: int = 7, min_time: float = 0.05, warmup: bool = True
+) -> float:
+    """Best wall time of one call over ``repeat`` rounds, each round calling ``fn`` enough
+    times to last ``min_time``, after one warm-up call unless ``warmup`` is false (the caller
+    already ran it, e.g. to check its result). repeat=1, min_time=0: one timed call."""
+    if warmup:
+        fn()
+    number = 1
+    if min_time > 0:
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            if time.perf_counter() - t0 >= min_time or number >= 1 << 16:
+                break
+            number *= 2
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------
+# Single layers: (forward, backward) callables per backend, checked before timing.
+# ---------------------------------------------------------------------------------------------
+
+
+def _check(cases: dict[str, Pair], what: str) -> None:
+    for i, direction in enumerate(("forward", "backward")):
+        got, want = cases["fastcnn"][i](), cases["reference"][i]()
+        scale = max(1.0, float(np.abs(want).max()))
+        err = float(np.abs(np.asarray(got) - want).max()) / scale
+        if not err <= 2e-4:
+            raise AssertionError(f"bench: {what} {direction}: fastcnn differs from the reference "
+                                 f"by {err:.2e} (relative); not timing a wrong result")  # fmt: skip
+
+
+def _torch_pair(torch: Any, module: Any, x: np.ndarray, reference: Pair, what: str) -> Pair:
+    """torch forward (no grad) and forward+backward (torch frees the graph in backward, so it
+    cannot be timed alone: the table subtracts the forward time)."""
+    xt = torch.from_numpy(x).requires_grad_()
+
+    def fwd() -> Any:
+        with torch.no_grad():
+            return module(xt)
+
+    def fwd_bwd() -> Any:
+        xt.grad = None
+        out = module(xt)
+        out.backward(torch.from_numpy(dy))
+        return xt.grad
+
+    y_ref = reference[0]()
+    dy = np.random.default_rng(1).standard_normal(y_ref.shape, dtype=np.float32)
+    got = fwd().numpy()
+    if not np.allclose(got, y_ref, atol=2e-4, rtol=2e-4):
+        raise AssertionError(f"bench: {what}: torch's forward differs from the reference")
+    return fwd, fwd_bwd
+
+
+def conv_case(name: str, torch: Any = None) -> dict[str, Pair]:
+    """One DeepConvNet convolution as fastcnn and reference layers (and a torch Conv2d)."""
+    from fastcnn import layers as fast_layers
+    from fastcnn.reference import layers as ref_layers
+
+    c, k, h, pad = CONVS[name]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, c, h, h), dtype=np.float32)
+    w = (rng.standard_normal((k, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    cases: dict[str, Pair] = {}
+    for backend, mod in (("fastcnn", fast_layers), ("reference", ref_layers)):
+        layer = mod.Convolution(w, b, 1, pad)
+        dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape, dtype=np.float32)
+        cases[backend] = (lambda lay=layer: lay.forward(x), lambda lay=layer, d=dy: lay.backward(d))
+    _check(cases, name)
+    if torch is not None:
+        conv = torch.nn.Conv2d(c, k, 3, 1, pad)
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w))
+            conv.bias.copy_(torch.from_numpy(b))
+        cases["torch"] = _torch_pair(torch, conv, x, cases["reference"], name)
+    return cases
+
+
+def pool_case(torch: Any = None) -> dict[str, Pair]:
+    """DeepConvNet's first 2x2 max pool (16x28x28 at batch 100)."""
+    from fastcnn import layers as fast_layers
+    from fastcnn.reference import layers as ref_layers
+
+    x = np.random.default_rng(2).standard_normal(POOL_SHAPE, dtype=np.float32)
+    cases: dict[str, Pair] = {}
+    for backend, mod in (("fastcnn", fast_layers), ("reference", ref_layers)):
+        layer = mod.Pooling(2, 2, 2)
+        dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape, dtype=np.float32)
+        cases[backend] = (lambda lay=layer: lay.forward(x), lambda lay=layer, d=dy: lay.backward(d))
+    _check(cases, POOL)
+    if torch is not None:
+        cases["torch"] = _torch_pair(torch, torch.nn.MaxPool2d(2, 2), x, cases["reference"], POOL)
+    return cases
+
+
+def layer_case(name: str, torch: Any = None) -> dict[str, Pair]:
+    return pool_case(torch) if name == POOL else conv_case(name, torch)
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole DeepConvNet training step: fastcnn.models.DeepConvNet + fastcnn.optim.Adam on each
+# backend, and an equivalent torch nn.Sequential with the same weights + torch.optim.Adam.
+# ---------------------------------------------------------------------------------------------
+
+
+def _batch() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(4)
+    return rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
+
+
+def _torch_deep(torch: Any, model: Any) -> Any:
+    """nn.Sequential equal to the DeepConvNet ``model`` (weights copied). Dropout differs in
+    form (torch scales at training time, DeepConvNet at inference) but not in cost."""
+    nn = torch.nn
+    p = model.params
+    mods: list[Any] = []
+    for i, cp in enumerate(model.conv_params, 1):
+        w = p[f"W{i}"]
+        conv = nn.Conv2d(w.shape[1], w.shape[0], cp["filter_size"], cp["stride"], cp["pad"])
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w))
+            conv.bias.copy_(torch.from_numpy(p[f"b{i}"]))
+        mods += [conv, nn.ReLU()]
+        if i % 2 == 0:
+            mods.append(nn.MaxPool2d(2, 2))
+    fcs = []
+    for i in (7, 8):
+        w = p[f"W{i}"]
+        fc = nn.Linear(w.shape[0], w.shape[1])
+        with torch.no_grad():
+            fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+            fc.bias.copy_(torch.from_numpy(p[f"b{i}"]))
+        fcs.append(fc)
+    ratio = model.dropout_ratio
+    return nn.Sequential(
+        *mods, nn.Flatten(), fcs[0], nn.ReLU(), nn.Dropout(ratio), fcs[1], nn.Dropout(ratio)
+    )
+
+
+def training_step(backend: str, torch: Any = None) -> Callable[[], float] | None:
+    """A callable doing one DeepConvNet training step (forward, backward, Adam update) on a fixed
+    batch of 100, or None for "torch" when torch is None."""
+    from fastcnn import models, optim
+
+    x, t = _batch()
+    if backend == "torch":
+        if torch is None:
+            return None
+        model = models.DeepConvNet(backend="reference", seed=0)
+        net = _torch_deep(torch, model)
+        net.eval()
+        with torch.no_grad():
+            got = net(torch.from_numpy(x)).numpy()
+        # torch's inference-mode dropout is the identity, DeepConvNet's scales by 1 - ratio:
+        # compare with the model's layers run without their dropout layers.
+        want = x
+        for layer in model.layers.values():
+            if type(layer).__name__ != "Dropout":
+                want = layer.forward(want)
+        if not np.allclose(got, want, atol=1e-3, rtol=1e-3):
+            raise AssertionError("bench: the torch DeepConvNet's logits differ from fastcnn's")
+        net.train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+        def torch_step() -> float:
+            opt.zero_grad()
+            loss = loss_fn(net(xt), tt)
+            loss.backward()
+            opt.step()
+            return float(loss.detach().item())
+
+        return torch_step
+    be = {"fastcnn": "fast", "reference": "reference"}[backend]
+    model = models.DeepConvNet(backend=be, seed=0)
+    adam = optim.Adam(lr=1e-3, backend=be)
+
+    def step() -> float:
+        loss, grads = model.loss_and_gradient(x, t)
+        adam.update(model.params, grads)
+        return loss
+
+    return step
+
+
+def check_training_step() -> float:
+    """Run the first training step on both backends (same seed: same weights and dropout
+    masks) and check that losses and updated weights agree; returns the loss."""
+    steps = {}
+    for backend in ("fastcnn", "reference"):
+        from fastcnn import models, optim
+
+        be = {"fastcnn": "fast", "reference": "reference"}[backend]
+        model = models.DeepConvNet(backend=be, seed=0)
+        x, t = _batch()
+        loss, grads = model.loss_and_gradient(x, t)
+        optim.Adam(lr=1e-3, backend=be).update(model.params, grads)
+        steps[backend] = (loss, model.params)
+    (lf, pf), (lr_, pr) = steps["fastcnn"], steps["reference"]
+    if not abs(lf - lr_) <= 1e-4 * max(1.0, abs(lr_)):
+        raise AssertionError(f"bench: training-step loss fastcnn {lf} vs reference {lr_}")
+    for key in pr:
+        if not np.allclose(pf[key], pr[key], atol=1e-5, rtol=1e-4):
+            raise AssertionError(f"bench: training step: {key} differs after the update")
+    return lf
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory in a fresh process
+# ---------------------------------------------------------------------------------------------
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
+
+
+def _memory_child(backend: str, steps: int, threads: int) -> None:
+    import fastcnn
+
+    fastcnn.set_num_threads(threads)
+    torch = import_torch() if backend == "torch" else None
+    step = training_step(backend, torch)
+    assert step is not None
+    before = _status_kib("VmHWM")
+    rss_before = _status_kib("VmRSS")
+    for _ in range(steps):
+        step()
+    after = _status_kib("VmHWM")
+    print(json.dumps({"before_kib": before, "rss_before_kib": rss_before, "peak_kib": after,
+                      "growth_kib": after - before}))  # fmt: skip
+
+
+def peak_memory(backend: str, steps: int = 3) -> dict[str, int] | None:
+    """In a fresh Python process (VmHWM is per process and survives nothing), build the
+    DeepConvNet training step of ``backend`` and run ``steps`` steps: returns the high-water
+    mark before the first step, after the last, and the growth (KiB). None: torch missing, or
+    no /proc (not Linux)."""
+    if not os.path.exists("/proc/self/status"):
+        return None
+    if backend == "torch" and import_torch() is None:
+        return None
+    import fastcnn
+
+    code = (
+        "from fastcnn import _bench; "
+        f"_bench._memory_child({backend!r}, {int(steps)}, {fastcnn.get_num_threads()})"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench: the memory process for {backend} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.rjust(w) for h, w in zip(header, widths)), file=out)
+    for r in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)), file=out, flush=True)
+
+
+def main(
+    quick: bool = False, torch: bool = True, memory: bool = True, out: TextIO | None = None
+) -> dict[str, Any]:
+    """Print the layer table and the training-step table; return the measurements (seconds)."""
+    import fastcnn
+
+    out = out if out is not None else sys.stdout
+    tmod = import_torch() if torch else None
+    fast_reps, fast_min = (3, 0.02) if quick else (9, 0.05)
+    ref_reps, ref_min = (1, 0.0) if quick else (3, 0.0)
+    print(
+        f"# fastcnn {fastcnn.__version__}, isa {fastcnn.get_isa()}, "
+        f"{fastcnn.get_num_threads()} threads, batch {BATCH}, float32; "
+        + (f"torch {tmod.__version__}" if tmod is not None else "torch not installed")
+        + ("; --quick" if quick else ""),
+        file=out,
+    )
+    print("# times are best-of-N wall clock; ratios > 1 mean fastcnn is faster\n", file=out)
+    results: dict[str, Any] = {"layers": {}, "step": {}, "memory": {}}
+    # Each backend is timed as a block (all layers, then the next backend) with a pause in
+    # between: fastcnn, numpy's BLAS and torch each keep an OpenMP/BLAS thread pool whose
+    # threads spin for a while after a parallel region, and interleaving the backends call by
+    # call would make each one pay for the others' spinning on a 2-core machine.
+    cases = {name: layer_case(name, tmod) for name in CASES}
+    t: dict[tuple[str, str, str], float] = {}
+    for backend in BACKENDS:
+        if backend == "torch" and tmod is None:
+            continue
+        time.sleep(0.3)
+        reps, min_time = (ref_reps, ref_min) if backend == "reference" else (fast_reps, fast_min)
+        for name in CASES:
+            for d, fn in zip("fb", cases[name][backend]):
+                # --quick: the reference's check call was its warm-up; time one more call.
+                warm = not (quick and backend == "reference")
+                t[name, backend, d] = best_time(fn, repeat=reps, min_time=min_time, warmup=warm)
+            if backend == "torch":  # torch's backward was timed together with its forward
+                t[name, "torch", "b"] = max(t[name, "torch", "b"] - t[name, "torch", "f"], 1e-9)
+    rows = []
+    for name in CASES:
+        results["layers"][name] = {f"{b}_{d}": v for (n, b, d), v in t.items() if n == name}
+        row = [name]
+        for d in "fb":
+            fast = t[name, "fastcnn", d]
+            ref = t[name, "reference", d]
+            row += [f"{fast * 1e3:.2f}", f"{ref * 1e3:.1f}", f"{ref / fast:.1f}"]
+            if tmod is not None:
+                tt = t[name, "torch", d]
+                row += [f"{tt * 1e3:.2f}", f"{tt / fast:.2f}"]
+        rows.append(row)
+    header = ["layer"]
+    for d in ("fwd", "bwd"):
+        header += [f"{d} fast ms", "ref ms", "ref/fast"]
+        if tmod is not None:
+            header += ["torch ms", "torch/fast"]
+    _table(header, rows, out)
+
+    check_training_step()
+    steps: dict[str, float] = {}
+    for backend in BACKENDS:
+        step = training_step(backend, tmod)
+        if step is None:
+            continue
+        time.sleep(0.3)
+        if backend == "reference":
+            steps[backend] = best_time(step, repeat=ref_reps, min_time=0.0, warmup=not quick)
+        else:
+            steps[backend] = best_time(step, repeat=fast_reps, min_time=0.1 if quick else 0.3)
+    results["step"] = steps
+    mem: dict[str, dict[str, int] | None] = {}
+    for backend in steps:
+        mem[backend] = peak_memory(backend, steps=1 if quick else 3) if memory else None
+    results["memory"] = mem
+    rows = []
+    for backend, sec in steps.items():
+        m = mem[backend]
+        rows.append(
+            [
+                backend,
+                f"{sec * 1e3:.1f}",
+                f"{sec / steps['fastcnn']:.2f}",
+                f"{BATCH / sec:.0f}",
+                f"{m['growth_kib'] / 1024:.0f}" if m else "-",
+                f"{m['peak_kib'] / 1024:.0f}" if m else "-",
+            ]
+        )
+    print(
+        "\nDeepConvNet training step (forward, backward, Adam), batch 100"
+        + (", peak memory from a fresh process per backend" if memory else "")
+        + ":",
+        file=out,
+    )
+    _table(
+        ["backend", "ms/step", "time/fastcnn", "images/s", "step peak growth MiB", "peak MiB"],
+        rows,
+        out,
+    )
+    return results

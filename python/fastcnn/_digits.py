@@ -1,0 +1,146 @@
+"""Turning user images into MNIST-style digits for ``fastcnn predict``.
+
+MNIST's own preparation: a white digit on black, its bounding box scaled to fit 20x20 keeping
+the aspect ratio (anti-aliased), placed in 28x28 with its centre of mass at the centre. This
+module does the same for a PNG/JPEG (via Pillow) or a 2-D array of any size. Arrays already
+28x28 (.npy digits) are taken as MNIST images and only scaled to [0, 1]. One digit per image:
+no segmentation of multi-digit pictures.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["prepare_digit", "load_digits"]
+
+_BOX = 20  # the digit's bounding box is scaled to fit this square
+_SIZE = 28
+
+
+def _to_unit(img: np.ndarray, where: str) -> np.ndarray:
+    """Grayscale pixels as float64 in [0, 1]: integers are divided by their type's maximum,
+    floats greater than 1 are taken as 0..255."""
+    if img.dtype == np.bool_:
+        return img.astype(np.float64)
+    if img.dtype.kind in "iu":
+        top = 255.0 if img.dtype.itemsize == 1 or img.max(initial=0) <= 255 else 65535.0
+        return np.clip(img.astype(np.float64) / top, 0.0, 1.0)
+    if img.dtype.kind == "f":
+        if not np.isfinite(img).all():
+            raise ValueError(f"{where}: the image holds NaN or infinite values")
+        out = img.astype(np.float64)
+        if out.max(initial=0.0) > 1.0:
+            out /= 255.0
+        return np.clip(out, 0.0, 1.0)
+    raise ValueError(f"{where}: pixels must be numbers, got dtype {img.dtype}")
+
+
+def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ImportError(
+            "resizing an image to 28x28 needs Pillow: pip install pillow "
+            "(or pass 28x28 .npy arrays)"
+        ) from None
+    pil = Image.fromarray(img.astype(np.float32), mode="F")
+    out = pil.resize((width, height), Image.Resampling.LANCZOS)
+    return np.clip(np.asarray(out, dtype=np.float64), 0.0, 1.0)
+
+
+def prepare_digit(img: Any, where: str = "image") -> np.ndarray:
+    """An MNIST-style (28, 28) float32 image in [0, 1] from a 2-D grayscale array of any size.
+
+    Inverts a light background (judged by the median of the border pixels), crops to the
+    digit's bounding box, scales it to fit 20x20 keeping the aspect ratio and centres it by
+    mass in 28x28. Raises ValueError for an empty image.
+    """
+    img = np.asarray(img)
+    if img.ndim != 2 or min(img.shape) < 1:
+        raise ValueError(f"{where}: expected a 2-D grayscale image, got shape {img.shape}")
+    x = _to_unit(img, where)
+    background = float(np.median(np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])))
+    if background > 0.5:
+        x = 1.0 - x  # dark digit on a light background -> MNIST's white on black
+        background = 1.0 - background
+    # Subtract the background level so grey paper or scanner noise does not count as ink.
+    x = np.clip(x - background, 0.0, 1.0)
+    if x.max() <= 0.0:
+        raise ValueError(f"{where}: no digit found (the image is uniform)")
+    x /= x.max()
+    rows = np.flatnonzero((x > 0.1).any(axis=1))
+    cols = np.flatnonzero((x > 0.1).any(axis=0))
+    x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    h, w = x.shape
+    scale = _BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (nh, nw) != (h, w):
+        x = _resize(x, nh, nw)
+    # Centre of mass to the image centre (MNIST: the mass centre lands at pixel 14, 14).
+    total = x.sum()
+    cy = (x.sum(axis=1) * np.arange(nh)).sum() / total
+    cx = (x.sum(axis=0) * np.arange(nw)).sum() / total
+    top = int(np.clip(round(_SIZE / 2 - 0.5 - cy), 0, _SIZE - nh))
+    left = int(np.clip(round(_SIZE / 2 - 0.5 - cx), 0, _SIZE - nw))
+    out = np.zeros((_SIZE, _SIZE), dtype=np.float32)
+    out[top : top + nh, left : left + nw] = x
+    return out
+
+
+def _read_image_file(path: Path) -> np.ndarray:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise ImportError(
+            f"{path}: reading images needs Pillow: pip install pillow (or pass .npy arrays)"
+        ) from None
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                # Transparent pixels are background: composite over white first.
+                rgba = im.convert("RGBA")
+                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(white, rgba)
+            gray = im.convert("L") if im.mode not in ("L", "I", "I;16", "F") else im
+            return np.asarray(gray)
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file Pillow can read") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the image ({exc})") from None
+
+
+def load_digits(path: os.PathLike[str] | str) -> tuple[list[str], np.ndarray]:
+    """The digits in one file as (names, images (N, 1, 28, 28) float32 in [0, 1]).
+
+    ``.npy``: a (28, 28) digit or an (N, 28, 28) / (N, 1, 28, 28) / (N, 784) batch is used as
+    MNIST pixels (only scaled to [0, 1]); any other 2-D array is prepared like a picture.
+    Anything else is opened with Pillow (PNG, JPEG, ...) and prepared with ``prepare_digit``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+        if arr.ndim == 2 and arr.shape == (_SIZE, _SIZE):
+            return [str(path)], _to_unit(arr, str(path)).astype(np.float32).reshape(1, 1, 28, 28)
+        if arr.ndim == 2 and arr.shape[1] == _SIZE * _SIZE:
+            arr = arr.reshape(-1, _SIZE, _SIZE)
+        if arr.ndim == 4 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim == 3 and arr.shape[1:] == (_SIZE, _SIZE):
+            names = [f"{path}[{i}]" for i in range(arr.shape[0])]
+            return names, _to_unit(arr, str(path)).astype(np.float32)[:, None]
+        if arr.ndim == 2:
+            return [str(path)], prepare_digit(arr, str(path))[None, None]
+        raise ValueError(
+            f"{path}: expected a 2-D image, an (N, 28, 28) or (N, 784) batch, got shape {arr.shape}"
+        )
+    return [str(path)], prepare_digit(_read_image_file(path), str(path))[None, None]

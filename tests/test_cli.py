@@ -1,0 +1,278 @@
+"""The fastcnn command line: train (and --resume, and Ctrl-C), evaluate, predict, bench, and
+the one-line errors with exit status 2 for missing or corrupted files and bad arguments."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastcnn import cli, models
+from fastcnn.datasets import EMBEDDED_DIR, mnist_source
+
+FULL = os.environ.get("FASTCNN_DATA_DIR")
+
+
+def run(capsys, *argv):
+    rc = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return mnist_source(subset="embedded").load(flatten=False)[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A SimpleConvNet trained by the CLI for 2 epochs on the embedded subset (~93 %)."""
+    out = tmp_path_factory.mktemp("run")
+    rc = cli.main(["train", "--model", "simple", "--epochs", "2", "--subset", "embedded",
+                   "--out", str(out), "--no-progress", "--eval-sample", "200"])  # fmt: skip
+    assert rc == 0
+    return out
+
+
+def test_train_output_files_and_log(trained):
+    for name in ("model.npz", "checkpoint.npz", "log.json"):
+        assert (trained / name).is_file()
+    log = json.loads((trained / "log.json").read_text())
+    assert log["command"][:2] == ["fastcnn", "train"]
+    assert log["config"]["model"] == "SimpleConvNet" and log["config"]["eval_sample"] == 200
+    assert [e["test_n"] for e in log["epochs"]] == [200, 200]
+    assert log["report"]["n"] == 1000 and log["report"]["accuracy"] >= 0.9
+
+
+def test_train_prints_header_epochs_and_report(capsys, tmp_path):
+    rc, out, err = run(capsys, "train", "--model", "simple", "--epochs", "1", "--subset",
+                       "embedded", "--limit-batches", "3", "--out", tmp_path, "--no-progress",
+                       "--schedule", "cosine", "--augment", "--max-rotation", "5",
+                       "--seed", "2")  # fmt: skip
+    assert rc == 0, err
+    assert "embedded MNIST subset (5000 train / 1000 test)" in out
+    assert "1 epochs x 3 batches of 100, adam lr 0.001, schedule cosine" in out
+    assert "augment shift 2 px / rotation 5 deg, seed 2" in out
+    assert "epoch 1/1  train loss" in out
+    assert "confusion matrix" in out and "macro" in out
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["config"]["augment"] == {"max_shift": 2, "max_rotation": 5.0}
+    assert log["config"]["schedule"]["name"] == "cosine"
+
+
+def test_train_resume_extends_and_refuses_changed_settings(capsys, tmp_path):
+    args = ["train", "--model", "simple", "--epochs", "1", "--subset", "embedded",
+            "--limit-batches", "2", "--out", tmp_path, "--no-progress",
+            "--eval-sample", "50"]  # fmt: skip
+    assert run(capsys, *args)[0] == 0
+    ckpt = tmp_path / "checkpoint.npz"
+    rc, out, err = run(capsys, "train", "--resume", ckpt, "--lr", "0.1")
+    assert rc == 2 and "--lr cannot be changed when resuming" in err
+    assert err.count("\n") == 1
+    rc, out, err = run(capsys, "train", "--resume", ckpt, "--epochs", "2", "--no-progress")
+    assert rc == 0, err
+    assert "resuming" in out and "epoch 2, batch 0" in out and "epoch 2/2" in out
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert [e["epoch"] for e in log["epochs"]] == [1, 2]
+    assert log["resumed_from"] == str(ckpt)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path):
+    """A real SIGINT to `python -m fastcnn train`: exit 130, a message saying how to resume, and
+    a checkpoint the run continues from."""
+    cmd = [sys.executable, "-m", "fastcnn", "train", "--model", "simple", "--subset", "embedded",
+           "--epochs", "30", "--limit-batches", "5", "--eval-sample", "50", "--no-progress",
+           "--out", str(tmp_path)]  # fmt: skip
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            line = proc.stdout.readline()
+            while line and not line.startswith("epoch  1/30"):
+                line = proc.stdout.readline()
+            assert line.startswith("epoch  1/30"), proc.stderr.read()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    ckpt = tmp_path / "checkpoint.npz"
+    assert f"resume with: fastcnn train --resume {ckpt}" in err
+    assert "Traceback" not in err
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["status"] == "interrupted"
+    done = log["position"]["iteration"]
+    assert done >= 5
+    res = subprocess.run([sys.executable, "-m", "fastcnn", "train", "--resume", str(ckpt),
+                          "--epochs", str(done // 5 + 1), "--no-progress"],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["status"] == "finished"
+    assert len(log["iterations"]["loss"]) == 5 * (done // 5 + 1)
+
+
+def test_evaluate(capsys, trained):
+    rc, out, err = run(capsys, "evaluate", trained / "model.npz", "--subset", "embedded")
+    assert rc == 0, err
+    log = json.loads((trained / "log.json").read_text())
+    acc = log["report"]["accuracy"]
+    assert f"test accuracy {100 * acc:.2f} % ({round(acc * 1000)} / 1000)" in out
+    assert "SimpleConvNet" in out and "confusion matrix" in out
+    # A checkpoint is a model file too, on either backend.
+    rc, out2, err = run(capsys, "evaluate", trained / "checkpoint.npz", "--subset", "embedded",
+                        "--backend", "reference")  # fmt: skip
+    assert rc == 0, err
+    assert f"test accuracy {100 * acc:.2f} %" in out2
+
+
+def _png(path: Path, img: np.ndarray) -> None:
+    from PIL import Image
+
+    Image.fromarray(np.round(img * 255).astype(np.uint8), mode="L").save(path)
+
+
+def test_predict_png_inverted_resized_and_npy(capsys, tmp_path, trained, test_set):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    x, t = test_set
+    model = models.load(trained / "model.npz")
+    proba = model.predict_proba(x)
+    # Confidently right digits, one per class where possible: the preprocessing must keep them.
+    picks = [int(np.flatnonzero((t == d) & (proba.argmax(1) == d) & (proba.max(1) > 0.95))[0])
+             for d in range(10)]  # fmt: skip
+    paths, want = [], []
+    for d, i in enumerate(picks):
+        plain = tmp_path / f"digit{d}.png"
+        _png(plain, x[i, 0])
+        # Dark ink on light paper, 4x larger and off-centre on a wider page, as RGB.
+        big = Image.fromarray(np.round((1 - x[i, 0]) * 255).astype(np.uint8), mode="L")
+        big = big.resize((112, 112), Image.Resampling.BILINEAR)
+        page = Image.new("L", (200, 150), 255)
+        page.paste(big, (70, 10))
+        scan = tmp_path / f"scan{d}.png"
+        page.convert("RGB").save(scan)
+        paths += [plain, scan]
+        want += [d, d]
+    np.save(tmp_path / "one.npy", x[picks[3], 0])
+    np.save(tmp_path / "batch.npy", (x[picks[:3], 0] * 255).astype(np.uint8))
+    rc, out, err = run(capsys, "predict", trained / "model.npz", *paths, tmp_path / "one.npy",
+                       tmp_path / "batch.npy")  # fmt: skip
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert len(lines) == len(paths) + 1 + 3
+    got = {}
+    for line in lines:
+        name, rest = line.rsplit(": ", 1)
+        digit, prob = rest.split(" ")
+        got[name] = int(digit)
+        assert 0.0 < float(prob.strip("()")) <= 1.0
+    for p, d in zip(paths, want):
+        assert got[str(p)] == d, (p, line)
+    assert got[str(tmp_path / "one.npy")] == 3
+    assert [got[f"{tmp_path / 'batch.npy'}[{k}]"] for k in range(3)] == [0, 1, 2]
+
+
+def test_predict_errors(capsys, tmp_path, trained):
+    blank = tmp_path / "blank.png"
+    _png(blank, np.ones((30, 30)))
+    rc, out, err = run(capsys, "predict", trained / "model.npz", blank)
+    assert rc == 2 and "no digit found" in err
+    (tmp_path / "text.png").write_text("not a picture")
+    rc, out, err = run(capsys, "predict", trained / "model.npz", tmp_path / "text.png")
+    assert rc == 2 and "not an image file" in err
+    rc, out, err = run(capsys, "predict", trained / "model.npz", tmp_path / "missing.png")
+    assert rc == 2 and "missing.png: no such file" in err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_missing_and_corrupted_model_files(capsys, tmp_path, trained, command):
+    extra = ["--subset", "embedded"] if command == "evaluate" else [trained / "model.npz"]
+    rc, out, err = run(capsys, command, tmp_path / "nope.npz", *extra)
+    assert (rc, out) == (2, "")
+    assert err == f"fastcnn {command}: error: {tmp_path / 'nope.npz'}: no such model file\n"
+    broken = tmp_path / "broken.npz"
+    data = (trained / "model.npz").read_bytes()
+    broken.write_bytes(data[: len(data) // 2])
+    rc, out, err = run(capsys, command, broken, *extra)
+    assert rc == 2 and err.startswith(f"fastcnn {command}: error: {broken}: corrupted")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    text = tmp_path / "text.npz"
+    text.write_text("hello")
+    rc, out, err = run(capsys, command, text, *extra)
+    assert rc == 2 and "not a fastcnn model file" in err
+
+
+def test_corrupted_idx_file(capsys, tmp_path, trained):
+    data = tmp_path / "mnist"
+    data.mkdir()
+    for f in EMBEDDED_DIR.iterdir():
+        if "idx" in f.name:
+            shutil.copy(f, data / f.name)
+    images = data / "t10k-images-idx3-ubyte.gz"
+    raw = gzip.decompress(images.read_bytes())
+    images.write_bytes(gzip.compress(raw[:-100]))  # truncated data
+    rc, out, err = run(capsys, "evaluate", trained / "model.npz", "--data-dir", data)
+    assert rc == 2
+    assert "t10k-images-idx3-ubyte.gz" in err and "needs" in err
+    assert err.count("\n") == 1
+    rc, out, err = run(capsys, "train", "--data-dir", data, "--epochs", "1", "--no-progress",
+                       "--out", tmp_path / "run")  # fmt: skip
+    assert rc == 2 and "t10k-images-idx3-ubyte.gz" in err
+    rc, out, err = run(capsys, "evaluate", trained / "model.npz", "--data-dir", tmp_path)
+    assert rc == 2 and "data_dir is incomplete" in err
+
+
+def test_bad_arguments(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--epochs", "0"])
+    assert exc.value.code == 2 and "must be > 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--model", "resnet"])
+    assert exc.value.code == 2
+    rc, out, err = run(capsys, "train", "--max-shift", "3", "--out", tmp_path)
+    assert rc == 2 and "need --augment" in err
+    rc, out, err = run(capsys, "train", "--resume", tmp_path / "none.npz")
+    assert rc == 2 and "no such checkpoint" in err
+
+
+def test_python_m_fastcnn_info():
+    res = subprocess.run([sys.executable, "-m", "fastcnn", "info"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 0 and res.stdout.startswith("fastcnn ")
+    assert "kernel isa:" in res.stdout
+
+
+def test_bench_quick(capsys):
+    rc, out, err = run(capsys, "bench", "--quick", "--no-torch")
+    assert rc == 0, err
+    for case in ("conv1_1to16_28", "conv6_64to64_7", "maxpool_16x28x28"):
+        assert case in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert float(rows["fastcnn"][2]) == 1.0  # time/fastcnn
+    assert float(rows["reference"][1]) > 0 and float(rows["fastcnn"][4]) > 0  # ms, MiB
+    assert "torch" not in rows
+
+
+@pytest.mark.skipif(not FULL, reason="FASTCNN_DATA_DIR (the full MNIST) is not set")
+def test_full_data_train_and_evaluate(capsys, tmp_path):
+    """Full MNIST: 150 batches of SimpleConvNet, then evaluate on all 10,000 test images."""
+    rc, out, err = run(capsys, "train", "--model", "simple", "--epochs", "1", "--subset", "full",
+                       "--limit-batches", "150", "--eval-sample", "500", "--out", tmp_path,
+                       "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "full MNIST (60000 train / 10000 test)" in out
+    log = json.loads((tmp_path / "log.json").read_text())
+    assert log["data"]["kind"] == "full" and log["report"]["n"] == 10000
+    rc, out, err = run(capsys, "evaluate", tmp_path / "model.npz", "--subset", "full")
+    assert rc == 0, err
+    acc = log["report"]["accuracy"]
+    assert acc >= 0.93
+    assert f"test accuracy {100 * acc:.2f} % ({round(acc * 10000)} / 10000)" in out
