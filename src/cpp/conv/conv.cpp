@@ -39,6 +39,16 @@ struct PaddedGeometry {
   int64_t row_base(const Geometry2d&, int64_t kr) const { return bases[kr]; }
 };
 
+// cfg with its KC block shrunk so that K splits into equal blocks (K = 288 with KC = 256 would
+// otherwise leave a 32-deep block that costs a whole extra pass over the C tiles).
+template <class T>
+GemmConfig<T> balanced_kc(const GemmConfig<T>& cfg, int64_t K) {
+  GemmConfig<T> out = cfg;
+  const int64_t blocks = std::max<int64_t>(1, ceil_div(K, cfg.kc));
+  out.kc = std::min(cfg.kc, round_up(ceil_div(K, blocks), 8));
+  return out;
+}
+
 // Copies image x_n (C,H,W) into xpad (C,Hp,Wp) with zero borders.
 template <class T>
 void pad_image(const Geometry2d& g, const PaddedGeometry& pg, const T* xn, T* xpad) {
@@ -113,7 +123,8 @@ void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& c
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
-  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k, g.p * g.q);
+  const GemmConfig<T> cfg =
+      balanced_kc(gemm_config_for(gemm_config<T>(), g.k, g.p * g.q), g.c * g.r * g.s);
   const PaddedGeometry pg(g);
   const Columns cols(g, pg);
   const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
