@@ -161,3 +161,12 @@ def test_small_network_training_steps_match(dtype, rng):
     np.testing.assert_allclose(losses[fast], losses[ref], rtol=TOL[dtype] * 10)
     for k in init:
         _close(nets[fast][0][k], nets[ref][0][k], dtype)
+
+
+@pytest.mark.parametrize("name", [c.__name__ for c in ref.LAYER_CLASSES])
+def test_backward_before_forward_is_a_clear_error(name, rng):
+    args, kwargs, _, _ = _pair(rng, np.float64)[name]
+    for mod in (fast, ref):
+        layer = getattr(mod, name)(*args, **kwargs)
+        with pytest.raises(RuntimeError, match=rf"{name}.backward was called before forward"):
+            layer.backward(np.ones((4, 5)))

@@ -46,6 +46,15 @@ class Layer:
 
     F: ModuleType = _reference_functional
 
+    def _saved(self, value: Any) -> Any:
+        """A value the last forward saved for backward; a clear error if there was none."""
+        if value is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward was called before forward: there is no saved "
+                "forward state to differentiate"
+            )
+        return value
+
 
 class Convolution(Layer):
     """2-D convolution layer. W is (K,C,R,S), b is (K,); x is (N,C,H,W) -> y (N,K,P,Q)."""
@@ -69,7 +78,7 @@ class Convolution(Layer):
         """Sets dW and db and returns dx; with need_dx=False (a network's first layer, whose
         input needs no gradient) dx is not computed and None is returned."""
         dx, self.dW, self.db = self.F.conv2d_backward(
-            dout, self.x, self.W, self.stride, self.pad, need_dx
+            dout, self._saved(self.x), self.W, self.stride, self.pad, need_dx
         )
         return dx
 
@@ -94,7 +103,12 @@ class Pooling(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return self.F.max_pool2d_backward(
-            dout, self.arg_max, self.x.shape, (self.pool_h, self.pool_w), self.stride, self.pad
+            dout,
+            self._saved(self.arg_max),
+            self._saved(self.x).shape,
+            (self.pool_h, self.pool_w),
+            self.stride,
+            self.pad,
         )
 
 
@@ -115,7 +129,7 @@ class AvgPooling(Layer):
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return self.F.avg_pool2d_backward(
-            dout, self.x_shape, (self.pool_h, self.pool_w), self.stride, self.pad
+            dout, self._saved(self.x_shape), (self.pool_h, self.pool_w), self.stride, self.pad
         )
 
 
@@ -138,7 +152,7 @@ class Affine(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        dx, self.dW, self.db = self.F.affine_backward(dout, self.x, self.W)
+        dx, self.dW, self.db = self.F.affine_backward(dout, self._saved(self.x), self.W)
         return dx.reshape(self.original_x_shape)
 
 
@@ -158,7 +172,7 @@ class Relu(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return self.F.relu_backward(dout, self.x)
+        return self.F.relu_backward(dout, self._saved(self.x))
 
 
 class Sigmoid(Layer):
@@ -172,7 +186,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return self.F.sigmoid_backward(dout, self.out)
+        return self.F.sigmoid_backward(dout, self._saved(self.out))
 
 
 class SoftmaxWithLoss(Layer):
@@ -192,7 +206,7 @@ class SoftmaxWithLoss(Layer):
         return self.loss
 
     def backward(self, dout: float = 1) -> np.ndarray:
-        return self.F.softmax_cross_entropy_backward(self.y, self.t, dout)
+        return self.F.softmax_cross_entropy_backward(self._saved(self.y), self.t, dout)
 
 
 class Dropout(Layer):
@@ -227,7 +241,7 @@ class Dropout(Layer):
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
-        return self.F.dropout_backward(dout, self.mask)
+        return self.F.dropout_backward(dout, self._saved(self.mask))
 
 
 class _BatchNormBase(Layer):
@@ -292,7 +306,7 @@ class _BatchNormBase(Layer):
         _, bwd = self._fns()
         dx, self.dgamma, self.dbeta = bwd(
             self._to_op_layout(np.asarray(dout)),
-            self.x,
+            self._saved(self.x),
             self.gamma,
             self.saved_mean,
             self.saved_inv_std,
