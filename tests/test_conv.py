@@ -158,3 +158,53 @@ def test_bad_input_is_rejected_like_the_reference():
     _raises_like_reference("conv2d_backward", np.ones((2, 4, 3, 3)), x, w, need_dx=1)
     with pytest.raises(ValueError, match="overflow"):
         fast.conv2d_forward(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), None, 1, 2**61)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "xs, ws, pad",
+    [
+        ((2, 8, 4, 4), (3, 8, 3, 3), 0),
+        ((2, 16, 6, 5), (4, 16, 3, 3), 1),
+        ((1, 2, 5, 5), (3, 2, 3, 3), 1),
+    ],
+)
+def test_non_finite_values_stay_where_the_reference_has_them(xs, ws, pad, dtype, rng):
+    """inf/NaN in x or w reach exactly the outputs the reference's sums reach: the fast paths
+    that sum over padding columns (dW over row-padded pixels, dx as a forward convolution)
+    must not turn 0 * inf into NaN elsewhere."""
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    x[0, 0, 1, -1] = np.inf
+    x[-1, -1, -1, 0] = np.nan
+    dy = rng.standard_normal(ref.conv2d_forward(np.zeros(xs, dtype), w, None, 1, pad).shape)
+    dy = dy.astype(dtype)
+    w_inf = w.copy()
+    w_inf[0, 0, 0, 0] = np.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        for args in ((dy, x, w), (dy, np.nan_to_num(x), w_inf)):
+            got = fast.conv2d_backward(*args, 1, pad)
+            want = ref.conv2d_backward(*args, 1, pad)
+            for a, e in zip(got, want):
+                np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+                np.testing.assert_array_equal(np.isinf(a), np.isinf(e))
+                fin = np.isfinite(e)
+                np.testing.assert_allclose(
+                    a[fin],
+                    e[fin],
+                    rtol=0,
+                    atol=TOL[dtype] * max(1.0, float(np.abs(e[fin]).max(initial=0))),
+                )
+
+
+def test_core_rejects_a_window_larger_than_the_padded_input():
+    """The binding re-checks geometry: (h + 2*ph - r) // sh + 1 == 1 for h=1, r=2, sh=2 in
+    C++'s truncating division, but the 2-row window does not fit a 1-row input."""
+    from fastcnn import _core
+
+    x = np.zeros((1, 1, 1, 1), np.float32)
+    w = np.zeros((1, 1, 2, 2), np.float32)
+    y = np.zeros((1, 1, 1, 1), np.float32)
+    geom = (1, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="inconsistent window geometry"):
+        _core.conv2d_forward(x, w, None, y, geom, False)

@@ -105,6 +105,10 @@ def test_conv2d_relu_forward_is_relu_of_conv(dtype, rng):
         _assert_close(y, ref.conv2d_relu_forward(x, w, b, stride, pad), dtype)
         assert (y >= 0).all()
         np.testing.assert_array_equal(y, np.maximum(fast.conv2d_forward(x, w, b, stride, pad), 0))
+    x[0, 0, 0, 0] = np.nan  # NaN propagates through the fused ReLU as through relu_forward
+    y = fast.conv2d_relu_forward(x, w, b, 1, 1)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref.conv2d_relu_forward(x, w, b, 1, 1)))
+    assert np.isnan(y).any()
 
 
 def test_affine_bitwise_identical_for_any_thread_count(rng):

@@ -22,8 +22,10 @@ struct Geometry2d {
   void validate(const char* where) const {
     const bool positive = n >= 0 && c >= 1 && h >= 1 && w >= 1 && k >= 1 && r >= 1 && s >= 1 &&
                           sh >= 1 && sw >= 1 && ph >= 0 && pw >= 0;
-    if (!positive || p != (h + 2 * ph - r) / sh + 1 || q != (w + 2 * pw - s) / sw + 1 || p < 1 ||
-        q < 1) {
+    // The window must fit the padded input (C++ division truncates toward zero, so p alone
+    // would let h + 2*ph < r through).
+    if (!positive || h + 2 * ph < r || w + 2 * pw < s || p != (h + 2 * ph - r) / sh + 1 ||
+        q != (w + 2 * pw - s) / sw + 1 || p < 1 || q < 1) {
       throw std::invalid_argument(std::string(where) + ": inconsistent window geometry");
     }
     (void)x_size();

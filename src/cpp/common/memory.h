@@ -27,6 +27,15 @@ inline int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1)
 inline int64_t ceil_div(int64_t x, int64_t d) { return (x + d - 1) / d; }
 
 // A 64-byte-aligned, uninitialised array of T that frees itself.
+// True when no element of p[0:n] is NaN or infinite (x - x is 0 exactly for finite x and NaN
+// otherwise; the AND of comparisons vectorises).
+template <class T>
+bool all_finite(const T* p, int64_t n) {
+  bool ok = true;
+  for (int64_t i = 0; i < n; ++i) ok &= (p[i] - p[i]) == T(0);
+  return ok;
+}
+
 template <class T>
 class AlignedBuffer {
  public:

@@ -150,7 +150,7 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
           T* dst = yn + k * pq + p * g.q;
           for (int64_t q = 0; q < g.q; ++q) {
             const T v = src[q] + bias;
-            dst[q] = relu && !(v > T(0)) ? T(0) : v;
+            dst[q] = relu && v <= T(0) ? T(0) : v;  // NaN propagates, as in relu_forward
           }
         }
       }
@@ -161,7 +161,10 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
 template <class T>
 void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   g.validate("conv2d_backward_data");
-  if (g.sh == 1 && g.sw == 1 && g.ph < g.r && g.pw < g.s && g.c >= 8) {
+  // (Finite weights only: the forward form multiplies dy's zero padding by every weight, and
+  // 0 * inf would put NaN where the scatter form has none.)
+  if (g.sh == 1 && g.sw == 1 && g.ph < g.r && g.pw < g.s && g.c >= 8 &&
+      all_finite(w, g.k * g.c * g.r * g.s)) {
     // Unit stride: dx is the forward convolution of dy, zero-padded by (R-1-ph, S-1-pw), with
     // the kernel flipped in space and its in/out channels swapped (w'[c,k,r,s] =
     // w[k,c,R-1-r,S-1-s]); it then runs on the faster forward path with no col2im scatter.
@@ -354,6 +357,17 @@ void backward_weights_strided(const Geometry2d& g, const PaddedGeometry& pg, con
   }
 }
 
+// all_finite over x, split over threads (a boolean AND: the same answer for any split).
+template <class T>
+bool x_all_finite(const Geometry2d& g, const T* x) {
+  const int64_t per_image = g.c * g.h * g.w;
+  std::vector<char> ok(static_cast<std::size_t>(std::max<int64_t>(g.n, 1)), 1);
+  parallel_for(g.n, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) ok[n] = all_finite(x + n * per_image, per_image) ? 1 : 0;
+  });
+  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
+}
+
 }  // namespace
 
 template <class T>
@@ -361,7 +375,9 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   g.validate("conv2d_backward_weights");
   const PaddedGeometry pg(g);
   const int64_t kcrs = g.k * pg.crs;
-  const bool unit = g.sh == 1 && g.sw == 1;
+  // Unit-stride paths sum over row-padded pixel columns, where dy is 0 but x holds real pixels
+  // of neighbouring positions: only for finite x (0 * inf would leak NaN into dW).
+  const bool unit = g.sh == 1 && g.sw == 1 && x_all_finite(g, x);
   // The in-place product's rows are input channels: worth it from one 8-row tile up.
   const bool in_place = unit && g.c >= 8;
   // Fixed chunks of images, independent of the thread count.
