@@ -131,3 +131,26 @@ def test_kernels_work_in_forked_child_of_threaded_parent():
     value, forked = queue.get(timeout=5)
     assert value == 200.0
     assert forked is True
+
+
+@pytest.mark.parametrize(
+    "user, expected",
+    [
+        ({}, "GOMP_SPINCOUNT = '2000'"),
+        ({"OMP_WAIT_POLICY": "passive"}, "OMP_WAIT_POLICY = 'PASSIVE'"),
+        ({"GOMP_SPINCOUNT": "123"}, "GOMP_SPINCOUNT = '123'"),
+    ],
+)
+def test_openmp_spins_briefly_unless_the_user_says_otherwise(user, expected):
+    """The core loads with a short spin count when the user has set neither OMP_WAIT_POLICY
+    nor GOMP_SPINCOUNT, and the variable is not left behind for other libraries; a user's
+    setting is kept."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env["OMP_DISPLAY_ENV"] = "VERBOSE"
+    env.update(user)
+    code = "import os, fastcnn.functional; print('left:', os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert expected in out.stderr + out.stdout
+    assert f"left: {user.get('GOMP_SPINCOUNT')}" in out.stdout

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from fastcnn import __version__, _core
+from fastcnn import __version__
+from fastcnn._native import core as _core
 
 
 def get_num_threads() -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn import _core
+from fastcnn._native import core as _core
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

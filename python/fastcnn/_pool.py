@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn import _core
 from fastcnn import _validation as V
+from fastcnn._native import core as _core
 
 __all__ = [
     "max_pool2d_forward",
