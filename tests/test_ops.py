@@ -493,6 +493,16 @@ def test_binding_rejects_overlapping_update_arrays():
     _core.momentum_update(a[:5], np.zeros(5), a[5:], 0.1, 0.9)  # adjacent is fine
 
 
+def test_binding_checks_update_arity_and_state_types():
+    p, g = np.zeros(4), np.zeros(4)
+    with pytest.raises(ValueError, match="expected 2 state arrays and 4 numbers"):
+        _core.adam_update(p, g, np.zeros(4), 0.1)
+    with pytest.raises(TypeError, match="adam_update: v must be an array"):
+        _core.adam_update(p, g, np.zeros(4), [0.0] * 4, 0.1, 0.9, 0.999, 1e-8)
+    with pytest.raises(ValueError, match="adagrad_update: h"):
+        _core.adagrad_update(p, g, np.zeros(3), 0.1, 1e-7)
+
+
 # ---------------------------------------------------------------------------------------------
 # Threads, bindings, the functional module
 # ---------------------------------------------------------------------------------------------

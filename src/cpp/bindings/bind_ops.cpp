@@ -2,8 +2,8 @@
 // batch normalisation, in-place optimizer updates. Python (fastcnn._ops) validates arguments,
 // promotes dtypes and allocates outputs; this file only re-checks what the kernels rely on
 // (dtype, contiguity, matching shapes, writeability), releases the GIL and calls.
+#include <array>
 #include <cstdint>
-#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,7 +81,7 @@ void require_labels(const int64_t* lab, int64_t N, int64_t M, const char* where)
 }
 
 // The optimizer kernels take __restrict pointers: their arrays must be pairwise disjoint.
-void require_disjoint(std::initializer_list<const py::array*> arrays, const char* where) {
+void require_disjoint(const std::vector<const py::array*>& arrays, const char* where) {
   std::vector<std::pair<const char*, const char*>> ranges;
   for (const py::array* a : arrays) {
     const char* p = static_cast<const char*>(a->data());
@@ -94,6 +94,46 @@ void require_disjoint(std::initializer_list<const py::array*> arrays, const char
       require(!overlap, std::string(where) + ": param, grad and state arrays must not overlap");
     }
   }
+}
+
+// Binds an in-place optimizer update name(param, grad, <S state arrays>, <K scalars>): param,
+// grad and the states share one float dtype and shape and are pairwise disjoint; then
+// call(n, param, grad, states, scalars) runs the kernel with the GIL released.
+template <std::size_t S, std::size_t K, class Call>
+void def_update(py::module_& m, const char* name, std::array<const char*, S> state_names,
+                Call call, const char* doc) {
+  m.def(
+      name,
+      [name, state_names, call](py::array& param, const py::array& grad, const py::args& rest) {
+        require(rest.size() == S + K, std::string(name) + ": expected " + std::to_string(S) +
+                                          " state arrays and " + std::to_string(K) +
+                                          " numbers after param and grad");
+        std::array<py::array, S> states;
+        for (std::size_t i = 0; i < S; ++i) {
+          if (!py::isinstance<py::array>(rest[i])) {
+            throw py::type_error(std::string(name) + ": " + state_names[i] + " must be an array");
+          }
+          states[i] = rest[i].cast<py::array>();
+        }
+        std::array<double, K> scalars{};
+        for (std::size_t i = 0; i < K; ++i) scalars[i] = rest[S + i].cast<double>();
+        dispatch_float(param, name, [&](auto tag) {
+          using T = decltype(tag);
+          const Dims d = dims_of(param);
+          T* pp = mutable_data_of<T>(param, d, name, "param");
+          const T* pg = data_of<T>(grad, d, name, "grad");
+          std::array<T*, S> ps{};
+          std::vector<const py::array*> all = {&param, &grad};
+          for (std::size_t i = 0; i < S; ++i) {
+            ps[i] = mutable_data_of<T>(states[i], d, name, state_names[i]);
+            all.push_back(&states[i]);
+          }
+          require_disjoint(all, name);
+          py::gil_scoped_release release;
+          call(size_of(param), pp, pg, ps, scalars);
+        });
+      },
+      py::arg("param"), py::arg("grad"), doc);
 }
 
 }  // namespace
@@ -300,115 +340,45 @@ void bind_ops(py::module_& m) {
       "Training-mode batchnorm gradients into preallocated dx, dgamma, dbeta.");
 
   // In-place optimizer updates: param, grad and the states share one dtype and shape.
-  m.def(
-      "sgd_update",
-      [](py::array& param, const py::array& grad, double lr) {
-        constexpr const char* where = "sgd_update";
-        dispatch_float(param, where, [&](auto tag) {
-          using T = decltype(tag);
-          const Dims d = dims_of(param);
-          T* pp = mutable_data_of<T>(param, d, where, "param");
-          const T* pg = data_of<T>(grad, d, where, "grad");
-          require_disjoint({&param, &grad}, where);
-          py::gil_scoped_release release;
-          sgd_update<T>(size_of(param), pp, pg, lr);
-        });
+  def_update<0, 1>(
+      m, "sgd_update", {},
+      [](int64_t n, auto* p, const auto* g, auto&, const auto& k) { sgd_update(n, p, g, k[0]); },
+      "sgd_update(param, grad, lr): param -= lr * grad, in place.");
+  def_update<1, 2>(
+      m, "momentum_update", {"velocity"},
+      [](int64_t n, auto* p, const auto* g, auto& s, const auto& k) {
+        momentum_update(n, p, g, s[0], k[0], k[1]);
       },
-      py::arg("param"), py::arg("grad"), py::arg("lr"), "param -= lr * grad, in place.");
-
-  m.def(
-      "momentum_update",
-      [](py::array& param, const py::array& grad, py::array& velocity, double lr, double mu) {
-        constexpr const char* where = "momentum_update";
-        dispatch_float(param, where, [&](auto tag) {
-          using T = decltype(tag);
-          const Dims d = dims_of(param);
-          T* pp = mutable_data_of<T>(param, d, where, "param");
-          const T* pg = data_of<T>(grad, d, where, "grad");
-          T* pv = mutable_data_of<T>(velocity, d, where, "velocity");
-          require_disjoint({&param, &grad, &velocity}, where);
-          py::gil_scoped_release release;
-          momentum_update<T>(size_of(param), pp, pg, pv, lr, mu);
-        });
+      "momentum_update(param, grad, velocity, lr, momentum): velocity = momentum*velocity - "
+      "lr*grad; param += velocity.");
+  def_update<1, 2>(
+      m, "nesterov_update", {"velocity"},
+      [](int64_t n, auto* p, const auto* g, auto& s, const auto& k) {
+        nesterov_update(n, p, g, s[0], k[0], k[1]);
       },
-      py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"),
-      py::arg("momentum"), "velocity = momentum*velocity - lr*grad; param += velocity.");
-
-  m.def(
-      "nesterov_update",
-      [](py::array& param, const py::array& grad, py::array& velocity, double lr, double mu) {
-        constexpr const char* where = "nesterov_update";
-        dispatch_float(param, where, [&](auto tag) {
-          using T = decltype(tag);
-          const Dims d = dims_of(param);
-          T* pp = mutable_data_of<T>(param, d, where, "param");
-          const T* pg = data_of<T>(grad, d, where, "grad");
-          T* pv = mutable_data_of<T>(velocity, d, where, "velocity");
-          require_disjoint({&param, &grad, &velocity}, where);
-          py::gil_scoped_release release;
-          nesterov_update<T>(size_of(param), pp, pg, pv, lr, mu);
-        });
+      "nesterov_update(param, grad, velocity, lr, momentum): Nesterov momentum (Deep Learning "
+      "from Scratch form), in place.");
+  def_update<1, 2>(
+      m, "adagrad_update", {"h"},
+      [](int64_t n, auto* p, const auto* g, auto& s, const auto& k) {
+        adagrad_update(n, p, g, s[0], k[0], k[1]);
       },
-      py::arg("param"), py::arg("grad"), py::arg("velocity"), py::arg("lr"),
-      py::arg("momentum"), "Nesterov momentum (Deep Learning from Scratch form), in place.");
-
-  m.def(
-      "adagrad_update",
-      [](py::array& param, const py::array& grad, py::array& h, double lr, double eps) {
-        constexpr const char* where = "adagrad_update";
-        dispatch_float(param, where, [&](auto tag) {
-          using T = decltype(tag);
-          const Dims d = dims_of(param);
-          T* pp = mutable_data_of<T>(param, d, where, "param");
-          const T* pg = data_of<T>(grad, d, where, "grad");
-          T* ph = mutable_data_of<T>(h, d, where, "h");
-          require_disjoint({&param, &grad, &h}, where);
-          py::gil_scoped_release release;
-          adagrad_update<T>(size_of(param), pp, pg, ph, lr, eps);
-        });
+      "adagrad_update(param, grad, h, lr, eps): h += grad*grad; param -= lr*grad/(sqrt(h) + "
+      "eps), in place.");
+  def_update<1, 3>(
+      m, "rmsprop_update", {"h"},
+      [](int64_t n, auto* p, const auto* g, auto& s, const auto& k) {
+        rmsprop_update(n, p, g, s[0], k[0], k[1], k[2]);
       },
-      py::arg("param"), py::arg("grad"), py::arg("h"), py::arg("lr"), py::arg("eps"),
-      "h += grad*grad; param -= lr*grad/(sqrt(h) + eps), in place.");
-
-  m.def(
-      "rmsprop_update",
-      [](py::array& param, const py::array& grad, py::array& h, double lr, double decay,
-         double eps) {
-        constexpr const char* where = "rmsprop_update";
-        dispatch_float(param, where, [&](auto tag) {
-          using T = decltype(tag);
-          const Dims d = dims_of(param);
-          T* pp = mutable_data_of<T>(param, d, where, "param");
-          const T* pg = data_of<T>(grad, d, where, "grad");
-          T* ph = mutable_data_of<T>(h, d, where, "h");
-          require_disjoint({&param, &grad, &h}, where);
-          py::gil_scoped_release release;
-          rmsprop_update<T>(size_of(param), pp, pg, ph, lr, decay, eps);
-        });
+      "rmsprop_update(param, grad, h, lr, decay_rate, eps): h = decay*h + (1 - decay)*grad*grad; "
+      "param -= lr*grad/(sqrt(h) + eps).");
+  def_update<2, 4>(
+      m, "adam_update", {"m", "v"},
+      [](int64_t n, auto* p, const auto* g, auto& s, const auto& k) {
+        adam_update(n, p, g, s[0], s[1], k[0], k[1], k[2], k[3]);
       },
-      py::arg("param"), py::arg("grad"), py::arg("h"), py::arg("lr"), py::arg("decay_rate"),
-      py::arg("eps"), "h = decay*h + (1 - decay)*grad*grad; param -= lr*grad/(sqrt(h) + eps).");
-
-  m.def(
-      "adam_update",
-      [](py::array& param, const py::array& grad, py::array& m1, py::array& v, double lr_t,
-         double beta1, double beta2, double eps) {
-        constexpr const char* where = "adam_update";
-        dispatch_float(param, where, [&](auto tag) {
-          using T = decltype(tag);
-          const Dims d = dims_of(param);
-          T* pp = mutable_data_of<T>(param, d, where, "param");
-          const T* pg = data_of<T>(grad, d, where, "grad");
-          T* pm = mutable_data_of<T>(m1, d, where, "m");
-          T* pv = mutable_data_of<T>(v, d, where, "v");
-          require_disjoint({&param, &grad, &m1, &v}, where);
-          py::gil_scoped_release release;
-          adam_update<T>(size_of(param), pp, pg, pm, pv, lr_t, beta1, beta2, eps);
-        });
-      },
-      py::arg("param"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("lr_t"),
-      py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-      "Adam with the bias-corrected step lr_t computed by the caller, in place.");
+      "adam_update(param, grad, m, v, lr_t, beta1, beta2, eps): Adam with the bias-corrected "
+      "step lr_t computed by the caller, in place.");
 }
 
 }  // namespace fastcnn::bind
