@@ -706,3 +706,13 @@ def test_loader_with_augment(digits: np.ndarray) -> None:
         np.testing.assert_array_equal(xb, aug(digits[tb], epoch=0, batch=i))
     later = next(iter(loader))  # epoch 1: different augmentation of its batch
     assert not np.array_equal(later[0], aug(digits[later[1]], epoch=0, batch=0))
+
+
+def test_a_build_without_the_embedded_subset_says_so(tmp_path: Path, monkeypatch) -> None:
+    from fastcnn.datasets import _mnist
+
+    monkeypatch.setattr(_mnist, "EMBEDDED_DIR", tmp_path / "none")
+    with pytest.raises(D.MNISTNotFoundError, match="this fastcnn build has no embedded MNIST"):
+        D.mnist_source(subset="embedded")
+    with pytest.raises(D.MNISTNotFoundError, match="no embedded MNIST subset.*_make_subset"):
+        D.load_mnist(data_dir=None, download=False, subset="embedded")

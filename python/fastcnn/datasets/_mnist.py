@@ -386,6 +386,19 @@ def mnist_source(
     return _resolve(data_dir, download, subset, "mnist_source")
 
 
+def _require_embedded(where: str, full_reason: str = "") -> None:
+    """The embedded subset is generated when fastcnn is built (from a full MNIST found then);
+    a build made without one has none."""
+    missing = [n for n in MNIST_FILES.values() if not (EMBEDDED_DIR / f"{n}.gz").is_file()]
+    if missing:
+        raise MNISTNotFoundError(
+            f"{where}: this fastcnn build has no embedded MNIST subset ({EMBEDDED_DIR} lacks "
+            f"{', '.join(missing)}); install fastcnn with FASTCNN_DATA_DIR pointing at a full "
+            "MNIST, or run `python -m fastcnn.datasets._make_subset MNIST_DIR`"
+            + (f". {full_reason}" if full_reason else "")
+        )
+
+
 def _resolve(
     data_dir: PathLike | None, download: bool, subset: str | None, where: str
 ) -> MNISTSource:
@@ -393,6 +406,7 @@ def _resolve(
     if subset not in (None, "full", "embedded"):
         raise ValueError(f"{where}: subset must be None, 'full' or 'embedded', got {subset!r}")
     if subset == "embedded":
+        _require_embedded(where)
         return MNISTSource("embedded", EMBEDDED_DIR)
     if data_dir is not None or subset == "full":
         return MNISTSource("full", find_mnist(data_dir, download=download))
@@ -400,6 +414,7 @@ def _resolve(
         return MNISTSource("full", find_mnist(download=download))
     except MNISTNotFoundError as exc:
         reason = " ".join(str(exc).split())
+        _require_embedded(where, reason)
         warnings.warn(
             f"{where}: the full MNIST is unavailable, using the embedded subset "
             f"(5,000 train / 1,000 test images) instead. {reason}",
