@@ -63,15 +63,16 @@ void pad_image(const Geometry2d& g, const PaddedGeometry& pg, const T* xn, T* xp
                   sizeof(T) * g.w);
 }
 
-// Output-column layout of the forward product: row-padded (width Wp) for unit strides.
+// Output-column layout of the forward product: row-padded (width Wp) for unit strides unless
+// the caller asks for exact columns (width Q).
 struct Columns {
-  int64_t width;  // columns per output row in the product (Wp or Q)
-  int64_t count;  // columns of the product
-  bool contiguous;
-  Columns(const Geometry2d& g, const PaddedGeometry& pg)
-      : width(g.sh == 1 && g.sw == 1 ? pg.wp : g.q),
-        count((g.p - 1) * (g.sh == 1 && g.sw == 1 ? pg.wp : g.q) + g.q),
-        contiguous(g.sh == 1 && g.sw == 1) {}
+  bool contiguous;  // row-padded: column j is pixel offset j of the padded image
+  int64_t width;    // columns per output row in the product (Wp or Q)
+  int64_t count;    // columns of the product
+  Columns(const Geometry2d& g, const PaddedGeometry& pg, bool row_padded = true)
+      : contiguous(row_padded && g.sh == 1 && g.sw == 1),
+        width(contiguous ? pg.wp : g.q),
+        count((g.p - 1) * width + g.q) {}
   int64_t offset(const Geometry2d& g, const PaddedGeometry& pg, int64_t j) const {
     return contiguous ? j : (j / width) * g.sh * pg.wp + (j % width) * g.sw;
   }
@@ -284,19 +285,24 @@ void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg,
   }
 }
 
-// One chunk of images' dW for unit strides and few input channels (too few rows for the
-// in-place product above): part[k*CRS + kr] accumulates dy_n . im2col(x_n)^T over row-padded
-// pixel columns; B(j, kr) = xpad[base(kr) + j] is packed from CRS contiguous image rows.
+// One chunk of images' dW by a packed GEMM, for any strides (and for unit strides with too few
+// input channels for the in-place product above): part[k*CRS + kr] accumulates
+// dy_n . im2col(x_n)^T over the product's pixel columns j, which are row-padded for unit strides
+// (dy is then zero-padded to match) unless row_padded is false, and exact otherwise. B(j, kr) = xpad[base(kr) + offset(j)]
+// is gathered from the padded image into packed panels.
 template <class T>
-void backward_weights_few_channels(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
-                                   const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
+void backward_weights_packed(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
+                             const T* x, bool row_padded, int64_t i0, int64_t i1, T* part,
+                             T* dbp) {
   const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k, pg.crs);
-  const Columns cols(g, pg);
+  const Columns cols(g, pg, row_padded);
   const int64_t pq = g.p * g.q, count = cols.count;
-  AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);
+  AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(cols.contiguous ? g.k * count : 0);
   GemmScratch<T> scratch(cfg, g.k, pg.crs, count);
+  std::vector<int64_t> offset(static_cast<std::size_t>(count));
+  for (int64_t j = 0; j < count; ++j) offset[j] = cols.offset(g, pg, j);
   const std::vector<int64_t>& base = pg.bases;
-  const StridedMatrix<T> dym{dyrp.data(), count, 1};
+  StridedMatrix<T> dym{nullptr, count, 1};  // dy_n (K x count), set per image
   auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
     pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
   };
@@ -306,7 +312,7 @@ void backward_weights_few_channels(const Geometry2d& g, const PaddedGeometry& pg
       const int64_t valid = std::min<int64_t>(nr, nc - jp);
       for (int64_t kk = 0; kk < kc; ++kk) {
         T* d = dst + kk * nr;
-        const T* src = xpad.data() + k0 + kk;
+        const T* src = xpad.data() + offset[k0 + kk];
         for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[base[j0 + jp + jj]];
         for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
       }
@@ -314,46 +320,16 @@ void backward_weights_few_channels(const Geometry2d& g, const PaddedGeometry& pg
   };
   for (int64_t n = i0; n < i1; ++n) {
     pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-    row_pad_dy(g, pg, count, dy + n * g.k * pq, dyrp.data(), dbp);
+    const T* dyn = dy + n * g.k * pq;
+    if (cols.contiguous) {
+      row_pad_dy(g, pg, count, dyn, dyrp.data(), dbp);
+      dym.p = dyrp.data();
+    } else {
+      for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyn + k * pq, pq);
+      dym.p = dyn;
+    }
     gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, count, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
                         pg.crs, scratch);
-  }
-}
-
-// One chunk of images' dW for any strides: part[k*CRS + kr] accumulates dy_n . im2col(x_n)^T,
-// with im2col(x_n)^T gathered from the padded image into packed panels.
-template <class T>
-void backward_weights_strided(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
-                              const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  const GemmConfig<T>& cfg = gemm_config<T>();
-  const int64_t pq = g.p * g.q;
-  AlignedBuffer<T> xpad(g.c * pg.plane);
-  GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
-  const std::vector<int64_t>& base = pg.bases;
-  for (int64_t n = i0; n < i1; ++n) {
-    pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-    const T* dyn = dy + n * g.k * pq;
-    const StridedMatrix<T> dym{dyn, pq, 1};
-    auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
-      pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
-    };
-    // B = im2col(x_n)^T: B(j, kr) = xpad[base[kr] + offset(j)], packed NR rows kr at a time.
-    auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-      const int nr = cfg.nr;
-      for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
-        const int64_t valid = std::min<int64_t>(nr, nc - jp);
-        for (int64_t kk = 0; kk < kc; ++kk) {
-          const int64_t j = k0 + kk;
-          const int64_t off = (j / g.q) * g.sh * pg.wp + (j % g.q) * g.sw;
-          T* d = dst + kk * nr;
-          for (int64_t jj = 0; jj < valid; ++jj) d[jj] = xpad.data()[base[j0 + jp + jj] + off];
-          for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
-        }
-      }
-    };
-    gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
-                        pg.crs, scratch);
-    for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyn + k * pq, pq);
   }
 }
 
@@ -394,10 +370,8 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
       if (in_place) {
         backward_weights_unit_stride(g, pg, dy, x, i0, i1, part, dbp);
-      } else if (unit) {
-        backward_weights_few_channels(g, pg, dy, x, i0, i1, part, dbp);
       } else {
-        backward_weights_strided(g, pg, dy, x, i0, i1, part, dbp);
+        backward_weights_packed(g, pg, dy, x, unit, i0, i1, part, dbp);
       }
     }
   });
