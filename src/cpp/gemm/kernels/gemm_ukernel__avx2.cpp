@@ -43,20 +43,7 @@ struct Avx2<double> {
 
 }  // namespace
 
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16__avx2, float) {
-  gemm_ukernel_simd<Avx2<float>, float, 6, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16_strided_a__avx2, float) {
-  gemm_ukernel_simd<Avx2<float>, float, 6, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8__avx2, double) {
-  gemm_ukernel_simd<Avx2<double>, double, 6, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8_strided_a__avx2, double) {
-  gemm_ukernel_simd<Avx2<double>, double, 6, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f32, float, Avx2, 6, 6x16, avx2)
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f64, double, Avx2, 6, 6x8, avx2)
 
 }  // namespace fastcnn

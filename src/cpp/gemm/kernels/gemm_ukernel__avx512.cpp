@@ -44,36 +44,9 @@ struct Avx512<double> {
 
 }  // namespace
 
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32__avx512, float) {
-  gemm_ukernel_simd<Avx512<float>, float, 12, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32_strided_a__avx512, float) {
-  gemm_ukernel_simd<Avx512<float>, float, 12, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16__avx512, double) {
-  gemm_ukernel_simd<Avx512<double>, double, 12, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16_strided_a__avx512, double) {
-  gemm_ukernel_simd<Avx512<double>, double, 12, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32__avx512, float) {
-  gemm_ukernel_simd<Avx512<float>, float, 8, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32_strided_a__avx512, float) {
-  gemm_ukernel_simd<Avx512<float>, float, 8, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16__avx512, double) {
-  gemm_ukernel_simd<Avx512<double>, double, 8, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
-
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16_strided_a__avx512, double) {
-  gemm_ukernel_simd<Avx512<double>, double, 8, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);
-}
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f32, float, Avx512, 12, 12x32, avx512)
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f64, double, Avx512, 12, 12x16, avx512)
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f32, float, Avx512, 8, 8x32, avx512)
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f64, double, Avx512, 8, 8x16, avx512)
 
 }  // namespace fastcnn

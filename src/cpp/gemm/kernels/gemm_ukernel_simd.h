@@ -65,5 +65,14 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
   });
 }
 
+// Defines <dt>_gemm_ukernel_<tile>__<isa> (packed A) and its _strided_a twin (A read in place)
+// as instances of gemm_ukernel_simd over the ISA's traits template.
+#define FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(dt, T, traits, mr, tile, isa)                       \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T) {                         \
+    gemm_ukernel_simd<traits<T>, T, mr, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);  \
+  }                                                                                            \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T) {               \
+    gemm_ukernel_simd<traits<T>, T, mr, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n); \
+  }
 
 }  // namespace fastcnn
