@@ -220,9 +220,8 @@ def _batchnorm(
         mean = np.empty(x.shape[1], dtype=dt)
         var = np.empty(x.shape[1], dtype=dt)
         _core.batchnorm_stats(xc, mean, var)
-        if running_mean is not None:  # the reference's expressions: same promotion, in place
-            running_mean[...] = momentum * running_mean + (1 - momentum) * mean
-            running_var[...] = momentum * running_var + (1 - momentum) * var
+        if running_mean is not None:  # the reference's own update: same promotion, in place
+            R._update_running_stats(running_mean, running_var, mean, var, momentum)
     else:
         mean = np.array(running_mean, dtype=dt, order="C")  # a copy, as the reference's astype
         var = running_var.astype(dt)

@@ -469,6 +469,15 @@ def dropout_backward(dy: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _update_running_stats(
+    running_mean: np.ndarray, running_var: np.ndarray, mean: Any, var: Any, momentum: float
+) -> None:
+    """running = momentum*running + (1 - momentum)*batch_stat, in place (numpy's promotion;
+    the fast backend calls this too, so both update the running stats to the same bits)."""
+    running_mean[...] = momentum * running_mean + (1 - momentum) * mean
+    running_var[...] = momentum * running_var + (1 - momentum) * var
+
+
 def _batchnorm(
     x: np.ndarray,
     gamma: np.ndarray,
@@ -485,8 +494,7 @@ def _batchnorm(
         mean = x.mean(axis=0)
         var = ((x - mean) ** 2).mean(axis=0)  # biased
         if running_mean is not None:
-            running_mean[...] = momentum * running_mean + (1 - momentum) * mean
-            running_var[...] = momentum * running_var + (1 - momentum) * var
+            _update_running_stats(running_mean, running_var, mean, var, momentum)
     else:
         mean = running_mean.astype(dt)
         var = running_var.astype(dt)
