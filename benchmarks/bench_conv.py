@@ -14,6 +14,7 @@ import pytest
 
 import fastcnn
 from fastcnn import _conv as fast
+from fastcnn._bench import BATCH, CONVS
 from fastcnn.reference import functional as ref
 
 try:
@@ -21,16 +22,8 @@ try:
 except ImportError:  # pragma: no cover - torch is optional
     torch = None
 
-# name -> (C, K, H (= W), pad); all 3x3, stride 1, batch 100.
-LAYERS = {
-    "conv1_1to16_28": (1, 16, 28, 1),
-    "conv2_16to16_28": (16, 16, 28, 1),
-    "conv3_16to32_14": (16, 32, 14, 1),
-    "conv4_32to32_14": (32, 32, 14, 2),
-    "conv5_32to64_7": (32, 64, 7, 1),
-    "conv6_64to64_7": (64, 64, 7, 1),
-}
-BATCH = 100
+# name -> (C, K, H (= W), pad) of DeepConvNet's six convolutions, the same as `fastcnn bench`.
+LAYERS = CONVS
 
 
 def _operands(name: str):

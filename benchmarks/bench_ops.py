@@ -19,6 +19,7 @@ import pytest
 
 import fastcnn
 from fastcnn import _ops
+from fastcnn._bench import import_torch
 from fastcnn.reference import functional as R
 
 CASES = [
@@ -36,15 +37,6 @@ X4 = (100, 16, 28, 28)
 HIDDEN = (100, 50)
 HEAD = (100, 10)
 PARAMS = 100_000
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(fastcnn.get_num_threads())  # same thread budget as fastcnn
-    return torch
 
 
 def _data():
@@ -161,7 +153,7 @@ def _impl(impl: str, case: str) -> Callable[[], object]:
         return _numpy_calls(_ops, d)[case]
     if impl == "reference":
         return _numpy_calls(R, d)[case]
-    torch = _torch()
+    torch = import_torch()
     if torch is None:
         pytest.skip("torch is not installed")
     calls = _torch_calls(torch, d)
@@ -184,7 +176,7 @@ def main() -> None:
 
     d = _data()
     _check_fastcnn(d)
-    torch = _torch()
+    torch = import_torch()
     impls = {"reference": _numpy_calls(R, d), "fastcnn": _numpy_calls(_ops, d)}
     if torch is not None:
         impls["torch"] = _torch_calls(torch, d)

@@ -17,6 +17,7 @@ import pytest
 
 import fastcnn
 from fastcnn import _pool
+from fastcnn._bench import import_torch
 from fastcnn.reference import functional as R
 
 # (name, x shape); all pools are window 2, stride 2, no padding.
@@ -27,15 +28,6 @@ SHAPES = [
 ]
 BY_NAME = dict(SHAPES)
 WIN, STRIDE = 2, 2
-
-
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    torch.set_num_threads(fastcnn.get_num_threads())  # same thread budget as fastcnn
-    return torch
 
 
 def _data(shape):
@@ -61,7 +53,7 @@ def _impls(impl: str, shape) -> dict[str, Callable[[], object]]:
             "forward": lambda: mod.max_pool2d_forward(x, WIN, STRIDE),
             "backward": lambda: mod.max_pool2d_backward(dy, am, shape, WIN, STRIDE),
         }
-    torch = _torch()
+    torch = import_torch()
     if torch is None:
         pytest.skip("torch is not installed")
     xt, dyt = torch.from_numpy(x), torch.from_numpy(dy)
@@ -93,7 +85,7 @@ def test_max_pool2d(benchmark, shape, op, impl):
 def main() -> None:
     from common import best_time, print_table
 
-    have_torch = _torch() is not None
+    have_torch = import_torch() is not None
     rows = []
     for name, shape in SHAPES:
         impls = {"reference": _impls("reference", shape), "fastcnn": _impls("fastcnn", shape)}

@@ -171,3 +171,19 @@ def rel_error(a: np.ndarray, b: np.ndarray) -> float:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0), 1e-12)
     return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tolerance of the fast-vs-reference comparisons (float32 ~1e-4, float64 ~1e-10 relative to the
+# largest expected magnitude), shared by the kernel-family tests.
+# ---------------------------------------------------------------------------------------------
+
+TOL = {np.float32: 2e-4, np.float64: 1e-10}
+
+
+def assert_close(actual: np.ndarray, expected: np.ndarray, dtype) -> None:
+    """Same dtype and shape, and equal to within TOL[dtype] times max(1, max |expected|)."""
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL[dtype] * scale)

@@ -10,15 +10,7 @@ import pytest
 import fastcnn
 from fastcnn import _conv as fast
 from fastcnn.reference import functional as ref
-
-TOL = {np.float32: 2e-4, np.float64: 1e-10}
-
-
-def _assert_close(actual, expected, dtype):
-    assert actual.dtype == expected.dtype
-    assert actual.shape == expected.shape
-    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL[dtype] * scale)
+from naive import TOL, assert_close
 
 
 def _random_case(rng, max_c=64, max_hw=32):
@@ -37,12 +29,12 @@ def _check_case(rng, xs, ws, stride, pad, dtype, bias=True):
     w = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype) if bias else None
     y = fast.conv2d_forward(x, w, b, stride, pad)
-    _assert_close(y, ref.conv2d_forward(x, w, b, stride, pad), dtype)
+    assert_close(y, ref.conv2d_forward(x, w, b, stride, pad), dtype)
     dy = rng.standard_normal(y.shape).astype(dtype)
     got = fast.conv2d_backward(dy, x, w, stride, pad)
     want = ref.conv2d_backward(dy, x, w, stride, pad)
     for a, e in zip(got, want):
-        _assert_close(a, e, dtype)
+        assert_close(a, e, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -90,7 +82,7 @@ def test_mixed_dtypes_promote_like_the_reference(rng):
     b = rng.standard_normal(4).astype(np.float32)
     y = fast.conv2d_forward(x, w, b, 1, 1)
     assert y.dtype == np.float64
-    _assert_close(y, ref.conv2d_forward(x, w, b, 1, 1), np.float64)
+    assert_close(y, ref.conv2d_forward(x, w, b, 1, 1), np.float64)
     dx, dw, db = fast.conv2d_backward(y.astype(np.float32), x, w.astype(np.float32), 1, 1)
     assert dx.dtype == dw.dtype == db.dtype == np.float32
 
@@ -101,10 +93,10 @@ def test_non_contiguous_inputs_and_inputs_untouched(rng):
     w = rng.standard_normal((3, 5, 3, 3)).transpose(1, 0, 2, 3)  # (5, 3, 3, 3) view
     x_copy, w_copy = x.copy(), w.copy()
     y = fast.conv2d_forward(x, w, None, 1, 1)
-    _assert_close(y, ref.conv2d_forward(x, w, None, 1, 1), np.float64)
+    assert_close(y, ref.conv2d_forward(x, w, None, 1, 1), np.float64)
     dy = rng.standard_normal(y.shape)[:, ::-1]
     for a, e in zip(fast.conv2d_backward(dy, x, w, 1, 1), ref.conv2d_backward(dy, x, w, 1, 1)):
-        _assert_close(a, e, np.float64)
+        assert_close(a, e, np.float64)
     np.testing.assert_array_equal(x, x_copy)
     np.testing.assert_array_equal(w, w_copy)
 
@@ -116,8 +108,8 @@ def test_need_dx_false(rng):
     dx, dw, db = fast.conv2d_backward(dy, x, w, need_dx=False)
     assert dx is None
     _, dw_ref, db_ref = ref.conv2d_backward(dy, x, w)
-    _assert_close(dw, dw_ref, np.float64)
-    _assert_close(db, db_ref, np.float64)
+    assert_close(dw, dw_ref, np.float64)
+    assert_close(db, db_ref, np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -11,18 +11,14 @@ import pytest
 
 from fastcnn import layers as fast
 from fastcnn.reference import layers as ref
-
-TOL = {np.float32: 2e-4, np.float64: 1e-10}
+from naive import TOL, assert_close
 
 
 def _close(actual, expected, dtype=np.float64):
     if isinstance(expected, float):
         assert actual == pytest.approx(expected, rel=TOL[dtype], abs=TOL[dtype])
         return
-    assert actual.dtype == expected.dtype
-    assert actual.shape == expected.shape
-    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=TOL[dtype] * scale)
+    assert_close(actual, expected, dtype)
 
 
 def test_same_classes_and_signatures():
