@@ -36,7 +36,6 @@ struct PaddedGeometry {
       bases[kr] = c * plane + (t / g.s) * wp + t % g.s;
     }
   }
-  int64_t row_base(const Geometry2d&, int64_t kr) const { return bases[kr]; }
 };
 
 // cfg with its KC block shrunk so that K splits into equal blocks (K = 288 with KC = 256 would
@@ -90,7 +89,7 @@ void pack_im2col_nr(const Geometry2d& g, const PaddedGeometry& pg, const Columns
     if (cols.contiguous && valid == NR) {
       const T* src = xpad + j0 + jp;
       for (int64_t kk = 0; kk < kc; ++kk) {
-        const T* row = src + pg.row_base(g, k0 + kk);
+        const T* row = src + pg.bases[k0 + kk];
         T* d = dst + kk * NR;
 #pragma GCC unroll 32
         for (int jj = 0; jj < NR; ++jj) d[jj] = row[jj];
@@ -99,7 +98,7 @@ void pack_im2col_nr(const Geometry2d& g, const PaddedGeometry& pg, const Columns
     }
     for (int64_t jj = 0; jj < valid; ++jj) off[jj] = cols.offset(g, pg, j0 + jp + jj);
     for (int64_t kk = 0; kk < kc; ++kk) {
-      const T* src = xpad + pg.row_base(g, k0 + kk);
+      const T* src = xpad + pg.bases[k0 + kk];
       T* d = dst + kk * NR;
       for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[off[jj]];
       for (int64_t jj = valid; jj < NR; ++jj) d[jj] = T(0);
@@ -200,7 +199,7 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
                           scratch);
       std::fill(dxpad.data(), dxpad.data() + g.c * pg.plane, T(0));
       for (int64_t kr = 0; kr < pg.crs; ++kr) {
-        T* base = dxpad.data() + pg.row_base(g, kr);
+        T* base = dxpad.data() + pg.bases[kr];
         const T* src = dcol.data() + kr * pq;
         for (int64_t p = 0; p < g.p; ++p) {
           T* row = base + p * g.sh * pg.wp;
