@@ -48,6 +48,17 @@ GemmConfig<T> balanced_kc(const GemmConfig<T>& cfg, int64_t K) {
   return out;
 }
 
+// Elements past a padded image that the contiguous im2col packer may read (at most NR - 1).
+constexpr int64_t kPanelSlack = 32;
+
+// A padded image's buffer: C*Hp*Wp elements and kPanelSlack zeros after them.
+template <class T>
+AlignedBuffer<T> padded_image_buffer(const Geometry2d& g, const PaddedGeometry& pg) {
+  AlignedBuffer<T> buf(g.c * pg.plane + kPanelSlack);
+  std::fill(buf.data() + g.c * pg.plane, buf.data() + buf.size(), T(0));
+  return buf;
+}
+
 // Copies image x_n (C,H,W) into xpad (C,Hp,Wp) with zero borders.
 template <class T>
 void pad_image(const Geometry2d& g, const PaddedGeometry& pg, const T* xn, T* xpad) {
@@ -78,15 +89,18 @@ struct Columns {
 };
 
 // Packs B = im2col(xpad)[k0:k0+kc, j0:j0+nc] (rows (c,r,s), columns per `cols`) into NR panels.
-// With contiguous columns every full panel row is one NR-element copy, written as a fixed-size
-// loop so it compiles to a few vector moves (a memcpy call per 16 or 32 floats costs more).
+// With contiguous columns every panel row is one NR-element copy, written as a fixed-size
+// loop so it compiles to a few vector moves (a memcpy call per 16 or 32 floats costs more);
+// xpad must then have kPanelSlack readable elements past the padded image.
 template <class T, int NR>
 void pack_im2col_nr(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols,
                     const T* xpad, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
   int64_t off[NR];
   for (int64_t jp = 0; jp < nc; jp += NR, dst += kc * NR) {
     const int64_t valid = std::min<int64_t>(NR, nc - jp);
-    if (cols.contiguous && valid == NR) {
+    if (cols.contiguous) {
+      // The edge panel copies whole rows too: its columns past nc are never stored, and the
+      // last rows read up to NR - 1 elements past the image, into xpad's zeroed slack.
       const T* src = xpad + j0 + jp;
       for (int64_t kk = 0; kk < kc; ++kk) {
         const T* row = src + pg.bases[k0 + kk];
@@ -113,7 +127,9 @@ void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& c
     case 4: return pack_im2col_nr<T, 4>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
     case 8: return pack_im2col_nr<T, 8>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
     case 16: return pack_im2col_nr<T, 16>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
-    case 32: return pack_im2col_nr<T, 32>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
+    case 32:
+      static_assert(kPanelSlack >= 32 - 1, "the widest panel's slack");
+      return pack_im2col_nr<T, 32>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
     default: throw std::logic_error("pack_im2col: unsupported micro-panel width");
   }
 }
@@ -133,7 +149,7 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
     if (n0 >= n1) return;
-    AlignedBuffer<T> xpad(g.c * pg.plane), prod(g.k * cols.count);
+    AlignedBuffer<T> xpad = padded_image_buffer<T>(g, pg), prod(g.k * cols.count);
     GemmScratch<T> scratch(cfg, g.k, cols.count, pg.crs);
     auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
       pack_im2col(g, pg, cols, xpad.data(), cfg.nr, k0, kc, j0, nc, dst);
