@@ -48,7 +48,7 @@ GemmConfig<T> balanced_kc(const GemmConfig<T>& cfg, int64_t K) {
   return out;
 }
 
-// Elements past a padded image that the contiguous im2col packer may read (at most NR - 1).
+// Elements past a padded image that forward_in_place's edge tiles may read (at most NR - 1).
 constexpr int64_t kPanelSlack = 32;
 
 // A padded image's buffer: C*Hp*Wp elements and kPanelSlack zeros after them.
@@ -88,28 +88,15 @@ struct Columns {
   }
 };
 
-// Packs B = im2col(xpad)[k0:k0+kc, j0:j0+nc] (rows (c,r,s), columns per `cols`) into NR panels.
-// With contiguous columns every panel row is one NR-element copy, written as a fixed-size
-// loop so it compiles to a few vector moves (a memcpy call per 16 or 32 floats costs more);
-// xpad must then have kPanelSlack readable elements past the padded image.
+// Packs B = im2col(xpad)[k0:k0+kc, j0:j0+nc] (rows (c,r,s), exact columns of a strided
+// convolution per `cols`) into NR panels. (Row-padded columns are read in place instead: see
+// forward_in_place.)
 template <class T, int NR>
 void pack_im2col_nr(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols,
                     const T* xpad, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
   int64_t off[NR];
   for (int64_t jp = 0; jp < nc; jp += NR, dst += kc * NR) {
     const int64_t valid = std::min<int64_t>(NR, nc - jp);
-    if (cols.contiguous) {
-      // The edge panel copies whole rows too: its columns past nc are never stored, and the
-      // last rows read up to NR - 1 elements past the image, into xpad's zeroed slack.
-      const T* src = xpad + j0 + jp;
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        const T* row = src + pg.bases[k0 + kk];
-        T* d = dst + kk * NR;
-#pragma GCC unroll 32
-        for (int jj = 0; jj < NR; ++jj) d[jj] = row[jj];
-      }
-      continue;
-    }
     for (int64_t jj = 0; jj < valid; ++jj) off[jj] = cols.offset(g, pg, j0 + jp + jj);
     for (int64_t kk = 0; kk < kc; ++kk) {
       const T* src = xpad + pg.bases[k0 + kk];
@@ -127,10 +114,30 @@ void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& c
     case 4: return pack_im2col_nr<T, 4>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
     case 8: return pack_im2col_nr<T, 8>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
     case 16: return pack_im2col_nr<T, 16>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
-    case 32:
-      static_assert(kPanelSlack >= 32 - 1, "the widest panel's slack");
-      return pack_im2col_nr<T, 32>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
+    case 32: return pack_im2col_nr<T, 32>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
     default: throw std::logic_error("pack_im2col: unsupported micro-panel width");
+  }
+}
+
+// prod (K x count) = W . im2col(xpad) for row-padded columns, with no packing of the image:
+// the indirect-B micro-kernel reads im2col row kr at xpad + bases[kr] + j. The loop order is
+// the GEMM driver's: KC blocks, then NR-column tiles (whose im2col rows stay in L1), then the
+// weights' MR-row tiles. Edge tiles read up to NR - 1 columns past count (xpad's slack).
+template <class T>
+void forward_in_place(const GemmConfig<T>& cfg, const PaddedGeometry& pg, const Columns& cols,
+                      int64_t k, const PrepackedA<T>& wpack, const T* xpad, T* prod) {
+  static_assert(kPanelSlack >= kMaxNr - 1, "edge tiles read past the image");
+  for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
+    const int64_t kc = std::min(cfg.kc, pg.crs - pc);
+    const T beta = pc == 0 ? T(0) : T(1);
+    for (int64_t j0 = 0; j0 < cols.count; j0 += cfg.nr) {
+      const int64_t nr = std::min<int64_t>(cfg.nr, cols.count - j0);
+      for (int64_t i0 = 0; i0 < k; i0 += cfg.mr) {
+        cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad + j0, pg.bases.data() + pc,
+                               prod + i0 * cols.count + j0, cols.count, beta,
+                               std::min<int64_t>(cfg.mr, k - i0), nr);
+      }
+    }
   }
 }
 
@@ -156,8 +163,12 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
     };
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-      gemm_block_range<T>(cfg, 0, g.k, 0, cols.count, pg.crs, T(1), wpack, pb, T(0),
-                          prod.data(), cols.count, scratch);
+      if (cols.contiguous) {
+        forward_in_place(cfg, pg, cols, g.k, wpack, xpad.data(), prod.data());
+      } else {
+        gemm_block_range<T>(cfg, 0, g.k, 0, cols.count, pg.crs, T(1), wpack, pb, T(0),
+                            prod.data(), cols.count, scratch);
+      }
       T* yn = y + n * g.k * pq;
       for (int64_t k = 0; k < g.k; ++k) {
         const T bias = b != nullptr ? b[k] : T(0);

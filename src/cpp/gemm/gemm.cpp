@@ -16,11 +16,12 @@ namespace fastcnn {
 
 namespace {
 
-// {packed-A kernel, strided-A kernel, MR, NR, MC, KC, NC, name} for
-// <dt>_gemm_ukernel_<tile>[_strided_a]__<isa>.
+// {packed-A, strided-A and indirect-B kernels, MR, NR, MC, KC, NC, name} for
+// <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b]__<isa>.
 #define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc)                                 \
-  {dt##_gemm_ukernel_##tile##__##isa, dt##_gemm_ukernel_##tile##_strided_a__##isa, mr, nr, mc, \
-   kc, nc, #dt "_gemm_ukernel_" #tile "__" #isa}
+  {dt##_gemm_ukernel_##tile##__##isa, dt##_gemm_ukernel_##tile##_strided_a__##isa,             \
+   dt##_gemm_ukernel_##tile##_indirect_b__##isa, mr, nr, mc, kc, nc,                           \
+   #dt "_gemm_ukernel_" #tile "__" #isa}
 
 // One dtype's configurations; an ISA this build has no kernels for falls back to generic.
 template <class T>
@@ -70,6 +71,18 @@ constexpr GemmConfigs<float> kF32Configs{
 constexpr GemmConfigs<double> kF64Configs{
     FASTCNN_GEMM_CONFIG(f64, 4x4, generic, 4, 4, 96, 256, 4096),
     FASTCNN_AVX2_CONFIG(kF64Avx2), FASTCNN_AVX512_CONFIG(kF64Avx512)};
+
+constexpr bool nr_fits(const GemmConfig<float>& f, const GemmConfig<double>& d) {
+  return f.nr <= kMaxNr && d.nr <= kMaxNr;
+}
+static_assert(nr_fits(kF32Configs.generic, kF64Configs.generic), "kMaxNr");
+#if defined(FASTCNN_HAVE_AVX2)
+static_assert(nr_fits(kF32Avx2, kF64Avx2), "kMaxNr");
+#endif
+#if defined(FASTCNN_HAVE_AVX512)
+static_assert(nr_fits(kF32Avx512, kF64Avx512) && nr_fits(kF32Avx512Short, kF64Avx512Short),
+              "kMaxNr");
+#endif
 
 }  // namespace
 

@@ -18,10 +18,21 @@ template <class T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c,
                                int64_t ldc, T alpha, T beta, int64_t m, int64_t n);
 
+// The indirect-B variant: A is a packed micro-panel as above, and B is read in place through
+// row offsets, B(k, j) = b[boff[k] + j], for all j < NR even when n < NR (the caller keeps that
+// memory readable): a convolution's im2col rows read straight from the padded image. alpha = 1.
+template <class T>
+using GemmIndirectBUkernelFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff,
+                                        T* c, int64_t ldc, T beta, int64_t m, int64_t n);
+
+// The widest micro-tile (NR) of any configuration (gemm.cpp checks each one).
+constexpr int kMaxNr = 32;
+
 template <class T>
 struct GemmConfig {
   GemmUkernelFn<T> ukernel = nullptr;            // packed A
   GemmUkernelFn<T> ukernel_strided_a = nullptr;  // A read in place
+  GemmIndirectBUkernelFn<T> ukernel_indirect_b = nullptr;  // packed A, B rows read in place
   int mr = 0;  // rows of C per micro-tile
   int nr = 0;  // columns of C per micro-tile (a multiple of the vector width)
   // Cache blocking, see gemm.cpp: a kc x nr B micro-panel stays in L1, an mc x kc A block in
@@ -42,26 +53,26 @@ template <class T>
 const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N);
 
 // Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
-// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a]__<isa>.
+// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a|_indirect_b]__<isa>; FASTCNN_DECLARE_GEMM_UKERNELS
+// declares a tile's three.
 #define FASTCNN_DECLARE_GEMM_UKERNEL(name, T)                                                \
   void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c, int64_t ldc, \
             T alpha, T beta, int64_t m, int64_t n)
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_4x8__generic, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_4x8_strided_a__generic, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_4x4__generic, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_4x4_strided_a__generic, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16__avx2, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_6x16_strided_a__avx2, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8__avx2, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_6x8_strided_a__avx2, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32__avx512, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_12x32_strided_a__avx512, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16__avx512, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_12x16_strided_a__avx512, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32__avx512, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f32_gemm_ukernel_8x32_strided_a__avx512, float);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16__avx512, double);
-FASTCNN_DECLARE_GEMM_UKERNEL(f64_gemm_ukernel_8x16_strided_a__avx512, double);
+#define FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(name, T)                                      \
+  void name(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c, int64_t ldc, T beta, \
+            int64_t m, int64_t n)
+#define FASTCNN_DECLARE_GEMM_UKERNELS(dt, T, tile, isa)                    \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T);           \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T); \
+  FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T)
+FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 4x8, generic);
+FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 4x4, generic);
+FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 6x16, avx2);
+FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 6x8, avx2);
+FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 12x32, avx512);
+FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 12x16, avx512);
+FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 8x32, avx512);
+FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 8x16, avx512);
 
 // Writes a micro-tile through `epilogue(ptr, ld)`, which stores a full MR x NR tile. Edge tiles
 // go through a local buffer so the full-tile code (and so the rounding) is the same everywhere.

@@ -9,18 +9,24 @@
 
 namespace fastcnn {
 
+// How a micro-kernel reads its operands (see ukernel.h): packed A and B; A read in place
+// through its strides; or packed A with B's rows read in place through row offsets.
+enum class Operands { kPacked, kStridedA, kIndirectB };
+
 // MR rows x 2 vectors of accumulators; see the ISA files for the register budget of each shape.
-// kPackedA: A is a packed micro-panel (rsa, csa ignored). Otherwise A is read in place through
-// its strides, for products where each A element is used once and packing would only copy it;
-// rows past m then re-read row 0 (valid memory; write_tile discards them).
-template <class S, class T, int MR, bool kPackedA>
+// kStridedA: A is read in place through its strides, for products where each A element is used
+// once and packing would only copy it; rows past m then re-read row 0 (valid memory; write_tile
+// discards them). kIndirectB: row k of B starts at b + boff[k] (unaligned loads).
+template <class S, class T, int MR, Operands kOps>
 inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T* a, int64_t rsa,
-                                                             int64_t csa, const T* b, T* c,
+                                                             int64_t csa, const T* b,
+                                                             const int64_t* boff, T* c,
                                                              int64_t ldc, T alpha, T beta,
                                                              int64_t m, int64_t n) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int NR = 2 * L;
+  constexpr bool kPackedA = kOps != Operands::kStridedA;
   V acc[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = S::zero();
@@ -35,8 +41,16 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    const V b0 = S::load(b);
-    const V b1 = S::load(b + L);
+    V b0, b1;
+    if constexpr (kOps == Operands::kIndirectB) {
+      const T* row = b + boff[k];
+      b0 = S::loadu(row);
+      b1 = S::loadu(row + L);
+    } else {
+      b0 = S::load(b);
+      b1 = S::load(b + L);
+      b += NR;
+    }
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const V ai = kPackedA ? S::broadcast(a + i) : S::broadcast(arow[i] + k * csa);
@@ -44,7 +58,6 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
       acc[i][1] = S::fma(ai, b1, acc[i][1]);
     }
     if constexpr (kPackedA) a += MR;
-    b += NR;
   }
 
   const V va = S::set1(alpha);
@@ -65,14 +78,20 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
   });
 }
 
-// Defines <dt>_gemm_ukernel_<tile>__<isa> (packed A) and its _strided_a twin (A read in place)
+// Defines <dt>_gemm_ukernel_<tile>__<isa> (packed A) and its _strided_a and _indirect_b twins
 // as instances of gemm_ukernel_simd over the ISA's traits template.
-#define FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(dt, T, traits, mr, tile, isa)                       \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T) {                         \
-    gemm_ukernel_simd<traits<T>, T, mr, true>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n);  \
-  }                                                                                            \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T) {               \
-    gemm_ukernel_simd<traits<T>, T, mr, false>(kc, a, rsa, csa, b, c, ldc, alpha, beta, m, n); \
+#define FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(dt, T, traits, mr, tile, isa)                           \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T) {                             \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kPacked>(kc, a, rsa, csa, b, nullptr, c, ldc,    \
+                                                           alpha, beta, m, n);                     \
+  }                                                                                                \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T) {                   \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kStridedA>(kc, a, rsa, csa, b, nullptr, c, ldc,  \
+                                                             alpha, beta, m, n);                   \
+  }                                                                                                \
+  FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T) {       \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kIndirectB>(kc, a, 0, 0, b, boff, c, ldc, T(1),  \
+                                                              beta, m, n);                         \
   }
 
 }  // namespace fastcnn
