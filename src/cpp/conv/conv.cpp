@@ -401,24 +401,32 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       }
     }
   });
-  // Chunks in order, element by element, so any split of the elements gives the same bits. The
-  // in-place partials hold dW^T in (R, S, C) x K order.
-  parallel_for(kcrs + g.k, [&](int64_t e0, int64_t e1) {
-    for (int64_t e = e0; e < e1; ++e) {
-      int64_t src = e;
-      if (in_place && e < kcrs) {
-        const int64_t k = e / pg.crs, c = (e % pg.crs) / pg.rs, t = e % pg.rs;
-        src = (t * g.c + c) * g.k + k;
-      }
-      T sum = chunks > 0 ? partial.data()[src] : T(0);
-      for (int64_t ch = 1; ch < chunks; ++ch) sum += partial.data()[ch * (kcrs + g.k) + src];
-      if (e < kcrs) {
-        dw[e] = sum;
-      } else if (db != nullptr) {
-        db[e - kcrs] = sum;
-      }
+  // Chunks in order, element by element (a vector add of each chunk over a slice of the
+  // elements), so any split of the elements gives the same bits.
+  const int64_t total_size = kcrs + g.k;
+  AlignedBuffer<T> total(total_size);
+  parallel_for(total_size, [&](int64_t e0, int64_t e1) {
+    T* out = total.data();
+    if (chunks == 0) {
+      std::fill(out + e0, out + e1, T(0));
+      return;
+    }
+    std::copy(partial.data() + e0, partial.data() + e1, out + e0);
+    for (int64_t ch = 1; ch < chunks; ++ch) {
+      const T* src = partial.data() + ch * total_size;
+      for (int64_t e = e0; e < e1; ++e) out[e] += src[e];
     }
   });
+  // The in-place partials hold dW^T in (R, S, C) x K order.
+  if (in_place) {
+    for (int64_t t = 0; t < pg.rs; ++t)
+      for (int64_t c = 0; c < g.c; ++c)
+        for (int64_t k = 0; k < g.k; ++k)
+          dw[(k * g.c + c) * pg.rs + t] = total.data()[(t * g.c + c) * g.k + k];
+  } else {
+    std::copy(total.data(), total.data() + kcrs, dw);
+  }
+  if (db != nullptr) std::copy(total.data() + kcrs, total.data() + total_size, db);
 }
 
 #define FASTCNN_INSTANTIATE_CONV(T)                                                        \
