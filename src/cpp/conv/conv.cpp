@@ -244,11 +244,6 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
 
 namespace {
 
-// One chunk of images' dW for unit strides, as dW^T: part[(t*C + c)*K + k] for t = r*S + s,
-// accumulates im2col(x_n) . dy_n^T over row-padded pixel columns j = p*Wp + q. Row (c, r, s)
-// of im2col(x_n) is then xpad + c*plane + r*Wp + s + j, so for a fixed (r, s) the rows of
-// successive channels are `plane` apart: the micro-kernel reads them in place (no packing of
-// the big operand), and only dy_n^T (K columns; zero in the padding columns) is packed.
 // Sum of v[0:n] in a fixed order that vectorises: 16 interleaved partial sums, then those in
 // order. (A single running sum is one long dependency chain of adds.)
 template <class T>
@@ -280,10 +275,21 @@ void row_pad_dy(const Geometry2d& g, const PaddedGeometry& pg, int64_t count, co
   }
 }
 
+// One chunk of images' dW for unit strides, as dW^T: part[(t*C + c)*K + k] for t = r*S + s,
+// accumulates im2col(x_n) . dy_n^T over row-padded pixel columns j = p*Wp + q. Row (c, r, s)
+// of im2col(x_n) is then xpad + c*plane + r*Wp + s + j, so for a fixed (r, s) the rows of
+// successive channels are `plane` apart, and for a fixed (c, r) the rows of successive s are 1
+// apart: the micro-kernel reads them in place (no packing of the big operand), and only dy_n^T
+// (K columns; zero in the padding columns) is packed.
 template <class T>
 void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
                                   const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.c, g.k);
+  // The tiles' rows: input channels (for each kernel position t, rows c are `plane` apart), or,
+  // with fewer channels than kernel columns (a first layer), the kernel columns s (for each
+  // channel and kernel row, rows s are 1 apart). Either way part row (t*C + c) gets the sum.
+  const bool rows_are_channels = g.c >= g.s;
+  const GemmConfig<T>& cfg =
+      gemm_config_for(gemm_config<T>(), rows_are_channels ? g.c : g.s, g.k);
   const Columns cols(g, pg);
   const int64_t pq = g.p * g.q, count = cols.count;
   AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);
@@ -296,39 +302,45 @@ void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg,
       const int64_t kc = std::min(cfg.kc, count - pc);
       pack_b(dyt, cfg.nr, pc, kc, 0, g.k, bpack.data());
       const T beta = n == i0 && pc == 0 ? T(0) : T(1);
-      for (int64_t t = 0; t < pg.rs; ++t) {
-        const T* a = xpad.data() + (t / g.s) * pg.wp + t % g.s + pc;
-        for (int64_t c0 = 0; c0 < g.c; c0 += cfg.mr) {
-          const int64_t m = std::min<int64_t>(cfg.mr, g.c - c0);
-          for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
-            cfg.ukernel_strided_a(kc, a + c0 * pg.plane, pg.plane, 1, bpack.data() + j0 * kc,
-                                  part + (t * g.c + c0) * g.k + j0, g.k, T(1), beta, m,
-                                  std::min<int64_t>(cfg.nr, g.k - j0));
-          }
+      // Rows [a + i*rsa] for i < m, summed into part rows [c + i*ldc].
+      auto tile_rows = [&](const T* a, int64_t rsa, int64_t m, T* c, int64_t ldc) {
+        for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
+          cfg.ukernel_strided_a(kc, a + pc, rsa, 1, bpack.data() + j0 * kc, c + j0, ldc, T(1),
+                                beta, m, std::min<int64_t>(cfg.nr, g.k - j0));
         }
+      };
+      if (rows_are_channels) {
+        for (int64_t t = 0; t < pg.rs; ++t)
+          for (int64_t c0 = 0; c0 < g.c; c0 += cfg.mr)
+            tile_rows(xpad.data() + pg.bases[t] + c0 * pg.plane, pg.plane,
+                      std::min<int64_t>(cfg.mr, g.c - c0), part + (t * g.c + c0) * g.k, g.k);
+      } else {
+        for (int64_t c = 0; c < g.c; ++c)
+          for (int64_t r = 0; r < g.r; ++r)
+            for (int64_t s0 = 0; s0 < g.s; s0 += cfg.mr)
+              tile_rows(xpad.data() + pg.bases[(c * g.r + r) * g.s + s0], 1,
+                        std::min<int64_t>(cfg.mr, g.s - s0),
+                        part + ((r * g.s + s0) * g.c + c) * g.k, g.c * g.k);
       }
     }
   }
 }
 
-// One chunk of images' dW by a packed GEMM, for any strides (and for unit strides with too few
-// input channels for the in-place product above): part[k*CRS + kr] accumulates
-// dy_n . im2col(x_n)^T over the product's pixel columns j, which are row-padded for unit strides
-// (dy is then zero-padded to match) unless row_padded is false, and exact otherwise. B(j, kr) = xpad[base(kr) + offset(j)]
-// is gathered from the padded image into packed panels.
+// One chunk of images' dW by a packed GEMM, for strided convolutions (and for non-finite x):
+// part[k*CRS + kr] accumulates dy_n . im2col(x_n)^T over the exact pixel columns j, with
+// B(j, kr) = xpad[base(kr) + offset(j)] gathered from the padded image into packed panels.
 template <class T>
 void backward_weights_packed(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
-                             const T* x, bool row_padded, int64_t i0, int64_t i1, T* part,
-                             T* dbp) {
+                             const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
   const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k, pg.crs);
-  const Columns cols(g, pg, row_padded);
-  const int64_t pq = g.p * g.q, count = cols.count;
-  AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(cols.contiguous ? g.k * count : 0);
-  GemmScratch<T> scratch(cfg, g.k, pg.crs, count);
-  std::vector<int64_t> offset(static_cast<std::size_t>(count));
-  for (int64_t j = 0; j < count; ++j) offset[j] = cols.offset(g, pg, j);
+  const Columns cols(g, pg, false);
+  const int64_t pq = g.p * g.q;
+  AlignedBuffer<T> xpad(g.c * pg.plane);
+  GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
+  std::vector<int64_t> offset(static_cast<std::size_t>(pq));
+  for (int64_t j = 0; j < pq; ++j) offset[j] = cols.offset(g, pg, j);
   const std::vector<int64_t>& base = pg.bases;
-  StridedMatrix<T> dym{nullptr, count, 1};  // dy_n (K x count), set per image
+  StridedMatrix<T> dym{nullptr, pq, 1};  // dy_n (K x PQ), set per image
   auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
     pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
   };
@@ -347,14 +359,9 @@ void backward_weights_packed(const Geometry2d& g, const PaddedGeometry& pg, cons
   for (int64_t n = i0; n < i1; ++n) {
     pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
     const T* dyn = dy + n * g.k * pq;
-    if (cols.contiguous) {
-      row_pad_dy(g, pg, count, dyn, dyrp.data(), dbp);
-      dym.p = dyrp.data();
-    } else {
-      for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyn + k * pq, pq);
-      dym.p = dyn;
-    }
-    gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, count, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
+    for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyn + k * pq, pq);
+    dym.p = dyn;
+    gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
                         pg.crs, scratch);
   }
 }
@@ -377,11 +384,9 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   g.validate("conv2d_backward_weights");
   const PaddedGeometry pg(g);
   const int64_t kcrs = g.k * pg.crs;
-  // Unit-stride paths sum over row-padded pixel columns, where dy is 0 but x holds real pixels
-  // of neighbouring positions: only for finite x (0 * inf would leak NaN into dW).
-  const bool unit = g.sh == 1 && g.sw == 1 && x_all_finite(g, x);
-  // The in-place product's rows are input channels: worth it from one 8-row tile up.
-  const bool in_place = unit && g.c >= 8;
+  // The unit-stride path sums over row-padded pixel columns, where dy is 0 but x holds real
+  // pixels of neighbouring positions: only for finite x (0 * inf would leak NaN into dW).
+  const bool in_place = g.sh == 1 && g.sw == 1 && x_all_finite(g, x);
   // Fixed chunks of images, independent of the thread count.
   const int64_t chunks = std::min<int64_t>(g.n, 16);
   AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), kcrs + g.k, "conv2d dW"));
@@ -397,7 +402,7 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       if (in_place) {
         backward_weights_unit_stride(g, pg, dy, x, i0, i1, part, dbp);
       } else {
-        backward_weights_packed(g, pg, dy, x, unit, i0, i1, part, dbp);
+        backward_weights_packed(g, pg, dy, x, i0, i1, part, dbp);
       }
     }
   });
