@@ -112,11 +112,26 @@ def test_need_dx_false(rng):
     assert_close(db, db_ref, np.float64)
 
 
+# DeepConvNet's six convolutions at batch 13: the forward runs over row-padded columns
+# (conv1, conv2) or over pixel rows in groups of images (conv3-conv6), and 13 images leave a
+# partial group on every thread count.
+DEEP_CONVS = [(1, 16, 28, 1), (16, 16, 28, 1), (16, 32, 14, 1), (32, 32, 14, 2), (32, 64, 7, 1),
+              (64, 64, 7, 1)]
+
+
+@pytest.mark.parametrize("c, k, hw, pad", DEEP_CONVS)
+def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, rng):
+    for dtype in (np.float32, np.float64):
+        _check_case(rng, (13, c, hw, hw), (k, c, 3, 3), 1, pad, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bitwise_identical_for_any_thread_count(dtype, rng):
-    x = rng.standard_normal((13, 8, 15, 15)).astype(dtype)
-    w = rng.standard_normal((16, 8, 3, 3)).astype(dtype)
-    b = rng.standard_normal(16).astype(dtype)
+@pytest.mark.parametrize("xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)),
+                                    ((13, 32, 7, 7), (64, 32, 3, 3))])
+def test_bitwise_identical_for_any_thread_count(dtype, xs, ws, rng):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
     results = []
     for nt in (1, 2, 3):
         with fastcnn.threads(nt):

@@ -1,13 +1,19 @@
-// Convolution drivers: per image, a GEMM between the weights and the image's im2col matrix,
-// whose panels are packed on the fly from a zero-padded copy of the image.
+// Convolution drivers: GEMMs between the weights and the images' im2col matrices, which are
+// never materialised: micro-kernels read them in place from zero-padded copies of the images.
 //
-// Each image is padded once into per-thread scratch (C x Hp x Wp), so packing needs no bounds
+// Each image is padded once into per-thread scratch (C x Hp x Wp), so reads need no bounds
 // checks. Row (c, r, s) of the im2col matrix starts at base = c*Hp*Wp + r*Wp + s of the padded
-// image, and output pixel (p, q) adds p*sh*Wp + q*sw. With unit strides the forward product
-// uses "row-padded" output columns j = p*Wp + q (q < Wp, garbage for q >= Q): then column j is
-// just base + j, so every packed B row is one contiguous copy; the garbage columns are dropped
-// when the result is copied into y with the bias. Threads split the batch (one image each at a
-// time); weight gradients are summed over fixed chunks of images, then over chunks in order.
+// image, and output pixel (p, q) adds p*sh*Wp + q*sw. The forward pass has two forms:
+//  - "columns" (unit strides): per image, W . im2col over row-padded output columns
+//    j = p*Wp + q (q < Wp, garbage for q >= Q), so im2col row kr is the contiguous run at
+//    base + j and the indirect-B micro-kernel reads it in place; the garbage columns are
+//    dropped when the result is copied into y with the bias;
+//  - "pixels" (any strides, and small images whose padding columns would waste much): per
+//    group of images, im2col^T . W^T with output pixels as rows, read by the indirect-A
+//    micro-kernel at pixel offset + base; the result is transposed into y.
+// Backward-data runs as a forward convolution where it can; the weight gradient reads x in
+// place too (see backward_weights_unit_stride). Threads split the batch; weight gradients are
+// summed over fixed chunks of images, then over chunks in order.
 #include "conv/conv.h"
 
 #include <algorithm>
@@ -88,67 +94,22 @@ struct Columns {
   }
 };
 
-// Packs B = im2col(xpad)[k0:k0+kc, j0:j0+nc] (rows (c,r,s), exact columns of a strided
-// convolution per `cols`) into NR panels. (Row-padded columns are read in place instead: see
-// forward_in_place.)
-template <class T, int NR>
-void pack_im2col_nr(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols,
-                    const T* xpad, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-  int64_t off[NR];
-  for (int64_t jp = 0; jp < nc; jp += NR, dst += kc * NR) {
-    const int64_t valid = std::min<int64_t>(NR, nc - jp);
-    for (int64_t jj = 0; jj < valid; ++jj) off[jj] = cols.offset(g, pg, j0 + jp + jj);
-    for (int64_t kk = 0; kk < kc; ++kk) {
-      const T* src = xpad + pg.bases[k0 + kk];
-      T* d = dst + kk * NR;
-      for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[off[jj]];
-      for (int64_t jj = valid; jj < NR; ++jj) d[jj] = T(0);
-    }
-  }
+// y = v + bias, or relu(v + bias): the forward epilogue. NaN propagates, as in relu_forward.
+template <class T>
+inline T output_value(T v, T bias, bool relu) {
+  const T out = v + bias;
+  return relu && out <= T(0) ? T(0) : out;
 }
 
+// Forward for unit strides over row-padded columns (column j = p*Wp + q): per image,
+// prod (K x count) = W . im2col(xpad), with no packing of the image: the indirect-B
+// micro-kernel reads im2col row kr at xpad + bases[kr] + j. The loop order is the GEMM
+// driver's: KC blocks, then NR-column tiles (whose im2col rows stay in L1), then the weights'
+// MR-row tiles. Edge tiles read up to NR - 1 columns past count (xpad's slack).
 template <class T>
-void pack_im2col(const Geometry2d& g, const PaddedGeometry& pg, const Columns& cols, const T* xpad,
-                 int nr, int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-  switch (nr) {
-    case 4: return pack_im2col_nr<T, 4>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
-    case 8: return pack_im2col_nr<T, 8>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
-    case 16: return pack_im2col_nr<T, 16>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
-    case 32: return pack_im2col_nr<T, 32>(g, pg, cols, xpad, k0, kc, j0, nc, dst);
-    default: throw std::logic_error("pack_im2col: unsupported micro-panel width");
-  }
-}
-
-// prod (K x count) = W . im2col(xpad) for row-padded columns, with no packing of the image:
-// the indirect-B micro-kernel reads im2col row kr at xpad + bases[kr] + j. The loop order is
-// the GEMM driver's: KC blocks, then NR-column tiles (whose im2col rows stay in L1), then the
-// weights' MR-row tiles. Edge tiles read up to NR - 1 columns past count (xpad's slack).
-template <class T>
-void forward_in_place(const GemmConfig<T>& cfg, const PaddedGeometry& pg, const Columns& cols,
-                      int64_t k, const PrepackedA<T>& wpack, const T* xpad, T* prod) {
+void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmConfig<T>& cfg,
+                     const T* x, const T* w, const T* b, T* y, bool relu) {
   static_assert(kPanelSlack >= kMaxNr - 1, "edge tiles read past the image");
-  for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
-    const int64_t kc = std::min(cfg.kc, pg.crs - pc);
-    const T beta = pc == 0 ? T(0) : T(1);
-    for (int64_t j0 = 0; j0 < cols.count; j0 += cfg.nr) {
-      const int64_t nr = std::min<int64_t>(cfg.nr, cols.count - j0);
-      for (int64_t i0 = 0; i0 < k; i0 += cfg.mr) {
-        cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad + j0, pg.bases.data() + pc,
-                               prod + i0 * cols.count + j0, cols.count, beta,
-                               std::min<int64_t>(cfg.mr, k - i0), nr);
-      }
-    }
-  }
-}
-
-}  // namespace
-
-template <class T>
-void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
-  g.validate("conv2d_forward");
-  const GemmConfig<T> cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), g.k, g.p * g.q), g.c * g.r * g.s);
-  const PaddedGeometry pg(g);
   const Columns cols(g, pg);
   const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
   const int64_t pq = g.p * g.q;
@@ -157,17 +118,19 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
     partition(g.n, tid, nt, n0, n1);
     if (n0 >= n1) return;
     AlignedBuffer<T> xpad = padded_image_buffer<T>(g, pg), prod(g.k * cols.count);
-    GemmScratch<T> scratch(cfg, g.k, cols.count, pg.crs);
-    auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-      pack_im2col(g, pg, cols, xpad.data(), cfg.nr, k0, kc, j0, nc, dst);
-    };
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-      if (cols.contiguous) {
-        forward_in_place(cfg, pg, cols, g.k, wpack, xpad.data(), prod.data());
-      } else {
-        gemm_block_range<T>(cfg, 0, g.k, 0, cols.count, pg.crs, T(1), wpack, pb, T(0),
-                            prod.data(), cols.count, scratch);
+      for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
+        const int64_t kc = std::min(cfg.kc, pg.crs - pc);
+        const T beta = pc == 0 ? T(0) : T(1);
+        for (int64_t j0 = 0; j0 < cols.count; j0 += cfg.nr) {
+          const int64_t nr = std::min<int64_t>(cfg.nr, cols.count - j0);
+          for (int64_t i0 = 0; i0 < g.k; i0 += cfg.mr) {
+            cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad.data() + j0,
+                                   pg.bases.data() + pc, prod.data() + i0 * cols.count + j0,
+                                   cols.count, beta, std::min<int64_t>(cfg.mr, g.k - i0), nr);
+          }
+        }
       }
       T* yn = y + n * g.k * pq;
       for (int64_t k = 0; k < g.k; ++k) {
@@ -175,14 +138,92 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
         for (int64_t p = 0; p < g.p; ++p) {
           const T* src = prod.data() + k * cols.count + p * cols.width;
           T* dst = yn + k * pq + p * g.q;
-          for (int64_t q = 0; q < g.q; ++q) {
-            const T v = src[q] + bias;
-            dst[q] = relu && v <= T(0) ? T(0) : v;  // NaN propagates, as in relu_forward
-          }
+          for (int64_t q = 0; q < g.q; ++q) dst[q] = output_value(src[q], bias, relu);
         }
       }
     }
   });
+}
+
+// Forward with output pixels as the product's rows, for any strides and for images so small
+// that row-padded columns would waste much (7 x 7: 2 columns in 9): per group of images,
+// prod (pixels x K) = im2col(xpad)^T . W^T. The indirect-A micro-kernel reads pixel i's im2col
+// entry kr at xpad[pixel_offset[i] + bases[kr]], so tiles of MR pixels run across rows and
+// images with no padding columns; W^T is packed once. The result is transposed into y.
+template <class T>
+void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmConfig<T>& cfg,
+                    const T* x, const T* w, const T* b, T* y, bool relu) {
+  const int64_t pq = g.p * g.q, image = g.c * pg.plane;
+  // Images per group: enough pixels for long runs of full tiles, a few hundred KiB of scratch.
+  const int64_t group = std::clamp<int64_t>(ceil_div(256, pq), 1, 16);
+  const PrepackedA<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
+  std::vector<int64_t> pixel_offset(static_cast<std::size_t>(group * pq));
+  for (int64_t i = 0; i < group; ++i)
+    for (int64_t p = 0; p < g.p; ++p)
+      for (int64_t q = 0; q < g.q; ++q)
+        pixel_offset[(i * g.p + p) * g.q + q] = i * image + p * g.sh * pg.wp + q * g.sw;
+  parallel_run(threads_for(g.n), [&](int tid, int nt) {
+    int64_t n0, n1;
+    partition(g.n, tid, nt, n0, n1);
+    if (n0 >= n1) return;
+    AlignedBuffer<T> xpad(group * image), prod(group * pq * g.k);
+    for (int64_t ng = n0; ng < n1; ng += group) {
+      const int64_t images = std::min(group, n1 - ng), rows = images * pq;
+      for (int64_t i = 0; i < images; ++i)
+        pad_image(g, pg, x + (ng + i) * g.c * g.h * g.w, xpad.data() + i * image);
+      for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
+        const int64_t kc = std::min(cfg.kc, pg.crs - pc);
+        const T beta = pc == 0 ? T(0) : T(1);
+        for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
+          const int64_t nr = std::min<int64_t>(cfg.nr, g.k - j0);
+          for (int64_t i0 = 0; i0 < rows; i0 += cfg.mr) {
+            cfg.ukernel_indirect_a(kc, xpad.data(), pixel_offset.data() + i0,
+                                   pg.bases.data() + pc, wpack.block(j0, pc, kc),
+                                   prod.data() + i0 * g.k + j0, g.k, beta,
+                                   std::min<int64_t>(cfg.mr, rows - i0), nr);
+          }
+        }
+      }
+      for (int64_t i = 0; i < images; ++i) {
+        T* yn = y + (ng + i) * g.k * pq;
+        const T* src = prod.data() + i * pq * g.k;
+        for (int64_t k = 0; k < g.k; ++k) {
+          const T bias = b != nullptr ? b[k] : T(0);
+          for (int64_t j = 0; j < pq; ++j) yn[k * pq + j] = output_value(src[j * g.k + k], bias, relu);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+// Fraction of a product's multiply-adds that are useful when `useful` of its rows or columns
+// are computed in tiles of `tile`.
+inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
+  return static_cast<double>(useful) / static_cast<double>(round_up(computed, tile));
+}
+
+template <class T>
+void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
+  g.validate("conv2d_forward");
+  const PaddedGeometry pg(g);
+  const int64_t crs = pg.crs, pq = g.p * g.q;
+  const GemmConfig<T> columns_cfg = balanced_kc(gemm_config_for(gemm_config<T>(), g.k, pq), crs);
+  const GemmConfig<T> pixels_cfg =
+      balanced_kc(gemm_config_for(gemm_config<T>(), g.n * pq, g.k, 8), crs);
+  const Columns cols(g, pg);
+  // Unit strides choose by a cost model: the share of useful multiply-adds in the tiles, times
+  // the share of the work that is not the epilogue (per tile, about 8 steps of the K loop to
+  // copy out row-padded columns, 24 to transpose pixel rows).
+  const double columns_fill = tile_fill(g.k, g.k, columns_cfg.mr) *
+                              tile_fill(pq, cols.count, columns_cfg.nr) * crs / (crs + 8.0);
+  const double pixels_fill = tile_fill(g.k, g.k, pixels_cfg.nr) * crs / (crs + 24.0);
+  if (cols.contiguous && columns_fill >= pixels_fill) {
+    forward_columns(g, pg, columns_cfg, x, w, b, y, relu);
+  } else {
+    forward_pixels(g, pg, pixels_cfg, x, w, b, y, relu);
+  }
 }
 
 template <class T>

@@ -16,12 +16,12 @@ namespace fastcnn {
 
 namespace {
 
-// {packed-A, strided-A and indirect-B kernels, MR, NR, MC, KC, NC, name} for
-// <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b]__<isa>.
+// {packed-A, strided-A, indirect-B and indirect-A kernels, MR, NR, MC, KC, NC, name} for
+// <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b|_indirect_a]__<isa>.
 #define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc)                                 \
   {dt##_gemm_ukernel_##tile##__##isa, dt##_gemm_ukernel_##tile##_strided_a__##isa,             \
-   dt##_gemm_ukernel_##tile##_indirect_b__##isa, mr, nr, mc, kc, nc,                           \
-   #dt "_gemm_ukernel_" #tile "__" #isa}
+   dt##_gemm_ukernel_##tile##_indirect_b__##isa, dt##_gemm_ukernel_##tile##_indirect_a__##isa, \
+   mr, nr, mc, kc, nc, #dt "_gemm_ukernel_" #tile "__" #isa}
 
 // One dtype's configurations; an ISA this build has no kernels for falls back to generic.
 template <class T>
@@ -106,28 +106,31 @@ template const GemmConfig<double>& gemm_config<double>();
 // A product only NR/2 columns wide would waste half of each wide (AVX-512) micro-tile: such
 // products use the narrower AVX2 tile, which every AVX-512 CPU also runs. A short product
 // (M <= 96 rows) whose rows fill 8-row tiles better than 12-row ones uses the 8-row AVX-512
-// tile: same vectors, fewer rows of padding (16 output channels: 16 rows, not 24).
+// tile: same vectors, fewer rows of padding (16 output channels: 16 rows, not 24). So does a
+// product whose tiles may have at most max_mr rows.
 template <class T>
-const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N) {
+const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N,
+                                     int max_mr) {
 #if defined(FASTCNN_HAVE_AVX2)
   const GemmConfig<T>& narrow = gemm_config<T>(Isa::avx2);
   if (active_isa() == Isa::avx512 && N <= narrow.nr) return narrow;
 #endif
 #if defined(FASTCNN_HAVE_AVX512)
-  if (&active == &gemm_config<T>(Isa::avx512) && M <= 96 &&
-      round_up(M, 8) - M < round_up(M, active.mr) - M) {
+  if (&active == &gemm_config<T>(Isa::avx512) &&
+      ((M <= 96 && round_up(M, 8) - M < round_up(M, active.mr) - M) || active.mr > max_mr)) {
     return avx512_short_config<T>();
   }
 #endif
   (void)M;
   (void)N;
+  (void)max_mr;
   return active;
 }
 
 template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>&, int64_t,
-                                                         int64_t);
+                                                         int64_t, int);
 template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t,
-                                                           int64_t);
+                                                           int64_t, int);
 
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t rsa, int64_t csa,

@@ -56,17 +56,34 @@ struct PrepackedA {
 template <class T, class PackA>
 constexpr bool kPrepackedA = std::is_same_v<PackA, PrepackedA<T>>;
 
+// Packs an operand once in the PrepackedA layout: `width` rows of A (or columns of B) in
+// micro-panels of `panel` lanes, K deep, blocked by kc; pack(pc, kc, dst) packs one KC block.
+template <class T, class Pack>
+PrepackedA<T> prepack_blocks(int64_t width, int panel, int64_t K, int64_t kc_max, Pack&& pack) {
+  PrepackedA<T> packed;
+  packed.mpad = round_up(std::max<int64_t>(width, 1), panel);
+  packed.data.reset(packed.mpad * std::max<int64_t>(K, 1));
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    pack(pc, std::min(kc_max, K - pc), packed.data.data() + pc * packed.mpad);
+  }
+  return packed;
+}
+
 // Packs all of A (M x K) once in the PrepackedA layout for cfg's MR and KC.
 template <class T>
 PrepackedA<T> prepack_a(const GemmConfig<T>& cfg, const StridedMatrix<T>& a, int64_t M, int64_t K) {
-  PrepackedA<T> packed;
-  packed.mpad = round_up(std::max<int64_t>(M, 1), cfg.mr);
-  packed.data.reset(packed.mpad * std::max<int64_t>(K, 1));
-  for (int64_t pc = 0; pc < K; pc += cfg.kc) {
-    const int64_t kc = std::min(cfg.kc, K - pc);
-    pack_a(a, cfg.mr, 0, M, pc, kc, packed.data.data() + pc * packed.mpad);
-  }
-  return packed;
+  return prepack_blocks<T>(M, cfg.mr, K, cfg.kc, [&](int64_t pc, int64_t kc, T* dst) {
+    pack_a(a, cfg.mr, 0, M, pc, kc, dst);
+  });
+}
+
+// Packs all of B (K x N) once, the same way: block(j0, pc, kc) is the kc x NR micro-panel of
+// columns [j0, j0 + NR) in KC block pc.
+template <class T>
+PrepackedA<T> prepack_b(const GemmConfig<T>& cfg, const StridedMatrix<T>& b, int64_t K, int64_t N) {
+  return prepack_blocks<T>(N, cfg.nr, K, cfg.kc, [&](int64_t pc, int64_t kc, T* dst) {
+    pack_b(b, cfg.nr, pc, kc, 0, N, dst);
+  });
 }
 
 // C[m0:m1, n0:n1] = alpha * A[m0:m1, :] . B[:, n0:n1] + beta * C[m0:m1, n0:n1], on this thread.

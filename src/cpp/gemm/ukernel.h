@@ -25,6 +25,14 @@ template <class T>
 using GemmIndirectBUkernelFn = void (*)(int64_t kc, const T* a, const T* b, const int64_t* boff,
                                         T* c, int64_t ldc, T beta, int64_t m, int64_t n);
 
+// The indirect-A variant: B is a packed micro-panel, and A is read in place through row and
+// column offsets, A(i, k) = a[arow[i] + koff[k]] for i < m: a convolution's im2col matrix,
+// transposed (rows are output pixels anywhere in a batch of padded images). alpha = 1.
+template <class T>
+using GemmIndirectAUkernelFn = void (*)(int64_t kc, const T* a, const int64_t* arow,
+                                        const int64_t* koff, const T* b, T* c, int64_t ldc, T beta,
+                                        int64_t m, int64_t n);
+
 // The widest micro-tile (NR) of any configuration (gemm.cpp checks each one).
 constexpr int kMaxNr = 32;
 
@@ -33,6 +41,7 @@ struct GemmConfig {
   GemmUkernelFn<T> ukernel = nullptr;            // packed A
   GemmUkernelFn<T> ukernel_strided_a = nullptr;  // A read in place
   GemmIndirectBUkernelFn<T> ukernel_indirect_b = nullptr;  // packed A, B rows read in place
+  GemmIndirectAUkernelFn<T> ukernel_indirect_a = nullptr;  // A read by offsets, packed B
   int mr = 0;  // rows of C per micro-tile
   int nr = 0;  // columns of C per micro-tile (a multiple of the vector width)
   // Cache blocking, see gemm.cpp: a kc x nr B micro-panel stays in L1, an mc x kc A block in
@@ -48,23 +57,30 @@ template <class T>
 const GemmConfig<T>& gemm_config(Isa isa);
 
 // `active`, or a better-fitting tile for an M x N product: a narrower one when N is at most
-// half a micro-tile wide, a shorter one when few rows (M) would leave a 12-row tile part empty.
+// half a micro-tile wide, a shorter one when few rows (M) would leave a 12-row tile part empty
+// or when tiles may have at most max_mr rows (the indirect-A kernel keeps a pointer per row in
+// a register: 12 of them spill).
 template <class T>
-const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N);
+const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N,
+                                     int max_mr = 1 << 30);
 
 // Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
-// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a|_indirect_b]__<isa>; FASTCNN_DECLARE_GEMM_UKERNELS
-// declares a tile's three.
+// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a|_indirect_b|_indirect_a]__<isa>;
+// FASTCNN_DECLARE_GEMM_UKERNELS declares a tile's four.
 #define FASTCNN_DECLARE_GEMM_UKERNEL(name, T)                                                \
   void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c, int64_t ldc, \
             T alpha, T beta, int64_t m, int64_t n)
 #define FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(name, T)                                      \
   void name(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c, int64_t ldc, T beta, \
             int64_t m, int64_t n)
-#define FASTCNN_DECLARE_GEMM_UKERNELS(dt, T, tile, isa)                    \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T);           \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T); \
-  FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T)
+#define FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(name, T)                                      \
+  void name(int64_t kc, const T* a, const int64_t* arow, const int64_t* koff, const T* b, T* c, \
+            int64_t ldc, T beta, int64_t m, int64_t n)
+#define FASTCNN_DECLARE_GEMM_UKERNELS(dt, T, tile, isa)                                  \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T);                         \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T);               \
+  FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T); \
+  FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_a__##isa, T)
 FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 4x8, generic);
 FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 4x4, generic);
 FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 6x16, avx2);

@@ -10,23 +10,26 @@
 namespace fastcnn {
 
 // How a micro-kernel reads its operands (see ukernel.h): packed A and B; A read in place
-// through its strides; or packed A with B's rows read in place through row offsets.
-enum class Operands { kPacked, kStridedA, kIndirectB };
+// through its strides; packed A with B's rows read in place through row offsets; or A read in
+// place through row and column offsets with packed B.
+enum class Operands { kPacked, kStridedA, kIndirectB, kIndirectA };
 
 // MR rows x 2 vectors of accumulators; see the ISA files for the register budget of each shape.
 // kStridedA: A is read in place through its strides, for products where each A element is used
 // once and packing would only copy it; rows past m then re-read row 0 (valid memory; write_tile
-// discards them). kIndirectB: row k of B starts at b + boff[k] (unaligned loads).
+// discards them). kIndirectB: row k of B starts at b + boff[k] (unaligned loads). kIndirectA:
+// A(i, k) = a[aoff[i] + koff[k]] (aoff: the rows' offsets), rows past m re-read row 0.
 template <class S, class T, int MR, Operands kOps>
 inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T* a, int64_t rsa,
-                                                             int64_t csa, const T* b,
+                                                             int64_t csa, const int64_t* aoff,
+                                                             const int64_t* koff, const T* b,
                                                              const int64_t* boff, T* c,
                                                              int64_t ldc, T alpha, T beta,
                                                              int64_t m, int64_t n) {
   using V = typename S::V;
   constexpr int L = S::kLanes;
   constexpr int NR = 2 * L;
-  constexpr bool kPackedA = kOps != Operands::kStridedA;
+  constexpr bool kPackedA = kOps == Operands::kPacked || kOps == Operands::kIndirectB;
   V acc[MR][2];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = S::zero();
@@ -37,7 +40,13 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
     csa = MR;
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) arow[i] = a + (i < m ? i : 0) * rsa;
+  for (int i = 0; i < MR; ++i) {
+    if constexpr (kOps == Operands::kIndirectA) {
+      arow[i] = a + aoff[i < m ? i : 0];
+    } else {
+      arow[i] = a + (i < m ? i : 0) * rsa;
+    }
+  }
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
@@ -51,9 +60,10 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
       b1 = S::load(b + L);
       b += NR;
     }
+    const int64_t acol = kOps == Operands::kIndirectA ? koff[k] : k * csa;
 #pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
-      const V ai = kPackedA ? S::broadcast(a + i) : S::broadcast(arow[i] + k * csa);
+      const V ai = kPackedA ? S::broadcast(a + i) : S::broadcast(arow[i] + acol);
       acc[i][0] = S::fma(ai, b0, acc[i][0]);
       acc[i][1] = S::fma(ai, b1, acc[i][1]);
     }
@@ -78,20 +88,24 @@ inline __attribute__((always_inline)) void gemm_ukernel_simd(int64_t kc, const T
   });
 }
 
-// Defines <dt>_gemm_ukernel_<tile>__<isa> (packed A) and its _strided_a and _indirect_b twins
-// as instances of gemm_ukernel_simd over the ISA's traits template.
-#define FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(dt, T, traits, mr, tile, isa)                           \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T) {                             \
-    gemm_ukernel_simd<traits<T>, T, mr, Operands::kPacked>(kc, a, rsa, csa, b, nullptr, c, ldc,    \
-                                                           alpha, beta, m, n);                     \
-  }                                                                                                \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T) {                   \
-    gemm_ukernel_simd<traits<T>, T, mr, Operands::kStridedA>(kc, a, rsa, csa, b, nullptr, c, ldc,  \
-                                                             alpha, beta, m, n);                   \
-  }                                                                                                \
-  FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T) {       \
-    gemm_ukernel_simd<traits<T>, T, mr, Operands::kIndirectB>(kc, a, 0, 0, b, boff, c, ldc, T(1),  \
-                                                              beta, m, n);                         \
+// Defines <dt>_gemm_ukernel_<tile>__<isa> (packed A) and its _strided_a, _indirect_b and
+// _indirect_a twins as instances of gemm_ukernel_simd over the ISA's traits template.
+#define FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(dt, T, traits, mr, tile, isa)                         \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T) {                           \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kPacked>(kc, a, rsa, csa, nullptr, nullptr, b, \
+                                                           nullptr, c, ldc, alpha, beta, m, n);  \
+  }                                                                                              \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T) {                 \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kStridedA>(                                    \
+        kc, a, rsa, csa, nullptr, nullptr, b, nullptr, c, ldc, alpha, beta, m, n);               \
+  }                                                                                              \
+  FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T) {     \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kIndirectB>(                                   \
+        kc, a, 0, 0, nullptr, nullptr, b, boff, c, ldc, T(1), beta, m, n);                       \
+  }                                                                                              \
+  FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_a__##isa, T) {     \
+    gemm_ukernel_simd<traits<T>, T, mr, Operands::kIndirectA>(kc, a, 0, 0, arow, koff, b,        \
+                                                              nullptr, c, ldc, T(1), beta, m, n); \
   }
 
 }  // namespace fastcnn
