@@ -79,20 +79,10 @@ void pad_image(const Geometry2d& g, const PaddedGeometry& pg, const T* xn, T* xp
                   sizeof(T) * g.w);
 }
 
-// Output-column layout of the forward product: row-padded (width Wp) for unit strides unless
-// the caller asks for exact columns (width Q).
-struct Columns {
-  bool contiguous;  // row-padded: column j is pixel offset j of the padded image
-  int64_t width;    // columns per output row in the product (Wp or Q)
-  int64_t count;    // columns of the product
-  Columns(const Geometry2d& g, const PaddedGeometry& pg, bool row_padded = true)
-      : contiguous(row_padded && g.sh == 1 && g.sw == 1),
-        width(contiguous ? pg.wp : g.q),
-        count((g.p - 1) * width + g.q) {}
-  int64_t offset(const Geometry2d& g, const PaddedGeometry& pg, int64_t j) const {
-    return contiguous ? j : (j / width) * g.sh * pg.wp + (j % width) * g.sw;
-  }
-};
+// Columns of the row-padded forward product (column j = p*Wp + q, for unit strides).
+inline int64_t row_padded_count(const Geometry2d& g, const PaddedGeometry& pg) {
+  return (g.p - 1) * pg.wp + g.q;
+}
 
 // y = v + bias, or relu(v + bias): the forward epilogue. NaN propagates, as in relu_forward.
 template <class T>
@@ -110,25 +100,25 @@ template <class T>
 void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmConfig<T>& cfg,
                      const T* x, const T* w, const T* b, T* y, bool relu) {
   static_assert(kPanelSlack >= kMaxNr - 1, "edge tiles read past the image");
-  const Columns cols(g, pg);
+  const int64_t count = row_padded_count(g, pg);
   const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
   const int64_t pq = g.p * g.q;
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
     if (n0 >= n1) return;
-    AlignedBuffer<T> xpad = padded_image_buffer<T>(g, pg), prod(g.k * cols.count);
+    AlignedBuffer<T> xpad = padded_image_buffer<T>(g, pg), prod(g.k * count);
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
       for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
         const int64_t kc = std::min(cfg.kc, pg.crs - pc);
         const T beta = pc == 0 ? T(0) : T(1);
-        for (int64_t j0 = 0; j0 < cols.count; j0 += cfg.nr) {
-          const int64_t nr = std::min<int64_t>(cfg.nr, cols.count - j0);
+        for (int64_t j0 = 0; j0 < count; j0 += cfg.nr) {
+          const int64_t nr = std::min<int64_t>(cfg.nr, count - j0);
           for (int64_t i0 = 0; i0 < g.k; i0 += cfg.mr) {
             cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad.data() + j0,
-                                   pg.bases.data() + pc, prod.data() + i0 * cols.count + j0,
-                                   cols.count, beta, std::min<int64_t>(cfg.mr, g.k - i0), nr);
+                                   pg.bases.data() + pc, prod.data() + i0 * count + j0, count,
+                                   beta, std::min<int64_t>(cfg.mr, g.k - i0), nr);
           }
         }
       }
@@ -136,13 +126,31 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
       for (int64_t k = 0; k < g.k; ++k) {
         const T bias = b != nullptr ? b[k] : T(0);
         for (int64_t p = 0; p < g.p; ++p) {
-          const T* src = prod.data() + k * cols.count + p * cols.width;
+          const T* src = prod.data() + k * count + p * pg.wp;
           T* dst = yn + k * pq + p * g.q;
           for (int64_t q = 0; q < g.q; ++q) dst[q] = output_value(src[q], bias, relu);
         }
       }
     }
   });
+}
+
+// Images per group in the pixel-row products: enough pixels (~256) for long runs of full
+// tiles, with a few hundred KiB of scratch at most.
+inline int64_t images_per_group(const Geometry2d& g) {
+  return std::clamp<int64_t>(ceil_div(256, std::max<int64_t>(g.p * g.q, 1)), 1, 16);
+}
+
+// Offsets of the output pixels of `group` padded images stored one after another: pixel
+// j = n*PQ + p*Q + q is at n*C*Hp*Wp + p*sh*Wp + q*sw (add base(c, r, s) for its im2col entry).
+inline std::vector<int64_t> pixel_offsets(const Geometry2d& g, const PaddedGeometry& pg,
+                                          int64_t group) {
+  std::vector<int64_t> offset(static_cast<std::size_t>(group * g.p * g.q));
+  for (int64_t n = 0; n < group; ++n)
+    for (int64_t p = 0; p < g.p; ++p)
+      for (int64_t q = 0; q < g.q; ++q)
+        offset[(n * g.p + p) * g.q + q] = n * g.c * pg.plane + p * g.sh * pg.wp + q * g.sw;
+  return offset;
 }
 
 // Forward with output pixels as the product's rows, for any strides and for images so small
@@ -153,15 +161,9 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
 template <class T>
 void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmConfig<T>& cfg,
                     const T* x, const T* w, const T* b, T* y, bool relu) {
-  const int64_t pq = g.p * g.q, image = g.c * pg.plane;
-  // Images per group: enough pixels for long runs of full tiles, a few hundred KiB of scratch.
-  const int64_t group = std::clamp<int64_t>(ceil_div(256, pq), 1, 16);
+  const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group(g);
   const PrepackedA<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
-  std::vector<int64_t> pixel_offset(static_cast<std::size_t>(group * pq));
-  for (int64_t i = 0; i < group; ++i)
-    for (int64_t p = 0; p < g.p; ++p)
-      for (int64_t q = 0; q < g.q; ++q)
-        pixel_offset[(i * g.p + p) * g.q + q] = i * image + p * g.sh * pg.wp + q * g.sw;
+  const std::vector<int64_t> pixel_offset = pixel_offsets(g, pg, group);
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
@@ -212,14 +214,14 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
   const GemmConfig<T> columns_cfg = balanced_kc(gemm_config_for(gemm_config<T>(), g.k, pq), crs);
   const GemmConfig<T> pixels_cfg =
       balanced_kc(gemm_config_for(gemm_config<T>(), g.n * pq, g.k, 8), crs);
-  const Columns cols(g, pg);
+  const bool unit_stride = g.sh == 1 && g.sw == 1;
   // Unit strides choose by a cost model: the share of useful multiply-adds in the tiles, times
   // the share of the work that is not the epilogue (per tile, about 8 steps of the K loop to
   // copy out row-padded columns, 24 to transpose pixel rows).
   const double columns_fill = tile_fill(g.k, g.k, columns_cfg.mr) *
-                              tile_fill(pq, cols.count, columns_cfg.nr) * crs / (crs + 8.0);
+                              tile_fill(pq, row_padded_count(g, pg), columns_cfg.nr) * crs / (crs + 8.0);
   const double pixels_fill = tile_fill(g.k, g.k, pixels_cfg.nr) * crs / (crs + 24.0);
-  if (cols.contiguous && columns_fill >= pixels_fill) {
+  if (unit_stride && columns_fill >= pixels_fill) {
     forward_columns(g, pg, columns_cfg, x, w, b, y, relu);
   } else {
     forward_pixels(g, pg, pixels_cfg, x, w, b, y, relu);
@@ -300,122 +302,75 @@ T lane_sum(const T* v, int64_t n) {
   return sum;
 }
 
-// dy_n (K, P, Q) into row-padded columns: dyrp[k*count + p*Wp + q], zero for q >= Q; and
-// dbp[k] += sum of dy_n[k] (summed in pixel order).
+// B = dy^T for pixels [pc, pc + kc) of a group of images (pixel j = n*PQ + p is pixel p of
+// image n; dyg is the group's first image), packed into NR-column panels of its K columns.
 template <class T>
-void row_pad_dy(const Geometry2d& g, const PaddedGeometry& pg, int64_t count, const T* dyn,
-                T* dyrp, T* dbp) {
+void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, int64_t kc, T* dst) {
   const int64_t pq = g.p * g.q;
-  for (int64_t k = 0; k < g.k; ++k) {
-    T* dst = dyrp + k * count;
-    dbp[k] += lane_sum(dyn + k * pq, pq);
-    for (int64_t p = 0; p < g.p; ++p) {
-      std::memcpy(dst + p * pg.wp, dyn + k * pq + p * g.q, sizeof(T) * g.q);
-      if (p + 1 < g.p) std::fill(dst + p * pg.wp + g.q, dst + (p + 1) * pg.wp, T(0));
+  for (int64_t j0 = 0; j0 < g.k; j0 += nr, dst += kc * nr) {
+    // One image's run of pixels at a time: a transposing copy of `valid` rows of dy.
+    for (int64_t j = pc; j < pc + kc;) {
+      const int64_t n = j / pq, p = j % pq, len = std::min(pq - p, pc + kc - j);
+      detail::pack_panels_dispatch<T>(nr, dyg + (n * g.k + j0) * pq + p, pq, 1,
+                                      std::min<int64_t>(nr, g.k - j0), len, dst + (j - pc) * nr);
+      j += len;
     }
   }
 }
 
-// One chunk of images' dW for unit strides, as dW^T: part[(t*C + c)*K + k] for t = r*S + s,
-// accumulates im2col(x_n) . dy_n^T over row-padded pixel columns j = p*Wp + q. Row (c, r, s)
-// of im2col(x_n) is then xpad + c*plane + r*Wp + s + j, so for a fixed (r, s) the rows of
-// successive channels are `plane` apart, and for a fixed (c, r) the rows of successive s are 1
-// apart: the micro-kernel reads them in place (no packing of the big operand), and only dy_n^T
-// (K columns; zero in the padding columns) is packed.
+// One chunk of images' dW, as dW^T: part[(t*C + c)*K + k] for t = r*S + s accumulates
+// im2col(x) . dy^T over the exact output pixels of the chunk's images, a group of images at a
+// time. Entry (c, r, s) of pixel j's im2col column is xpad[c*plane + r*Wp + s + offset[j]], so
+// the indirect-A micro-kernel reads im2col in place, with the tiles' rows either the input
+// channels (`plane` apart, for each kernel position t) or, with fewer channels than kernel
+// columns (a first layer), the kernel columns s (1 apart, for each channel and kernel row).
+// Only dy^T is packed.
 template <class T>
-void backward_weights_unit_stride(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
-                                  const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  // The tiles' rows: input channels (for each kernel position t, rows c are `plane` apart), or,
-  // with fewer channels than kernel columns (a first layer), the kernel columns s (for each
-  // channel and kernel row, rows s are 1 apart). Either way part row (t*C + c) gets the sum.
+void backward_weights_chunk(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
+                            const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
   const bool rows_are_channels = g.c >= g.s;
-  const GemmConfig<T>& cfg =
-      gemm_config_for(gemm_config<T>(), rows_are_channels ? g.c : g.s, g.k);
-  const Columns cols(g, pg);
-  const int64_t pq = g.p * g.q, count = cols.count;
-  AlignedBuffer<T> xpad(g.c * pg.plane), dyrp(g.k * count);
-  AlignedBuffer<T> bpack(round_up(g.k, cfg.nr) * std::min(cfg.kc, count));
-  const StridedMatrix<T> dyt{dyrp.data(), 1, count};  // dy_n^T: (count x K)
-  for (int64_t n = i0; n < i1; ++n) {
-    pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-    row_pad_dy(g, pg, count, dy + n * g.k * pq, dyrp.data(), dbp);
-    for (int64_t pc = 0; pc < count; pc += cfg.kc) {
-      const int64_t kc = std::min(cfg.kc, count - pc);
-      pack_b(dyt, cfg.nr, pc, kc, 0, g.k, bpack.data());
-      const T beta = n == i0 && pc == 0 ? T(0) : T(1);
-      // Rows [a + i*rsa] for i < m, summed into part rows [c + i*ldc].
-      auto tile_rows = [&](const T* a, int64_t rsa, int64_t m, T* c, int64_t ldc) {
+  const int64_t rows = rows_are_channels ? g.c : g.s;
+  const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group(g);
+  const GemmConfig<T> cfg =
+      balanced_kc(gemm_config_for(gemm_config<T>(), rows, g.k, 8), group * pq);
+  const std::vector<int64_t> offset = pixel_offsets(g, pg, group);
+  std::vector<int64_t> row_offset(static_cast<std::size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) row_offset[i] = rows_are_channels ? i * pg.plane : i;
+  AlignedBuffer<T> xpad(group * image), bpack(round_up(g.k, cfg.nr) * cfg.kc);
+  for (int64_t ng = i0; ng < i1; ng += group) {
+    const int64_t images = std::min(group, i1 - ng), pixels = images * pq;
+    const T* dyg = dy + ng * g.k * pq;
+    for (int64_t i = 0; i < images; ++i) {
+      pad_image(g, pg, x + (ng + i) * g.c * g.h * g.w, xpad.data() + i * image);
+      for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyg + (i * g.k + k) * pq, pq);
+    }
+    for (int64_t pc = 0; pc < pixels; pc += cfg.kc) {
+      const int64_t kc = std::min(cfg.kc, pixels - pc);
+      pack_dy_transposed(g, dyg, cfg.nr, pc, kc, bpack.data());
+      const T beta = ng == i0 && pc == 0 ? T(0) : T(1);
+      // Rows a + row_offset[i0 + i] for i < m, summed into part rows [c + i*ldc].
+      auto tile = [&](const T* a, int64_t i0, int64_t m, T* c, int64_t ldc) {
         for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
-          cfg.ukernel_strided_a(kc, a + pc, rsa, 1, bpack.data() + j0 * kc, c + j0, ldc, T(1),
-                                beta, m, std::min<int64_t>(cfg.nr, g.k - j0));
+          cfg.ukernel_indirect_a(kc, a, row_offset.data() + i0, offset.data() + pc,
+                                 bpack.data() + j0 * kc, c + j0, ldc, beta, m,
+                                 std::min<int64_t>(cfg.nr, g.k - j0));
         }
       };
       if (rows_are_channels) {
         for (int64_t t = 0; t < pg.rs; ++t)
           for (int64_t c0 = 0; c0 < g.c; c0 += cfg.mr)
-            tile_rows(xpad.data() + pg.bases[t] + c0 * pg.plane, pg.plane,
-                      std::min<int64_t>(cfg.mr, g.c - c0), part + (t * g.c + c0) * g.k, g.k);
+            tile(xpad.data() + pg.bases[t], c0, std::min<int64_t>(cfg.mr, g.c - c0),
+                 part + (t * g.c + c0) * g.k, g.k);
       } else {
         for (int64_t c = 0; c < g.c; ++c)
           for (int64_t r = 0; r < g.r; ++r)
             for (int64_t s0 = 0; s0 < g.s; s0 += cfg.mr)
-              tile_rows(xpad.data() + pg.bases[(c * g.r + r) * g.s + s0], 1,
-                        std::min<int64_t>(cfg.mr, g.s - s0),
-                        part + ((r * g.s + s0) * g.c + c) * g.k, g.c * g.k);
+              tile(xpad.data() + pg.bases[(c * g.r + r) * g.s], s0,
+                   std::min<int64_t>(cfg.mr, g.s - s0), part + ((r * g.s + s0) * g.c + c) * g.k,
+                   g.c * g.k);
       }
     }
   }
-}
-
-// One chunk of images' dW by a packed GEMM, for strided convolutions (and for non-finite x):
-// part[k*CRS + kr] accumulates dy_n . im2col(x_n)^T over the exact pixel columns j, with
-// B(j, kr) = xpad[base(kr) + offset(j)] gathered from the padded image into packed panels.
-template <class T>
-void backward_weights_packed(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
-                             const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), g.k, pg.crs);
-  const Columns cols(g, pg, false);
-  const int64_t pq = g.p * g.q;
-  AlignedBuffer<T> xpad(g.c * pg.plane);
-  GemmScratch<T> scratch(cfg, g.k, pg.crs, pq);
-  std::vector<int64_t> offset(static_cast<std::size_t>(pq));
-  for (int64_t j = 0; j < pq; ++j) offset[j] = cols.offset(g, pg, j);
-  const std::vector<int64_t>& base = pg.bases;
-  StridedMatrix<T> dym{nullptr, pq, 1};  // dy_n (K x PQ), set per image
-  auto pa = [&](int64_t r0, int64_t mc, int64_t k0, int64_t kc, T* dst) {
-    pack_a(dym, cfg.mr, r0, mc, k0, kc, dst);
-  };
-  auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
-    const int nr = cfg.nr;
-    for (int64_t jp = 0; jp < nc; jp += nr, dst += kc * nr) {
-      const int64_t valid = std::min<int64_t>(nr, nc - jp);
-      for (int64_t kk = 0; kk < kc; ++kk) {
-        T* d = dst + kk * nr;
-        const T* src = xpad.data() + offset[k0 + kk];
-        for (int64_t jj = 0; jj < valid; ++jj) d[jj] = src[base[j0 + jp + jj]];
-        for (int64_t jj = valid; jj < nr; ++jj) d[jj] = T(0);
-      }
-    }
-  };
-  for (int64_t n = i0; n < i1; ++n) {
-    pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-    const T* dyn = dy + n * g.k * pq;
-    for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyn + k * pq, pq);
-    dym.p = dyn;
-    gemm_block_range<T>(cfg, 0, g.k, 0, pg.crs, pq, T(1), pa, pb, n == i0 ? T(0) : T(1), part,
-                        pg.crs, scratch);
-  }
-}
-
-// all_finite over x, split over threads (a boolean AND: the same answer for any split).
-template <class T>
-bool x_all_finite(const Geometry2d& g, const T* x) {
-  const int64_t per_image = g.c * g.h * g.w;
-  std::vector<char> ok(static_cast<std::size_t>(std::max<int64_t>(g.n, 1)), 1);
-  parallel_for(g.n, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) ok[n] = all_finite(x + n * per_image, per_image) ? 1 : 0;
-  });
-  return std::all_of(ok.begin(), ok.end(), [](char v) { return v != 0; });
 }
 
 }  // namespace
@@ -427,7 +382,6 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   const int64_t kcrs = g.k * pg.crs;
   // The unit-stride path sums over row-padded pixel columns, where dy is 0 but x holds real
   // pixels of neighbouring positions: only for finite x (0 * inf would leak NaN into dW).
-  const bool in_place = g.sh == 1 && g.sw == 1 && x_all_finite(g, x);
   // Fixed chunks of images, independent of the thread count.
   const int64_t chunks = std::min<int64_t>(g.n, 16);
   AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), kcrs + g.k, "conv2d dW"));
@@ -440,11 +394,7 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       std::fill(dbp, dbp + g.k, T(0));
       int64_t i0, i1;
       partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      if (in_place) {
-        backward_weights_unit_stride(g, pg, dy, x, i0, i1, part, dbp);
-      } else {
-        backward_weights_packed(g, pg, dy, x, i0, i1, part, dbp);
-      }
+      backward_weights_chunk(g, pg, dy, x, i0, i1, part, dbp);
     }
   });
   // Chunks in order, element by element (a vector add of each chunk over a slice of the
@@ -463,15 +413,11 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       for (int64_t e = e0; e < e1; ++e) out[e] += src[e];
     }
   });
-  // The in-place partials hold dW^T in (R, S, C) x K order.
-  if (in_place) {
-    for (int64_t t = 0; t < pg.rs; ++t)
-      for (int64_t c = 0; c < g.c; ++c)
-        for (int64_t k = 0; k < g.k; ++k)
-          dw[(k * g.c + c) * pg.rs + t] = total.data()[(t * g.c + c) * g.k + k];
-  } else {
-    std::copy(total.data(), total.data() + kcrs, dw);
-  }
+  // The partials hold dW^T in (R, S, C) x K order.
+  for (int64_t t = 0; t < pg.rs; ++t)
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t k = 0; k < g.k; ++k)
+        dw[(k * g.c + c) * pg.rs + t] = total.data()[(t * g.c + c) * g.k + k];
   if (db != nullptr) std::copy(total.data() + kcrs, total.data() + total_size, db);
 }
 
