@@ -89,6 +89,8 @@ FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 12x32, avx512);
 FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 12x16, avx512);
 FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 8x32, avx512);
 FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 8x16, avx512);
+FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 8x16, avx512);
+FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 8x8, avx512);
 
 // Writes a micro-tile through `epilogue(ptr, ld)`, which stores a full MR x NR tile. Edge tiles
 // go through a local buffer so the full-tile code (and so the rounding) is the same everywhere.

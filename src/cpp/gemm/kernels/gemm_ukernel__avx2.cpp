@@ -43,7 +43,7 @@ struct Avx2<double> {
 
 }  // namespace
 
-FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f32, float, Avx2, 6, 6x16, avx2)
-FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f64, double, Avx2, 6, 6x8, avx2)
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f32, float, Avx2, 6, 2, 6x16, avx2)
+FASTCNN_DEFINE_SIMD_GEMM_UKERNELS(f64, double, Avx2, 6, 2, 6x8, avx2)
 
 }  // namespace fastcnn
