@@ -318,24 +318,17 @@ void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, i
   }
 }
 
-// One chunk of images' dW, as dW^T: part[(t*C + c)*K + k] for t = r*S + s accumulates
+// One chunk of images' dW, as dW^T: part[kr*K + k] for im2col row kr = (c, r, s) accumulates
 // im2col(x) . dy^T over the exact output pixels of the chunk's images, a group of images at a
-// time. Entry (c, r, s) of pixel j's im2col column is xpad[c*plane + r*Wp + s + offset[j]], so
-// the indirect-A micro-kernel reads im2col in place, with the tiles' rows either the input
-// channels (`plane` apart, for each kernel position t) or, with fewer channels than kernel
-// columns (a first layer), the kernel columns s (1 apart, for each channel and kernel row).
-// Only dy^T is packed.
+// time. Entry kr of pixel j's im2col column is xpad[base(kr) + offset(j)], so the indirect-A
+// micro-kernel reads im2col in place, MR rows kr at a time; only dy^T is packed.
 template <class T>
 void backward_weights_chunk(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
                             const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  const bool rows_are_channels = g.c >= g.s;
-  const int64_t rows = rows_are_channels ? g.c : g.s;
   const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group(g);
   const GemmConfig<T> cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), rows, g.k, 8), group * pq);
+      balanced_kc(gemm_config_for(gemm_config<T>(), pg.crs, g.k, 8), group * pq);
   const std::vector<int64_t> offset = pixel_offsets(g, pg, group);
-  std::vector<int64_t> row_offset(static_cast<std::size_t>(rows));
-  for (int64_t i = 0; i < rows; ++i) row_offset[i] = rows_are_channels ? i * pg.plane : i;
   AlignedBuffer<T> xpad(group * image), bpack(round_up(g.k, cfg.nr) * cfg.kc);
   for (int64_t ng = i0; ng < i1; ng += group) {
     const int64_t images = std::min(group, i1 - ng), pixels = images * pq;
@@ -348,26 +341,13 @@ void backward_weights_chunk(const Geometry2d& g, const PaddedGeometry& pg, const
       const int64_t kc = std::min(cfg.kc, pixels - pc);
       pack_dy_transposed(g, dyg, cfg.nr, pc, kc, bpack.data());
       const T beta = ng == i0 && pc == 0 ? T(0) : T(1);
-      // Rows a + row_offset[i0 + i] for i < m, summed into part rows [c + i*ldc].
-      auto tile = [&](const T* a, int64_t i0, int64_t m, T* c, int64_t ldc) {
+      for (int64_t r0 = 0; r0 < pg.crs; r0 += cfg.mr) {
         for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
-          cfg.ukernel_indirect_a(kc, a, row_offset.data() + i0, offset.data() + pc,
-                                 bpack.data() + j0 * kc, c + j0, ldc, beta, m,
+          cfg.ukernel_indirect_a(kc, xpad.data(), pg.bases.data() + r0, offset.data() + pc,
+                                 bpack.data() + j0 * kc, part + r0 * g.k + j0, g.k, beta,
+                                 std::min<int64_t>(cfg.mr, pg.crs - r0),
                                  std::min<int64_t>(cfg.nr, g.k - j0));
         }
-      };
-      if (rows_are_channels) {
-        for (int64_t t = 0; t < pg.rs; ++t)
-          for (int64_t c0 = 0; c0 < g.c; c0 += cfg.mr)
-            tile(xpad.data() + pg.bases[t], c0, std::min<int64_t>(cfg.mr, g.c - c0),
-                 part + (t * g.c + c0) * g.k, g.k);
-      } else {
-        for (int64_t c = 0; c < g.c; ++c)
-          for (int64_t r = 0; r < g.r; ++r)
-            for (int64_t s0 = 0; s0 < g.s; s0 += cfg.mr)
-              tile(xpad.data() + pg.bases[(c * g.r + r) * g.s], s0,
-                   std::min<int64_t>(cfg.mr, g.s - s0), part + ((r * g.s + s0) * g.c + c) * g.k,
-                   g.c * g.k);
       }
     }
   }
@@ -413,11 +393,9 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
       for (int64_t e = e0; e < e1; ++e) out[e] += src[e];
     }
   });
-  // The partials hold dW^T in (R, S, C) x K order.
-  for (int64_t t = 0; t < pg.rs; ++t)
-    for (int64_t c = 0; c < g.c; ++c)
-      for (int64_t k = 0; k < g.k; ++k)
-        dw[(k * g.c + c) * pg.rs + t] = total.data()[(t * g.c + c) * g.k + k];
+  // The partials hold dW^T.
+  for (int64_t kr = 0; kr < pg.crs; ++kr)
+    for (int64_t k = 0; k < g.k; ++k) dw[k * pg.crs + kr] = total.data()[kr * g.k + k];
   if (db != nullptr) std::copy(total.data() + kcrs, total.data() + total_size, db);
 }
 
