@@ -57,21 +57,22 @@ constexpr GemmConfig<float> kF32Avx512Narrow =
 constexpr GemmConfig<double> kF64Avx512Narrow =
     FASTCNN_GEMM_CONFIG(f64, 8x8, avx512, 8, 8, 96, 256, 2048);
 #define FASTCNN_AVX512_CONFIG(cfg) &(cfg)
+// The float32 or float64 one of a pair of configurations.
 template <class T>
-constexpr const GemmConfig<T>& avx512_short_config() {
+constexpr const GemmConfig<T>& for_dtype(const GemmConfig<float>& f, const GemmConfig<double>& d) {
   if constexpr (std::is_same_v<T, float>) {
-    return kF32Avx512Short;
+    return f;
   } else {
-    return kF64Avx512Short;
+    return d;
   }
 }
 template <class T>
+constexpr const GemmConfig<T>& avx512_short_config() {
+  return for_dtype<T>(kF32Avx512Short, kF64Avx512Short);
+}
+template <class T>
 constexpr const GemmConfig<T>& avx512_narrow_config() {
-  if constexpr (std::is_same_v<T, float>) {
-    return kF32Avx512Narrow;
-  } else {
-    return kF64Avx512Narrow;
-  }
+  return for_dtype<T>(kF32Avx512Narrow, kF64Avx512Narrow);
 }
 #else
 #define FASTCNN_AVX512_CONFIG(cfg) nullptr
