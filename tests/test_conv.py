@@ -167,41 +167,54 @@ def test_bad_input_is_rejected_like_the_reference():
         fast.conv2d_forward(np.ones((1, 1, 1, 1)), np.ones((1, 1, 1, 1)), None, 1, 2**61)
 
 
+def _assert_same_non_finite(got, want, dtype):
+    for a, e in zip(got, want):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
+        np.testing.assert_array_equal(np.isinf(a), np.isinf(e))
+        fin = np.isfinite(e)
+        np.testing.assert_allclose(
+            a[fin],
+            e[fin],
+            rtol=0,
+            atol=TOL[dtype] * max(1.0, float(np.abs(e[fin]).max(initial=0))),
+        )
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    "xs, ws, pad",
+    "xs, ws, stride, pad",
     [
-        ((2, 8, 4, 4), (3, 8, 3, 3), 0),
-        ((2, 16, 6, 5), (4, 16, 3, 3), 1),
-        ((1, 2, 5, 5), (3, 2, 3, 3), 1),
+        ((2, 8, 4, 4), (3, 8, 3, 3), 1, 0),
+        ((2, 16, 6, 5), (4, 16, 3, 3), 1, 1),
+        ((1, 2, 5, 5), (3, 2, 3, 3), 1, 1),
+        ((3, 16, 12, 12), (16, 16, 3, 3), 1, 1),  # forward over row-padded columns
+        ((3, 8, 7, 7), (64, 8, 3, 3), 1, 1),  # forward over pixel rows
+        ((2, 4, 9, 8), (5, 4, 3, 3), 2, 1),  # strided
     ],
 )
-def test_non_finite_values_stay_where_the_reference_has_them(xs, ws, pad, dtype, rng):
+def test_non_finite_values_stay_where_the_reference_has_them(xs, ws, stride, pad, dtype, rng):
     """inf/NaN in x or w reach exactly the outputs the reference's sums reach: the fast paths
-    that sum over padding columns (dW over row-padded pixels, dx as a forward convolution)
-    must not turn 0 * inf into NaN elsewhere."""
+    that compute over padding (row-padded forward columns, dx as a forward convolution) must
+    not turn 0 * inf into NaN elsewhere."""
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     x[0, 0, 1, -1] = np.inf
     x[-1, -1, -1, 0] = np.nan
-    dy = rng.standard_normal(ref.conv2d_forward(np.zeros(xs, dtype), w, None, 1, pad).shape)
+    dy = rng.standard_normal(ref.conv2d_forward(np.zeros(xs, dtype), w, None, stride, pad).shape)
     dy = dy.astype(dtype)
     w_inf = w.copy()
     w_inf[0, 0, 0, 0] = np.inf
+    b = rng.standard_normal(ws[0]).astype(dtype)
     with np.errstate(invalid="ignore", over="ignore"):
-        for args in ((dy, x, w), (dy, np.nan_to_num(x), w_inf)):
-            got = fast.conv2d_backward(*args, 1, pad)
-            want = ref.conv2d_backward(*args, 1, pad)
-            for a, e in zip(got, want):
-                np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
-                np.testing.assert_array_equal(np.isinf(a), np.isinf(e))
-                fin = np.isfinite(e)
-                np.testing.assert_allclose(
-                    a[fin],
-                    e[fin],
-                    rtol=0,
-                    atol=TOL[dtype] * max(1.0, float(np.abs(e[fin]).max(initial=0))),
-                )
+        for xx, ww in ((x, w), (np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), w_inf)):
+            _assert_same_non_finite(
+                [fast.conv2d_forward(xx, ww, b, stride, pad)],
+                [ref.conv2d_forward(xx, ww, b, stride, pad)],
+                dtype,
+            )
+            got = fast.conv2d_backward(dy, xx, ww, stride, pad)
+            want = ref.conv2d_backward(dy, xx, ww, stride, pad)
+            _assert_same_non_finite(got, want, dtype)
 
 
 def test_core_rejects_a_window_larger_than_the_padded_input():

@@ -12,13 +12,12 @@
 //    group of images, im2col^T . W^T with output pixels as rows, read by the indirect-A
 //    micro-kernel at pixel offset + base; the result is transposed into y.
 // Backward-data runs as a forward convolution where it can; the weight gradient reads x in
-// place too (see backward_weights_unit_stride). Threads split the batch; weight gradients are
+// place too (see backward_weights_chunk). Threads split the batch; weight gradients are
 // summed over fixed chunks of images, then over chunks in order.
 #include "conv/conv.h"
 
 #include <algorithm>
 #include <cstring>
-#include <stdexcept>
 #include <vector>
 
 #include "common/memory.h"
@@ -54,7 +53,7 @@ GemmConfig<T> balanced_kc(const GemmConfig<T>& cfg, int64_t K) {
   return out;
 }
 
-// Elements past a padded image that forward_in_place's edge tiles may read (at most NR - 1).
+// Elements past a padded image that forward_columns' edge tiles may read (at most NR - 1).
 constexpr int64_t kPanelSlack = 32;
 
 // A padded image's buffer: C*Hp*Wp elements and kPanelSlack zeros after them.
@@ -79,6 +78,14 @@ void pad_image(const Geometry2d& g, const PaddedGeometry& pg, const T* xn, T* xp
                   sizeof(T) * g.w);
 }
 
+// Pads images [n0, n0 + count) of x one after another into xpad (each C*Hp*Wp).
+template <class T>
+void pad_images(const Geometry2d& g, const PaddedGeometry& pg, const T* x, int64_t n0,
+                int64_t count, T* xpad) {
+  for (int64_t i = 0; i < count; ++i)
+    pad_image(g, pg, x + (n0 + i) * g.c * g.h * g.w, xpad + i * g.c * pg.plane);
+}
+
 // Columns of the row-padded forward product (column j = p*Wp + q, for unit strides).
 inline int64_t row_padded_count(const Geometry2d& g, const PaddedGeometry& pg) {
   return (g.p - 1) * pg.wp + g.q;
@@ -101,7 +108,7 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
                      const T* x, const T* w, const T* b, T* y, bool relu) {
   static_assert(kPanelSlack >= kMaxNr - 1, "edge tiles read past the image");
   const int64_t count = row_padded_count(g, pg);
-  const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
+  const PrepackedPanels<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
   const int64_t pq = g.p * g.q;
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
@@ -136,9 +143,12 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
 }
 
 // Images per group in the pixel-row products: enough pixels (~256) for long runs of full
-// tiles, with a few hundred KiB of scratch at most.
-inline int64_t images_per_group(const Geometry2d& g) {
-  return std::clamp<int64_t>(ceil_div(256, std::max<int64_t>(g.p * g.q, 1)), 1, 16);
+// tiles, but at most 16 images and, beyond one image, at most 1 MiB of padded images.
+template <class T>
+int64_t images_per_group(const Geometry2d& g, const PaddedGeometry& pg) {
+  const int64_t by_pixels = ceil_div(256, std::max<int64_t>(g.p * g.q, 1));
+  const int64_t by_bytes = (int64_t{1} << 20) / std::max<int64_t>(g.c * pg.plane * sizeof(T), 1);
+  return std::clamp<int64_t>(std::min(by_pixels, by_bytes), 1, 16);
 }
 
 // Offsets of the output pixels of `group` padded images stored one after another: pixel
@@ -161,8 +171,8 @@ inline std::vector<int64_t> pixel_offsets(const Geometry2d& g, const PaddedGeome
 template <class T>
 void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmConfig<T>& cfg,
                     const T* x, const T* w, const T* b, T* y, bool relu) {
-  const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group(g);
-  const PrepackedA<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
+  const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group<T>(g, pg);
+  const PrepackedPanels<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
   const std::vector<int64_t> pixel_offset = pixel_offsets(g, pg, group);
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
@@ -171,8 +181,7 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
     AlignedBuffer<T> xpad(group * image), prod(group * pq * g.k);
     for (int64_t ng = n0; ng < n1; ng += group) {
       const int64_t images = std::min(group, n1 - ng), rows = images * pq;
-      for (int64_t i = 0; i < images; ++i)
-        pad_image(g, pg, x + (ng + i) * g.c * g.h * g.w, xpad.data() + i * image);
+      pad_images(g, pg, x, ng, images, xpad.data());
       for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
         const int64_t kc = std::min(cfg.kc, pg.crs - pc);
         const T beta = pc == 0 ? T(0) : T(1);
@@ -191,14 +200,13 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
         const T* src = prod.data() + i * pq * g.k;
         for (int64_t k = 0; k < g.k; ++k) {
           const T bias = b != nullptr ? b[k] : T(0);
-          for (int64_t j = 0; j < pq; ++j) yn[k * pq + j] = output_value(src[j * g.k + k], bias, relu);
+          for (int64_t j = 0; j < pq; ++j)
+            yn[k * pq + j] = output_value(src[j * g.k + k], bias, relu);
         }
       }
     }
   });
 }
-
-}  // namespace
 
 // Fraction of a product's multiply-adds that are useful when `useful` of its rows or columns
 // are computed in tiles of `tile`.
@@ -206,21 +214,27 @@ inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
   return static_cast<double>(useful) / static_cast<double>(round_up(computed, tile));
 }
 
+}  // namespace
+
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
   const PaddedGeometry pg(g);
-  const int64_t crs = pg.crs, pq = g.p * g.q;
-  const GemmConfig<T> columns_cfg = balanced_kc(gemm_config_for(gemm_config<T>(), g.k, pq), crs);
+  const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
+  const int64_t group_pixels = images_per_group<T>(g, pg) * pq;
+  const GemmConfig<T> columns_cfg =
+      balanced_kc(gemm_config_for(gemm_config<T>(), g.k, count), crs);
   const GemmConfig<T> pixels_cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), g.n * pq, g.k, 8), crs);
+      balanced_kc(gemm_config_for(gemm_config<T>(), group_pixels, g.k, 8), crs);
   const bool unit_stride = g.sh == 1 && g.sw == 1;
   // Unit strides choose by a cost model: the share of useful multiply-adds in the tiles, times
   // the share of the work that is not the epilogue (per tile, about 8 steps of the K loop to
   // copy out row-padded columns, 24 to transpose pixel rows).
   const double columns_fill = tile_fill(g.k, g.k, columns_cfg.mr) *
-                              tile_fill(pq, row_padded_count(g, pg), columns_cfg.nr) * crs / (crs + 8.0);
-  const double pixels_fill = tile_fill(g.k, g.k, pixels_cfg.nr) * crs / (crs + 24.0);
+                              tile_fill(pq, count, columns_cfg.nr) * crs / (crs + 8.0);
+  const double pixels_fill = tile_fill(g.k, g.k, pixels_cfg.nr) *
+                             tile_fill(group_pixels, group_pixels, pixels_cfg.mr) * crs /
+                             (crs + 24.0);
   if (unit_stride && columns_fill >= pixels_fill) {
     forward_columns(g, pg, columns_cfg, x, w, b, y, relu);
   } else {
@@ -238,21 +252,24 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
     // Unit stride: dx is the forward convolution of dy, zero-padded by (R-1-ph, S-1-pw), with
     // the kernel flipped in space and its in/out channels swapped (w'[c,k,r,s] =
     // w[k,c,R-1-r,S-1-s]); it then runs on the faster forward path with no col2im scatter.
-    // Not for a few input channels: they become the GEMM's rows, too few to fill a micro-tile.
+    // Not for a few input channels: they become the forward form's output channels, too few
+    // to fill a micro-tile.
     const Geometry2d gt{g.n, g.k, g.p, g.q, g.c, g.r, g.s, 1, 1, g.r - 1 - g.ph, g.s - 1 - g.pw,
                         g.h, g.w};
     const int64_t rs = g.r * g.s;
     AlignedBuffer<T> wt(checked_mul(g.k * g.c, rs, "conv2d_backward_data weights"));
     for (int64_t c = 0; c < g.c; ++c)
       for (int64_t k = 0; k < g.k; ++k)
-        for (int64_t t = 0; t < rs; ++t) wt.data()[(c * g.k + k) * rs + t] = w[(k * g.c + c) * rs + rs - 1 - t];
+        for (int64_t t = 0; t < rs; ++t)
+          wt.data()[(c * g.k + k) * rs + t] = w[(k * g.c + c) * rs + rs - 1 - t];
     conv2d_forward<T>(gt, dy, wt.data(), nullptr, dx, false);
     return;
   }
   const GemmConfig<T>& cfg = gemm_config<T>();
   const PaddedGeometry pg(g);
   const int64_t pq = g.p * g.q;
-  const PrepackedA<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);  // W^T
+  // W^T, packed once.
+  const PrepackedPanels<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
@@ -279,8 +296,8 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
       T* dxn = dx + n * g.c * g.h * g.w;
       for (int64_t c = 0; c < g.c; ++c)
         for (int64_t i = 0; i < g.h; ++i)
-          std::memcpy(dxn + (c * g.h + i) * g.w, dxpad.data() + c * pg.plane + (i + g.ph) * pg.wp + g.pw,
-                      sizeof(T) * g.w);
+          std::memcpy(dxn + (c * g.h + i) * g.w,
+                      dxpad.data() + c * pg.plane + (i + g.ph) * pg.wp + g.pw, sizeof(T) * g.w);
     }
   });
 }
@@ -305,7 +322,8 @@ T lane_sum(const T* v, int64_t n) {
 // B = dy^T for pixels [pc, pc + kc) of a group of images (pixel j = n*PQ + p is pixel p of
 // image n; dyg is the group's first image), packed into NR-column panels of its K columns.
 template <class T>
-void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, int64_t kc, T* dst) {
+void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, int64_t kc,
+                        T* dst) {
   const int64_t pq = g.p * g.q;
   for (int64_t j0 = 0; j0 < g.k; j0 += nr, dst += kc * nr) {
     // One image's run of pixels at a time: a transposing copy of `valid` rows of dy.
@@ -318,32 +336,48 @@ void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, i
   }
 }
 
+// What every chunk of a weight gradient shares: the tile, the group size and the pixel
+// offsets of a group (all from the geometry alone, so the sums do not depend on threads).
+template <class T>
+struct WeightGradientPlan {
+  const Geometry2d& g;
+  const PaddedGeometry& pg;
+  int64_t group;
+  GemmConfig<T> cfg;
+  std::vector<int64_t> offset;
+  WeightGradientPlan(const Geometry2d& g_, const PaddedGeometry& pg_)
+      : g(g_), pg(pg_), group(images_per_group<T>(g_, pg_)),
+        cfg(balanced_kc(gemm_config_for(gemm_config<T>(), pg_.crs, g_.k, 8),
+                        group * g_.p * g_.q)),
+        offset(pixel_offsets(g_, pg_, group)) {}
+};
+
 // One chunk of images' dW, as dW^T: part[kr*K + k] for im2col row kr = (c, r, s) accumulates
 // im2col(x) . dy^T over the exact output pixels of the chunk's images, a group of images at a
-// time. Entry kr of pixel j's im2col column is xpad[base(kr) + offset(j)], so the indirect-A
-// micro-kernel reads im2col in place, MR rows kr at a time; only dy^T is packed.
+// time; dbp[k] accumulates dy's sums. Entry kr of pixel j's im2col column is
+// xpad[base(kr) + offset(j)], so the indirect-A micro-kernel reads im2col in place, MR rows kr
+// at a time; only dy^T is packed.
 template <class T>
-void backward_weights_chunk(const Geometry2d& g, const PaddedGeometry& pg, const T* dy,
-                            const T* x, int64_t i0, int64_t i1, T* part, T* dbp) {
-  const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group(g);
-  const GemmConfig<T> cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), pg.crs, g.k, 8), group * pq);
-  const std::vector<int64_t> offset = pixel_offsets(g, pg, group);
-  AlignedBuffer<T> xpad(group * image), bpack(round_up(g.k, cfg.nr) * cfg.kc);
-  for (int64_t ng = i0; ng < i1; ng += group) {
-    const int64_t images = std::min(group, i1 - ng), pixels = images * pq;
+void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, const T* x,
+                            int64_t i0, int64_t i1, T* part, T* dbp) {
+  const Geometry2d& g = plan.g;
+  const PaddedGeometry& pg = plan.pg;
+  const GemmConfig<T>& cfg = plan.cfg;
+  const int64_t pq = g.p * g.q;
+  AlignedBuffer<T> xpad(plan.group * g.c * pg.plane), bpack(round_up(g.k, cfg.nr) * cfg.kc);
+  for (int64_t ng = i0; ng < i1; ng += plan.group) {
+    const int64_t images = std::min(plan.group, i1 - ng), pixels = images * pq;
     const T* dyg = dy + ng * g.k * pq;
-    for (int64_t i = 0; i < images; ++i) {
-      pad_image(g, pg, x + (ng + i) * g.c * g.h * g.w, xpad.data() + i * image);
+    pad_images(g, pg, x, ng, images, xpad.data());
+    for (int64_t i = 0; i < images; ++i)
       for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyg + (i * g.k + k) * pq, pq);
-    }
     for (int64_t pc = 0; pc < pixels; pc += cfg.kc) {
       const int64_t kc = std::min(cfg.kc, pixels - pc);
       pack_dy_transposed(g, dyg, cfg.nr, pc, kc, bpack.data());
       const T beta = ng == i0 && pc == 0 ? T(0) : T(1);
       for (int64_t r0 = 0; r0 < pg.crs; r0 += cfg.mr) {
         for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
-          cfg.ukernel_indirect_a(kc, xpad.data(), pg.bases.data() + r0, offset.data() + pc,
+          cfg.ukernel_indirect_a(kc, xpad.data(), pg.bases.data() + r0, plan.offset.data() + pc,
                                  bpack.data() + j0 * kc, part + r0 * g.k + j0, g.k, beta,
                                  std::min<int64_t>(cfg.mr, pg.crs - r0),
                                  std::min<int64_t>(cfg.nr, g.k - j0));
@@ -359,44 +393,43 @@ template <class T>
 void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   g.validate("conv2d_backward_weights");
   const PaddedGeometry pg(g);
-  const int64_t kcrs = g.k * pg.crs;
-  // The unit-stride path sums over row-padded pixel columns, where dy is 0 but x holds real
-  // pixels of neighbouring positions: only for finite x (0 * inf would leak NaN into dW).
-  // Fixed chunks of images, independent of the thread count.
+  const WeightGradientPlan<T> plan(g, pg);
+  // Fixed chunks of images, independent of the thread count. A chunk's partial sums are
+  // (CRS + 1) rows of K: dW^T, then db.
   const int64_t chunks = std::min<int64_t>(g.n, 16);
-  AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), kcrs + g.k, "conv2d dW"));
+  const int64_t part_size = (pg.crs + 1) * g.k;
+  AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), part_size, "conv2d dW"));
   parallel_run(threads_for(chunks), [&](int tid, int nt) {
     int64_t c0, c1;
     partition(chunks, tid, nt, c0, c1);
     for (int64_t ch = c0; ch < c1; ++ch) {
-      T* part = partial.data() + ch * (kcrs + g.k);
-      T* dbp = part + kcrs;
+      T* part = partial.data() + ch * part_size;
+      T* dbp = part + pg.crs * g.k;
       std::fill(dbp, dbp + g.k, T(0));
       int64_t i0, i1;
       partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      backward_weights_chunk(g, pg, dy, x, i0, i1, part, dbp);
+      backward_weights_chunk(plan, dy, x, i0, i1, part, dbp);
     }
   });
-  // Chunks in order, element by element (a vector add of each chunk over a slice of the
-  // elements), so any split of the elements gives the same bits.
-  const int64_t total_size = kcrs + g.k;
-  AlignedBuffer<T> total(total_size);
-  parallel_for(total_size, [&](int64_t e0, int64_t e1) {
-    T* out = total.data();
-    if (chunks == 0) {
-      std::fill(out + e0, out + e1, T(0));
-      return;
-    }
-    std::copy(partial.data() + e0, partial.data() + e1, out + e0);
-    for (int64_t ch = 1; ch < chunks; ++ch) {
-      const T* src = partial.data() + ch * total_size;
-      for (int64_t e = e0; e < e1; ++e) out[e] += src[e];
+  // Chunks in order, a row of K at a time (a vector add of each chunk's row), so any split of
+  // the rows gives the same bits; row kr goes to dW[:, kr], row CRS to db.
+  parallel_for(pg.crs + 1, [&](int64_t r0, int64_t r1) {
+    std::vector<T> sum(static_cast<std::size_t>(g.k));
+    for (int64_t r = r0; r < r1; ++r) {
+      std::fill(sum.begin(), sum.end(), T(0));
+      const T* first = partial.data() + r * g.k;
+      if (chunks > 0) std::copy(first, first + g.k, sum.begin());
+      for (int64_t ch = 1; ch < chunks; ++ch) {
+        const T* src = partial.data() + ch * part_size + r * g.k;
+        for (int64_t k = 0; k < g.k; ++k) sum[k] += src[k];
+      }
+      if (r < pg.crs) {
+        for (int64_t k = 0; k < g.k; ++k) dw[k * pg.crs + r] = sum[k];
+      } else if (db != nullptr) {
+        std::copy(sum.begin(), sum.end(), db);
+      }
     }
   });
-  // The partials hold dW^T.
-  for (int64_t kr = 0; kr < pg.crs; ++kr)
-    for (int64_t k = 0; k < g.k; ++k) dw[k * pg.crs + kr] = total.data()[kr * g.k + k];
-  if (db != nullptr) std::copy(total.data() + kcrs, total.data() + total_size, db);
 }
 
 #define FASTCNN_INSTANTIATE_CONV(T)                                                        \

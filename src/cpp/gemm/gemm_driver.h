@@ -42,25 +42,29 @@ struct InPlaceA {
 template <class T, class PackA>
 constexpr bool kInPlaceA = std::is_same_v<PackA, InPlaceA<T>>;
 
-// A packed once up front (see prepack_a) and shared read-only by every thread and every call
-// that multiplies by the same A: a convolution's weights, used for every image of a batch.
-// Layout: for each KC block pc in order, the ceil(M/MR) micro-panels of rows [0, M), each
-// kc x MR; so block (ic, pc) starts at data + pc * mpad + ic * kc.
+// An operand packed once up front (see prepack_a, prepack_b) and shared read-only by every
+// thread and every call that multiplies by it: a convolution's weights, used for every image of
+// a batch. Layout (A's, and B's with rows and columns swapped): for each KC block pc in order,
+// the ceil(M/MR) micro-panels of rows [0, M), each kc x MR; so block (ic, pc) starts at
+// data + pc * mpad + ic * kc.
 template <class T>
-struct PrepackedA {
+struct PrepackedPanels {
   AlignedBuffer<T> data;
   int64_t mpad = 0;
-  const T* block(int64_t ic, int64_t pc, int64_t kc) const { return data.data() + pc * mpad + ic * kc; }
+  const T* block(int64_t ic, int64_t pc, int64_t kc) const {
+    return data.data() + pc * mpad + ic * kc;
+  }
 };
 
 template <class T, class PackA>
-constexpr bool kPrepackedA = std::is_same_v<PackA, PrepackedA<T>>;
+constexpr bool kPrepacked = std::is_same_v<PackA, PrepackedPanels<T>>;
 
-// Packs an operand once in the PrepackedA layout: `width` rows of A (or columns of B) in
+// Packs an operand once in the PrepackedPanels layout: `width` rows of A (or columns of B) in
 // micro-panels of `panel` lanes, K deep, blocked by kc; pack(pc, kc, dst) packs one KC block.
 template <class T, class Pack>
-PrepackedA<T> prepack_blocks(int64_t width, int panel, int64_t K, int64_t kc_max, Pack&& pack) {
-  PrepackedA<T> packed;
+PrepackedPanels<T> prepack_blocks(int64_t width, int panel, int64_t K, int64_t kc_max,
+                                  Pack&& pack) {
+  PrepackedPanels<T> packed;
   packed.mpad = round_up(std::max<int64_t>(width, 1), panel);
   packed.data.reset(packed.mpad * std::max<int64_t>(K, 1));
   for (int64_t pc = 0; pc < K; pc += kc_max) {
@@ -69,9 +73,10 @@ PrepackedA<T> prepack_blocks(int64_t width, int panel, int64_t K, int64_t kc_max
   return packed;
 }
 
-// Packs all of A (M x K) once in the PrepackedA layout for cfg's MR and KC.
+// Packs all of A (M x K) once in the PrepackedPanels layout for cfg's MR and KC.
 template <class T>
-PrepackedA<T> prepack_a(const GemmConfig<T>& cfg, const StridedMatrix<T>& a, int64_t M, int64_t K) {
+PrepackedPanels<T> prepack_a(const GemmConfig<T>& cfg, const StridedMatrix<T>& a, int64_t M,
+                             int64_t K) {
   return prepack_blocks<T>(M, cfg.mr, K, cfg.kc, [&](int64_t pc, int64_t kc, T* dst) {
     pack_a(a, cfg.mr, 0, M, pc, kc, dst);
   });
@@ -80,7 +85,8 @@ PrepackedA<T> prepack_a(const GemmConfig<T>& cfg, const StridedMatrix<T>& a, int
 // Packs all of B (K x N) once, the same way: block(j0, pc, kc) is the kc x NR micro-panel of
 // columns [j0, j0 + NR) in KC block pc.
 template <class T>
-PrepackedA<T> prepack_b(const GemmConfig<T>& cfg, const StridedMatrix<T>& b, int64_t K, int64_t N) {
+PrepackedPanels<T> prepack_b(const GemmConfig<T>& cfg, const StridedMatrix<T>& b, int64_t K,
+                             int64_t N) {
   return prepack_blocks<T>(N, cfg.nr, K, cfg.kc, [&](int64_t pc, int64_t kc, T* dst) {
     pack_b(b, cfg.nr, pc, kc, 0, N, dst);
   });
@@ -104,7 +110,7 @@ void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t 
       for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
         const int64_t mc = std::min(cfg.mc, m1 - ic);
         const T* ablock = abuf;
-        if constexpr (kPrepackedA<T, PackA>) {
+        if constexpr (kPrepacked<T, PackA>) {
           ablock = pack_a.block(ic, pc, kc);
         } else if constexpr (!kInPlaceA<T, PackA>) {
           pack_a(ic, mc, pc, kc, abuf);
