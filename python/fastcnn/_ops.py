@@ -22,7 +22,7 @@ numpy expression verbatim, so running stats of any dtype update exactly as there
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -353,41 +353,41 @@ def _kernel_ok(param: np.ndarray, grad: np.ndarray, states: list[np.ndarray]) ->
     return not any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1 :])
 
 
-def _run_inplace(
-    kernel: Any, param: np.ndarray, grad: np.ndarray, states: list[np.ndarray], *scalars: float
+def _update(
+    where: str,
+    param: np.ndarray,
+    grad: np.ndarray,
+    states: tuple[Any, ...],
+    scalars: tuple[Any, ...],
+    kernel_scalars: Callable[[list[Any]], list[float]] = lambda checked: checked,
 ) -> None:
-    """kernel(param, grad, *states, *scalars) on C-contiguous arrays; a non-contiguous in-place
-    array is updated through a contiguous copy that is then written back."""
-    work = [a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in (param, *states)]
-    kernel(work[0], _c(grad), *work[1:], *scalars)
-    for orig, w in zip((param, *states), work):
+    """Optimizer update `where` after the reference's checks: the fused kernel
+    _core.<where>(param, grad, *states, *kernel_scalars(scalars)) on C-contiguous arrays (a
+    non-contiguous in-place array is updated through a contiguous copy that is then written
+    back), or the reference itself where the kernel would not reproduce it."""
+    param, grad, checked_states, checked = V.check_update(where, param, grad, states, scalars)
+    if not _kernel_ok(param, grad, checked_states):
+        getattr(R, where)(param, grad, *checked_states, *checked)
+        return
+    work = [
+        a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in (param, *checked_states)
+    ]
+    getattr(_core, where)(work[0], _c(grad), *work[1:], *kernel_scalars(checked))
+    for orig, w in zip((param, *checked_states), work):
         if w is not orig:
             orig[...] = w
 
 
 def sgd_update(param: np.ndarray, grad: np.ndarray, lr: float) -> None:
     """param -= lr * grad, in place. param and grad share a shape."""
-    param, grad, _ = V.check_param_update(param, grad, (), "sgd_update")
-    lr = V.check_real(lr, "lr", "sgd_update")
-    if not _kernel_ok(param, grad, []):
-        return R.sgd_update(param, grad, lr)
-    _run_inplace(_core.sgd_update, param, grad, [], lr)
-    return None
+    _update("sgd_update", param, grad, (), (lr,))
 
 
 def momentum_update(
     param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: float, momentum: float = 0.9
 ) -> None:
     """velocity = momentum*velocity - lr*grad; param += velocity (both in place)."""
-    param, grad, (velocity,) = V.check_param_update(
-        param, grad, (("velocity", velocity),), "momentum_update"
-    )
-    lr = V.check_real(lr, "lr", "momentum_update")
-    momentum = V.check_real(momentum, "momentum", "momentum_update", low=0.0, high=1.0)
-    if not _kernel_ok(param, grad, [velocity]):
-        return R.momentum_update(param, grad, velocity, lr, momentum)
-    _run_inplace(_core.momentum_update, param, grad, [velocity], lr, momentum)
-    return None
+    _update("momentum_update", param, grad, (velocity,), (lr, momentum))
 
 
 def nesterov_update(
@@ -397,28 +397,14 @@ def nesterov_update(
     velocity = momentum*velocity - lr*grad;
     param += momentum*momentum*velocity - (1 + momentum)*lr*grad.
     """
-    param, grad, (velocity,) = V.check_param_update(
-        param, grad, (("velocity", velocity),), "nesterov_update"
-    )
-    lr = V.check_real(lr, "lr", "nesterov_update")
-    momentum = V.check_real(momentum, "momentum", "nesterov_update", low=0.0, high=1.0)
-    if not _kernel_ok(param, grad, [velocity]):
-        return R.nesterov_update(param, grad, velocity, lr, momentum)
-    _run_inplace(_core.nesterov_update, param, grad, [velocity], lr, momentum)
-    return None
+    _update("nesterov_update", param, grad, (velocity,), (lr, momentum))
 
 
 def adagrad_update(
     param: np.ndarray, grad: np.ndarray, h: np.ndarray, lr: float, eps: float = 1e-7
 ) -> None:
     """AdaGrad: h += grad*grad; param -= lr*grad/(sqrt(h) + eps) (both in place)."""
-    param, grad, (h,) = V.check_param_update(param, grad, (("h", h),), "adagrad_update")
-    lr = V.check_real(lr, "lr", "adagrad_update")
-    eps = V.check_real(eps, "eps", "adagrad_update", low=0.0)
-    if not _kernel_ok(param, grad, [h]):
-        return R.adagrad_update(param, grad, h, lr, eps)
-    _run_inplace(_core.adagrad_update, param, grad, [h], lr, eps)
-    return None
+    _update("adagrad_update", param, grad, (h,), (lr, eps))
 
 
 def rmsprop_update(
@@ -430,15 +416,7 @@ def rmsprop_update(
     eps: float = 1e-7,
 ) -> None:
     """RMSprop: h = decay_rate*h + (1 - decay_rate)*grad*grad; param -= lr*grad/(sqrt(h) + eps)."""
-    where = "rmsprop_update"
-    param, grad, (h,) = V.check_param_update(param, grad, (("h", h),), where)
-    lr = V.check_real(lr, "lr", where)
-    decay_rate = V.check_real(decay_rate, "decay_rate", where, low=0.0, high=1.0)
-    eps = V.check_real(eps, "eps", where, low=0.0)
-    if not _kernel_ok(param, grad, [h]):
-        return R.rmsprop_update(param, grad, h, lr, decay_rate, eps)
-    _run_inplace(_core.rmsprop_update, param, grad, [h], lr, decay_rate, eps)
-    return None
+    _update("rmsprop_update", param, grad, (h,), (lr, decay_rate, eps))
 
 
 def adam_update(
@@ -457,15 +435,10 @@ def adam_update(
     step >= 1 is the 1-based update count. lr_t = lr*sqrt(1 - beta2**step)/(1 - beta1**step);
     m += (1 - beta1)*(g - m); v += (1 - beta2)*(g*g - v); param -= lr_t*m/(sqrt(v) + eps).
     """
-    where = "adam_update"
-    param, grad, (m, v) = V.check_param_update(param, grad, (("m", m), ("v", v)), where)
-    lr = V.check_real(lr, "lr", where)
-    beta1 = V.check_real(beta1, "beta1", where, low=0.0, high=1.0, high_open=True)
-    beta2 = V.check_real(beta2, "beta2", where, low=0.0, high=1.0, high_open=True)
-    step = V.check_int(step, "step", where, low=1)
-    eps = V.check_real(eps, "eps", where, low=0.0)
-    if not _kernel_ok(param, grad, [m, v]):
-        return R.adam_update(param, grad, m, v, lr, beta1, beta2, step, eps)
-    lr_t = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
-    _run_inplace(_core.adam_update, param, grad, [m, v], lr_t, beta1, beta2, eps)
-    return None
+
+    def kernel_scalars(checked: list[Any]) -> list[float]:
+        # The kernel takes the bias-corrected step size in place of lr and step.
+        lr_, beta1_, beta2_, step_, eps_ = checked
+        return [R._adam_step_size(lr_, beta1_, beta2_, step_), beta1_, beta2_, eps_]
+
+    _update("adam_update", param, grad, (m, v), (lr, beta1, beta2, step, eps), kernel_scalars)

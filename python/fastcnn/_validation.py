@@ -945,3 +945,38 @@ def check_param_update(
     check_same_shape(param, grad, "param", "grad", where)
     out = [check_inplace_array(arr, name, where, param.shape, "param") for name, arr in states]
     return param, grad, out
+
+
+_UNIT = {"low": 0.0, "high": 1.0}
+_BETA = {"low": 0.0, "high": 1.0, "high_open": True}
+_NON_NEGATIVE = {"low": 0.0}
+
+# Each optimizer update's state arrays and then its scalar arguments, in signature order:
+# (name, check_real bounds), or (name, None) for the integer step count (>= 1).
+UPDATE_ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, dict | None], ...]]] = {
+    "sgd_update": ((), (("lr", {}),)),
+    "momentum_update": (("velocity",), (("lr", {}), ("momentum", _UNIT))),
+    "nesterov_update": (("velocity",), (("lr", {}), ("momentum", _UNIT))),
+    "adagrad_update": (("h",), (("lr", {}), ("eps", _NON_NEGATIVE))),
+    "rmsprop_update": (("h",), (("lr", {}), ("decay_rate", _UNIT), ("eps", _NON_NEGATIVE))),
+    "adam_update": (
+        ("m", "v"),
+        (("lr", {}), ("beta1", _BETA), ("beta2", _BETA), ("step", None), ("eps", _NON_NEGATIVE)),
+    ),
+}
+
+
+def check_update(
+    where: str, param: Any, grad: Any, states: Sequence[Any], scalars: Sequence[Any]
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[Any]]:
+    """Checks the arguments of optimizer update `where` (see UPDATE_ARGUMENTS): returns param,
+    grad, the state arrays and the scalars (floats; the step count an int)."""
+    state_names, scalar_specs = UPDATE_ARGUMENTS[where]
+    param, grad, out = check_param_update(param, grad, tuple(zip(state_names, states)), where)
+    values = [
+        check_int(value, name, where, low=1)
+        if bounds is None
+        else check_real(value, name, where, **bounds)
+        for (name, bounds), value in zip(scalar_specs, scalars)
+    ]
+    return param, grad, out, values

@@ -635,8 +635,7 @@ def spatial_batchnorm_backward(
 
 def sgd_update(param: np.ndarray, grad: np.ndarray, lr: float) -> None:
     """param -= lr * grad, in place. param and grad share a shape."""
-    param, grad, _ = V.check_param_update(param, grad, (), "sgd_update")
-    lr = V.check_real(lr, "lr", "sgd_update")
+    param, grad, _, (lr,) = V.check_update("sgd_update", param, grad, (), (lr,))
     param -= lr * grad
 
 
@@ -644,11 +643,9 @@ def momentum_update(
     param: np.ndarray, grad: np.ndarray, velocity: np.ndarray, lr: float, momentum: float = 0.9
 ) -> None:
     """velocity = momentum*velocity - lr*grad; param += velocity (both in place)."""
-    param, grad, (velocity,) = V.check_param_update(
-        param, grad, (("velocity", velocity),), "momentum_update"
+    param, grad, (velocity,), (lr, momentum) = V.check_update(
+        "momentum_update", param, grad, (velocity,), (lr, momentum)
     )
-    lr = V.check_real(lr, "lr", "momentum_update")
-    momentum = V.check_real(momentum, "momentum", "momentum_update", low=0.0, high=1.0)
     velocity[...] = momentum * velocity - lr * grad
     param += velocity
 
@@ -660,11 +657,9 @@ def nesterov_update(
     velocity = momentum*velocity - lr*grad;
     param += momentum*momentum*velocity - (1 + momentum)*lr*grad.
     """
-    param, grad, (velocity,) = V.check_param_update(
-        param, grad, (("velocity", velocity),), "nesterov_update"
+    param, grad, (velocity,), (lr, momentum) = V.check_update(
+        "nesterov_update", param, grad, (velocity,), (lr, momentum)
     )
-    lr = V.check_real(lr, "lr", "nesterov_update")
-    momentum = V.check_real(momentum, "momentum", "nesterov_update", low=0.0, high=1.0)
     velocity[...] = momentum * velocity - lr * grad
     param += momentum * momentum * velocity - (1 + momentum) * lr * grad
 
@@ -673,9 +668,7 @@ def adagrad_update(
     param: np.ndarray, grad: np.ndarray, h: np.ndarray, lr: float, eps: float = 1e-7
 ) -> None:
     """AdaGrad: h += grad*grad; param -= lr*grad/(sqrt(h) + eps) (both in place)."""
-    param, grad, (h,) = V.check_param_update(param, grad, (("h", h),), "adagrad_update")
-    lr = V.check_real(lr, "lr", "adagrad_update")
-    eps = V.check_real(eps, "eps", "adagrad_update", low=0.0)
+    param, grad, (h,), (lr, eps) = V.check_update("adagrad_update", param, grad, (h,), (lr, eps))
     h += grad * grad
     param -= lr * grad / (np.sqrt(h) + eps)
 
@@ -689,13 +682,16 @@ def rmsprop_update(
     eps: float = 1e-7,
 ) -> None:
     """RMSprop: h = decay_rate*h + (1 - decay_rate)*grad*grad; param -= lr*grad/(sqrt(h) + eps)."""
-    where = "rmsprop_update"
-    param, grad, (h,) = V.check_param_update(param, grad, (("h", h),), where)
-    lr = V.check_real(lr, "lr", where)
-    decay_rate = V.check_real(decay_rate, "decay_rate", where, low=0.0, high=1.0)
-    eps = V.check_real(eps, "eps", where, low=0.0)
+    param, grad, (h,), (lr, decay_rate, eps) = V.check_update(
+        "rmsprop_update", param, grad, (h,), (lr, decay_rate, eps)
+    )
     h[...] = decay_rate * h + (1 - decay_rate) * grad * grad
     param -= lr * grad / (np.sqrt(h) + eps)
+
+
+def _adam_step_size(lr: float, beta1: float, beta2: float, step: int) -> float:
+    """Adam's bias-corrected step size lr*sqrt(1 - beta2**step)/(1 - beta1**step)."""
+    return lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
 
 
 def adam_update(
@@ -714,14 +710,10 @@ def adam_update(
     step >= 1 is the 1-based update count. lr_t = lr*sqrt(1 - beta2**step)/(1 - beta1**step);
     m += (1 - beta1)*(g - m); v += (1 - beta2)*(g*g - v); param -= lr_t*m/(sqrt(v) + eps).
     """
-    where = "adam_update"
-    param, grad, (m, v) = V.check_param_update(param, grad, (("m", m), ("v", v)), where)
-    lr = V.check_real(lr, "lr", where)
-    beta1 = V.check_real(beta1, "beta1", where, low=0.0, high=1.0, high_open=True)
-    beta2 = V.check_real(beta2, "beta2", where, low=0.0, high=1.0, high_open=True)
-    step = V.check_int(step, "step", where, low=1)
-    eps = V.check_real(eps, "eps", where, low=0.0)
-    lr_t = lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+    param, grad, (m, v), (lr, beta1, beta2, step, eps) = V.check_update(
+        "adam_update", param, grad, (m, v), (lr, beta1, beta2, step, eps)
+    )
+    lr_t = _adam_step_size(lr, beta1, beta2, step)
     m += (1 - beta1) * (grad - m)
     v += (1 - beta2) * (grad * grad - v)
     param -= lr_t * m / (np.sqrt(v) + eps)
