@@ -115,8 +115,14 @@ def test_need_dx_false(rng):
 # DeepConvNet's six convolutions at batch 13: the forward runs over row-padded columns
 # (conv1, conv2) or over pixel rows in groups of images (conv3-conv6), and 13 images leave a
 # partial group on every thread count.
-DEEP_CONVS = [(1, 16, 28, 1), (16, 16, 28, 1), (16, 32, 14, 1), (32, 32, 14, 2), (32, 64, 7, 1),
-              (64, 64, 7, 1)]
+DEEP_CONVS = [
+    (1, 16, 28, 1),
+    (16, 16, 28, 1),
+    (16, 32, 14, 1),
+    (32, 32, 14, 2),
+    (32, 64, 7, 1),
+    (64, 64, 7, 1),
+]
 
 
 @pytest.mark.parametrize("c, k, hw, pad", DEEP_CONVS)
@@ -126,8 +132,9 @@ def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, rng):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)),
-                                    ((13, 32, 7, 7), (64, 32, 3, 3))])
+@pytest.mark.parametrize(
+    "xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)), ((13, 32, 7, 7), (64, 32, 3, 3))]
+)
 def test_bitwise_identical_for_any_thread_count(dtype, xs, ws, rng):
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
