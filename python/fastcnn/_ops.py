@@ -64,14 +64,19 @@ def _c(a: np.ndarray, dtype: Any = None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+def _unary_forward(where: str, x: np.ndarray) -> np.ndarray:
+    """_core.<where> elementwise into a new array of x's dtype (a 0-d x: the reference's)."""
+    x = V.check_unary_forward(x, where)
+    if x.ndim == 0:
+        return getattr(R, where)(x)
+    y = np.empty(x.shape, dtype=x.dtype)
+    getattr(_core, where)(_c(x), y)
+    return y
+
+
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """y = max(x, 0) elementwise, any shape, x's dtype; NaN propagates (and -0 gives +0)."""
-    x = V.check_unary_forward(x, "relu_forward")
-    if x.ndim == 0:
-        return R.relu_forward(x)
-    y = np.empty(x.shape, dtype=x.dtype)
-    _core.relu_forward(_c(x), y)
-    return y
+    return _unary_forward("relu_forward", x)
 
 
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -89,12 +94,7 @@ def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def sigmoid_forward(x: np.ndarray) -> np.ndarray:
     """y = 1 / (1 + exp(-x)) elementwise, x's dtype, through exp(-|x|) (never overflows)."""
-    x = V.check_unary_forward(x, "sigmoid_forward")
-    if x.ndim == 0:
-        return R.sigmoid_forward(x)
-    y = np.empty(x.shape, dtype=x.dtype)
-    _core.sigmoid_forward(_c(x), y)
-    return y
+    return _unary_forward("sigmoid_forward", x)
 
 
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
