@@ -33,3 +33,13 @@ def isa(request: pytest.FixtureRequest) -> Iterator[str]:
         yield request.param
     finally:
         fastcnn.set_isa(old)
+
+
+@pytest.fixture(params=["winograd", "direct"])
+def conv_algorithm(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test with Winograd F(2x2, 3x3) allowed for 3x3 stride-1 convolutions, and with
+    every convolution in the direct form."""
+    import fastcnn
+
+    with fastcnn.winograd(request.param == "winograd"):
+        yield request.param

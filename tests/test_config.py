@@ -69,6 +69,16 @@ def test_isa_selection_and_env_override():
     assert res.returncode != 0 and "unknown ISA 'bogus'" in res.stderr
 
 
+def test_winograd_switch_roundtrip_and_env_override():
+    assert fastcnn.get_winograd() is True
+    with fastcnn.winograd(False):
+        assert fastcnn.get_winograd() is False
+        assert fastcnn.config()["winograd"] is False
+    assert fastcnn.get_winograd() is True
+    res = _run("import fastcnn; print(fastcnn.get_winograd())", FASTCNN_WINOGRAD="0")
+    assert res.stdout.strip() == "False", res.stderr
+
+
 def test_cpu_features_agree_with_isas():
     feats = fastcnn.cpu_features()
     assert set(feats) >= {"avx2", "fma", "avx512f"}
@@ -85,6 +95,7 @@ def test_show_config_and_info_command():
     assert f"fastcnn {fastcnn.__version__}" in text
     assert f"threads:         {fastcnn.get_num_threads()}" in text
     assert f"kernel isa:      {fastcnn.get_isa()}" in text
+    assert "winograd conv:   on" in text
     res = subprocess.run(
         [sys.executable, "-m", "fastcnn", "info"], capture_output=True, text=True, timeout=120
     )

@@ -38,7 +38,7 @@ def _check_case(rng, xs, ws, stride, pad, dtype, bias=True):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_random_shapes_match_reference(dtype, rng):
+def test_random_shapes_match_reference(dtype, conv_algorithm, rng):
     for _ in range(40):
         xs, ws, stride, pad = _random_case(rng, max_c=16, max_hw=20)
         _check_case(rng, xs, ws, stride, pad, dtype, bias=bool(rng.integers(0, 2)))
@@ -51,12 +51,13 @@ def test_wide_channels_match_reference(dtype, rng):
         _check_case(rng, xs, ws, stride, pad, dtype)
 
 
-def test_every_isa_matches_reference(isa, rng):
+def test_every_isa_matches_reference(isa, conv_algorithm, rng):
     for dtype in (np.float32, np.float64):
         for xs, ws, stride, pad in [
             ((2, 3, 9, 11), (5, 3, 3, 3), 1, 1),
             ((3, 7, 13, 6), (17, 7, 2, 4), (2, 1), (1, 3)),
             ((1, 1, 28, 28), (16, 1, 3, 3), 1, 1),
+            ((3, 19, 9, 7), (21, 19, 3, 3), 1, 2),  # Winograd: ragged channels, odd edges
         ]:
             _check_case(rng, xs, ws, stride, pad, dtype)
 
@@ -126,7 +127,7 @@ DEEP_CONVS = [
 
 
 @pytest.mark.parametrize("c, k, hw, pad", DEEP_CONVS)
-def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, rng):
+def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, conv_algorithm, rng):
     for dtype in (np.float32, np.float64):
         _check_case(rng, (13, c, hw, hw), (k, c, 3, 3), 1, pad, dtype)
 
@@ -135,7 +136,7 @@ def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, rng):
 @pytest.mark.parametrize(
     "xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)), ((13, 32, 7, 7), (64, 32, 3, 3))]
 )
-def test_bitwise_identical_for_any_thread_count(dtype, xs, ws, rng):
+def test_bitwise_identical_for_any_thread_count(dtype, xs, ws, conv_algorithm, rng):
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype)
@@ -147,6 +148,67 @@ def test_bitwise_identical_for_any_thread_count(dtype, xs, ws, rng):
     for other in results[1:]:
         for a, e in zip(other, results[0]):
             np.testing.assert_array_equal(a, e)
+
+
+# Winograd F(2x2, 3x3): odd output sizes (edge tiles with one column or row), padding beyond
+# the window (whole tiles of zeros), the channel threshold, ragged vector tails, images wide
+# enough that a block holds a single row of tiles, and batches whose blocks span images.
+WINOGRAD_CASES = [
+    ((3, 8, 5, 6), (8, 8, 3, 3), 1, 0),
+    ((2, 9, 7, 9), (13, 9, 3, 3), 1, (1, 3)),
+    ((5, 16, 1, 2), (24, 16, 3, 3), 1, (2, 1)),
+    ((1, 40, 66, 70), (72, 40, 3, 3), 1, 1),
+    ((7, 33, 3, 3), (17, 33, 3, 3), 1, 1),
+]
+
+
+@pytest.mark.parametrize("xs, ws, stride, pad", WINOGRAD_CASES)
+def test_winograd_matches_reference_and_runs(xs, ws, stride, pad, rng):
+    """Winograd agrees with the reference (and so with the direct form) within the tolerance,
+    forward, dx and dW, for both dtypes, and it is really the path taken: its rounding
+    differs from the direct form's."""
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        b = rng.standard_normal(ws[0]).astype(dtype)
+        with fastcnn.winograd(True):
+            y = fast.conv2d_forward(x, w, b, stride, pad)
+        with fastcnn.winograd(False):
+            y_direct = fast.conv2d_forward(x, w, b, stride, pad)
+        want = ref.conv2d_forward(x, w, b, stride, pad)
+        assert_close(y, want, dtype)
+        assert_close(y_direct, want, dtype)
+        assert not np.array_equal(y, y_direct)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        with fastcnn.winograd(True):
+            got = fast.conv2d_backward(dy, x, w, stride, pad)
+        with fastcnn.winograd(False):
+            direct = fast.conv2d_backward(dy, x, w, stride, pad)
+        for a, d, e in zip(got, direct, ref.conv2d_backward(dy, x, w, stride, pad)):
+            assert_close(a, e, dtype)
+            assert_close(d, e, dtype)
+        if max(np.broadcast_to(pad, 2)) < 3:  # dx runs as a (Winograd) forward convolution
+            assert not np.array_equal(got[0], direct[0])
+        assert not np.array_equal(got[1], direct[1])  # dW
+
+
+def test_winograd_switch_and_its_fallbacks(rng):
+    """set_winograd validates its argument; off, and for shapes Winograd does not take
+    (stride 2, 5x5 windows, few channels), results equal the direct form's bits."""
+    with pytest.raises(TypeError, match="enabled must be a bool"):
+        fastcnn.set_winograd(1)  # type: ignore[arg-type]
+    for xs, ws, stride in [
+        ((2, 16, 9, 9), (16, 16, 3, 3), 2),
+        ((2, 16, 9, 9), (16, 16, 5, 5), 1),
+        ((2, 4, 9, 9), (16, 4, 3, 3), 1),
+        ((2, 16, 9, 9), (4, 16, 3, 3), 1),
+    ]:
+        x = rng.standard_normal(xs).astype(np.float32)
+        w = rng.standard_normal(ws).astype(np.float32)
+        with fastcnn.winograd(True):
+            y = fast.conv2d_forward(x, w, None, stride, 1)
+        with fastcnn.winograd(False):
+            np.testing.assert_array_equal(y, fast.conv2d_forward(x, w, None, stride, 1))
 
 
 def _raises_like_reference(fn_name, *args, **kwargs):
@@ -199,10 +261,13 @@ def _assert_same_non_finite(got, want, dtype):
         ((2, 4, 9, 8), (5, 4, 3, 3), 2, 1),  # strided
     ],
 )
-def test_non_finite_values_stay_where_the_reference_has_them(xs, ws, stride, pad, dtype, rng):
+def test_non_finite_values_stay_where_the_reference_has_them(
+    xs, ws, stride, pad, dtype, conv_algorithm, rng
+):
     """inf/NaN in x or w reach exactly the outputs the reference's sums reach: the fast paths
     that compute over padding (row-padded forward columns, dx as a forward convolution) must
-    not turn 0 * inf into NaN elsewhere."""
+    not turn 0 * inf into NaN elsewhere, and Winograd's transforms must not turn inf - inf
+    into NaN (it hands such inputs to the direct form)."""
     x = rng.standard_normal(xs).astype(dtype)
     w = rng.standard_normal(ws).astype(dtype)
     x[0, 0, 1, -1] = np.inf
@@ -212,15 +277,18 @@ def test_non_finite_values_stay_where_the_reference_has_them(xs, ws, stride, pad
     w_inf = w.copy()
     w_inf[0, 0, 0, 0] = np.inf
     b = rng.standard_normal(ws[0]).astype(dtype)
+    x_finite = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)
+    dy_inf = dy.copy()
+    dy_inf[-1, 0, 0, -1] = -np.inf
     with np.errstate(invalid="ignore", over="ignore"):
-        for xx, ww in ((x, w), (np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0), w_inf)):
+        for xx, ww, dd in ((x, w, dy), (x_finite, w_inf, dy), (x_finite, w, dy_inf)):
             _assert_same_non_finite(
                 [fast.conv2d_forward(xx, ww, b, stride, pad)],
                 [ref.conv2d_forward(xx, ww, b, stride, pad)],
                 dtype,
             )
-            got = fast.conv2d_backward(dy, xx, ww, stride, pad)
-            want = ref.conv2d_backward(dy, xx, ww, stride, pad)
+            got = fast.conv2d_backward(dd, xx, ww, stride, pad)
+            want = ref.conv2d_backward(dd, xx, ww, stride, pad)
             _assert_same_non_finite(got, want, dtype)
 
 

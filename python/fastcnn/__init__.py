@@ -29,6 +29,9 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "available_isas": ("fastcnn._config", "available_isas"),
     "get_isa": ("fastcnn._config", "get_isa"),
     "set_isa": ("fastcnn._config", "set_isa"),
+    "get_winograd": ("fastcnn._config", "get_winograd"),
+    "set_winograd": ("fastcnn._config", "set_winograd"),
+    "winograd": ("fastcnn._config", "winograd"),
     "config": ("fastcnn._config", "config"),
     "show_config": ("fastcnn._config", "show_config"),
 }
@@ -43,10 +46,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         cpu_features,
         get_isa,
         get_num_threads,
+        get_winograd,
         set_isa,
         set_num_threads,
+        set_winograd,
         show_config,
         threads,
+        winograd,
     )
     from fastcnn._gemm import gemm  # noqa: F401
 

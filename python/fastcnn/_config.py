@@ -1,7 +1,8 @@
-"""Runtime configuration of the compiled core: threads, CPU features and the kernel ISA.
+"""Runtime configuration of the compiled core: threads, CPU features, the kernel ISA and the
+convolution algorithm.
 
-Thread count and ISA are process-wide settings of ``fastcnn._core``; this module only
-validates arguments and presents them.
+Thread count, ISA and the Winograd switch are process-wide settings of ``fastcnn._core``; this
+module only validates arguments and presents them.
 """
 
 from __future__ import annotations
@@ -68,6 +69,36 @@ def set_isa(name: str) -> None:
     _core.set_isa(name)
 
 
+def get_winograd() -> bool:
+    """Whether 3x3, stride-1 convolutions with at least 8 input and output channels use the
+    Winograd F(2x2, 3x3) algorithm (the default) rather than the direct im2col-GEMM form."""
+    return bool(_core.get_winograd())
+
+
+def set_winograd(enabled: bool) -> None:
+    """Allow or forbid the Winograd F(2x2, 3x3) convolution (process-wide); FASTCNN_WINOGRAD=0
+    forbids it at import.
+
+    Winograd needs 2.25x fewer multiplies but rounds differently from the direct sum (well
+    within float32's tolerance against the reference); turn it off to get the direct form's
+    rounding.
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_winograd: enabled must be a bool, got {type(enabled).__name__}")
+    _core.set_winograd(enabled)
+
+
+@contextlib.contextmanager
+def winograd(enabled: bool) -> Iterator[None]:
+    """Context manager running its body with Winograd allowed or not, then restoring it."""
+    old = get_winograd()
+    set_winograd(enabled)
+    try:
+        yield
+    finally:
+        _core.set_winograd(old)
+
+
 def config() -> dict[str, Any]:
     """Everything ``show_config`` prints, as a dict."""
     return {
@@ -80,6 +111,7 @@ def config() -> dict[str, Any]:
         "cpu_features": cpu_features(),
         "available_isas": available_isas(),
         "isa": get_isa(),
+        "winograd": get_winograd(),
         "kernels": dict(_core.kernel_info()),
         "build": dict(_core.build_info),
     }
@@ -98,6 +130,7 @@ def show_config(file: TextIO | None = None) -> None:
         f"  kernel isa:      {cfg['isa']} (available: {', '.join(cfg['available_isas'])})",
     ]
     lines += [f"  {name + ' kernel:':<17}{kernel}" for name, kernel in cfg["kernels"].items()]
+    lines.append(f"  winograd conv:   {'on' if cfg['winograd'] else 'off'} (3x3, stride 1)")
     build = cfg["build"]
     lines.append(f"  build:           {build['compiler']}, OpenMP {build['openmp']}")
     print("\n".join(lines), file=out)

@@ -4,6 +4,7 @@
 #include "bindings/bindings.h"
 #include "common/cpu.h"
 #include "common/parallel.h"
+#include "conv/conv.h"
 #include "gemm/ukernel.h"
 
 namespace fastcnn::bind {
@@ -31,6 +32,8 @@ void bind_common(py::module_& m) {
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); },
         py::arg("name"));
+  m.def("get_winograd", &winograd_enabled);
+  m.def("set_winograd", &set_winograd_enabled, py::arg("enabled"));
   m.def("kernel_info", [] {
     py::dict d;
     d["f32_gemm"] = gemm_config<float>().name;

@@ -12,7 +12,8 @@
 //    group of images, im2col^T . W^T with output pixels as rows, read by the indirect-A
 //    micro-kernel at pixel offset + base; the result is transposed into y.
 // Backward-data runs as a forward convolution where it can; the weight gradient reads x in
-// place too (see backward_weights_chunk). Threads split the batch; weight gradients are
+// place too (see backward_weights_chunk). 3 x 3 unit-stride convolutions with enough channels
+// take the Winograd F(2x2, 3x3) form instead (winograd.h), forward and weight gradient. Threads split the batch; weight gradients are
 // summed over fixed chunks of images, then over chunks in order.
 #include "conv/conv.h"
 
@@ -22,6 +23,9 @@
 
 #include "common/memory.h"
 #include "common/parallel.h"
+#include "conv/conv_internal.h"
+#include "conv/conv_kernels.h"
+#include "conv/winograd.h"
 #include "gemm/gemm_driver.h"
 #include "gemm/pack.h"
 
@@ -42,16 +46,6 @@ struct PaddedGeometry {
     }
   }
 };
-
-// cfg with its KC block shrunk so that K splits into equal blocks (K = 288 with KC = 256 would
-// otherwise leave a 32-deep block that costs a whole extra pass over the C tiles).
-template <class T>
-GemmConfig<T> balanced_kc(const GemmConfig<T>& cfg, int64_t K) {
-  GemmConfig<T> out = cfg;
-  const int64_t blocks = std::max<int64_t>(1, ceil_div(K, cfg.kc));
-  out.kc = std::min(cfg.kc, round_up(ceil_div(K, blocks), 8));
-  return out;
-}
 
 // Elements past a padded image that forward_columns' edge tiles may read (at most NR - 1).
 constexpr int64_t kPanelSlack = 32;
@@ -89,13 +83,6 @@ void pad_images(const Geometry2d& g, const PaddedGeometry& pg, const T* x, int64
 // Columns of the row-padded forward product (column j = p*Wp + q, for unit strides).
 inline int64_t row_padded_count(const Geometry2d& g, const PaddedGeometry& pg) {
   return (g.p - 1) * pg.wp + g.q;
-}
-
-// y = v + bias, or relu(v + bias): the forward epilogue. NaN propagates, as in relu_forward.
-template <class T>
-inline T output_value(T v, T bias, bool relu) {
-  const T out = v + bias;
-  return relu && out <= T(0) ? T(0) : out;
 }
 
 // Forward for unit strides over row-padded columns (column j = p*Wp + q): per image,
@@ -173,6 +160,7 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
                     const T* x, const T* w, const T* b, T* y, bool relu) {
   const int64_t pq = g.p * g.q, image = g.c * pg.plane, group = images_per_group<T>(g, pg);
   const PrepackedPanels<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
+  const ConvKernels<T> kernels = conv_kernels<T>();
   const std::vector<int64_t> pixel_offset = pixel_offsets(g, pg, group);
   parallel_run(threads_for(g.n), [&](int tid, int nt) {
     int64_t n0, n1;
@@ -196,13 +184,8 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
         }
       }
       for (int64_t i = 0; i < images; ++i) {
-        T* yn = y + (ng + i) * g.k * pq;
-        const T* src = prod.data() + i * pq * g.k;
-        for (int64_t k = 0; k < g.k; ++k) {
-          const T bias = b != nullptr ? b[k] : T(0);
-          for (int64_t j = 0; j < pq; ++j)
-            yn[k * pq + j] = output_value(src[j * g.k + k], bias, relu);
-        }
+        kernels.from_pixel_major(prod.data() + i * pq * g.k, pq, g.k, g.k, b, relu,
+                                 y + (ng + i) * g.k * pq, pq);
       }
     }
   });
@@ -219,6 +202,7 @@ inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
+  if (winograd_applies(g) && conv2d_forward_winograd(g, x, w, b, y, relu)) return;
   const PaddedGeometry pg(g);
   const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
   const int64_t group_pixels = images_per_group<T>(g, pg) * pq;
@@ -304,21 +288,6 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
 
 namespace {
 
-// Sum of v[0:n] in a fixed order that vectorises: 16 interleaved partial sums, then those in
-// order. (A single running sum is one long dependency chain of adds.)
-template <class T>
-T lane_sum(const T* v, int64_t n) {
-  constexpr int kLanes = 16;
-  T acc[kLanes] = {};
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += v[j + l];
-  for (int l = 0; j < n; ++j, ++l) acc[l] += v[j];
-  T sum = T(0);
-  for (int l = 0; l < kLanes; ++l) sum += acc[l];
-  return sum;
-}
-
 // B = dy^T for pixels [pc, pc + kc) of a group of images (pixel j = n*PQ + p is pixel p of
 // image n; dyg is the group's first image), packed into NR-column panels of its K columns.
 template <class T>
@@ -392,6 +361,7 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
 template <class T>
 void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   g.validate("conv2d_backward_weights");
+  if (winograd_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
   const PaddedGeometry pg(g);
   const WeightGradientPlan<T> plan(g, pg);
   // Fixed chunks of images, independent of the thread count. A chunk's partial sums are

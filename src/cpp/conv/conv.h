@@ -7,6 +7,12 @@
 
 namespace fastcnn {
 
+// Whether 3 x 3, unit-stride convolutions may use the Winograd F(2x2, 3x3) form (winograd.h):
+// on by default, off when the environment has FASTCNN_WINOGRAD=0 at start-up, or as set here.
+// Off, every convolution takes the direct form, with the rounding of an im2col GEMM.
+bool winograd_enabled();
+void set_winograd_enabled(bool enabled);
+
 // y = conv(x, w) + b (b may be null); relu != 0 applies max(y, 0) in the same pass.
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu);

@@ -1,0 +1,333 @@
+// The convolution kernels that are not GEMM micro-kernels: the Winograd F(2x2, 3x3) tile
+// transforms and the transposing copies between channel-major (NCHW) and pixel-major (HWC)
+// layouts, written once over GCC vector extensions. Include it ONLY from a
+// kernels/conv_kernels__<isa>.cpp file compiled with that ISA's flags: each instantiates the
+// kernels for its ISA (declared in conv/conv_kernels.h).
+//
+// Winograd F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
+// 2016): per tile, with d the 4 x 4 input window, g a 3 x 3 filter and m = U (.) V the 4 x 4
+// elementwise product summed over input channels, the 2 x 2 output is A^T m A where
+//   V = B^T d B,  B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],
+//   U = G g G^T,  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
+//   A^T = [1 1 1 0; 0 1 -1 -1].
+// Transform point xi = 4*i + j holds row i, column j of V, U and m.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "conv/conv_kernels.h"
+
+// Vector values never cross an ABI boundary here (everything is inlined, with internal
+// linkage), so GCC's note that 32-byte vectors pass differently without AVX does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace fastcnn {
+
+// Internal linkage: every ISA's file compiles its own copy of these templates with its own
+// flags (shared instances would let the linker keep one ISA's code for all).
+namespace {
+
+// Vectors of kBytes (GCC vector extensions: one register of the ISA the file is compiled for,
+// or several of a narrower one) and plain scalars run the same transform code, so a channel
+// gets the same bits in the vector body or the scalar tail.
+template <class T, int kBytes>
+struct WinogradVec {
+  typedef T V __attribute__((vector_size(kBytes)));
+  static constexpr int kLanes = kBytes / static_cast<int>(sizeof(T));
+  static V load(const T* p) {
+    V v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static void store(T* p, V v) { __builtin_memcpy(p, &v, sizeof v); }
+};
+
+// V = B^T d B for one vector (or scalar) U of channels: load(i, j) reads window pixel (i, j),
+// store(xi, v) writes point xi.
+template <class U, class Load, class Store>
+inline __attribute__((always_inline)) void input_tile(Load&& load, Store&& store) {
+  U w[4][4];  // B^T d: rows combined, column by column
+  for (int j = 0; j < 4; ++j) {
+    const U d0 = load(0, j), d1 = load(1, j), d2 = load(2, j), d3 = load(3, j);
+    w[0][j] = d0 - d2;
+    w[1][j] = d1 + d2;
+    w[2][j] = d2 - d1;
+    w[3][j] = d1 - d3;
+  }
+  for (int i = 0; i < 4; ++i) {  // (B^T d) B: columns combined
+    store(4 * i + 0, w[i][0] - w[i][2]);
+    store(4 * i + 1, w[i][1] + w[i][2]);
+    store(4 * i + 2, w[i][2] - w[i][1]);
+    store(4 * i + 3, w[i][1] - w[i][3]);
+  }
+}
+
+// A^T m A for one vector (or scalar) U of output channels: load(xi) reads point xi,
+// store(i, j, v) writes output pixel (i, j).
+template <class U, class Load, class Store>
+inline __attribute__((always_inline)) void output_tile(Load&& load, Store&& store) {
+  U s[2][4];  // A^T m
+  for (int j = 0; j < 4; ++j) {
+    const U m0 = load(j), m1 = load(4 + j), m2 = load(8 + j), m3 = load(12 + j);
+    s[0][j] = m0 + m1 + m2;
+    s[1][j] = m1 - m2 - m3;
+  }
+  for (int i = 0; i < 2; ++i) {
+    store(i, 0, s[i][0] + s[i][1] + s[i][2]);
+    store(i, 1, s[i][1] - s[i][2] - s[i][3]);
+  }
+}
+
+// v[xi*vs + t*C + c] = V(xi) of channel c of tile t, whose 4 x 4 window starts at
+// x + off[t] in a pixel-major (HWC) image: pixel (i, j) of the window at x + off[t] + i*ws +
+// j*C, channel c at + c.
+template <class T, int kBytes>
+void winograd_input_f2x3(int64_t C, int64_t ntiles, const T* x, const int64_t* off, int64_t ws,
+                         T* v, int64_t vs) {
+  using W = WinogradVec<T, kBytes>;
+  using V = typename W::V;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const T* d = x + off[t];
+    T* out = v + t * C;
+    int64_t c = 0;
+    for (; c + W::kLanes <= C; c += W::kLanes) {
+      input_tile<V>([&](int i, int j) { return W::load(d + i * ws + j * C + c); },
+                    [&](int xi, V r) { W::store(out + xi * vs + c, r); });
+    }
+    for (; c < C; ++c) {
+      input_tile<T>([&](int i, int j) { return d[i * ws + j * C + c]; },
+                    [&](int xi, T r) { out[xi * vs + c] = r; });
+    }
+  }
+}
+
+// The 2 x 2 outputs A^T m A of tiles t from m[xi*ms + t*K + k], written pixel-major: pixel
+// (i, j) of tile t at y[off[t] + i*ys + j*K + k], for the pixels inside the output (edge[t]
+// bit 0: the tile has a right column, bit 1: a bottom row).
+template <class T, int kBytes>
+void winograd_output_f2x3(int64_t K, int64_t ntiles, const T* m, int64_t ms, T* y,
+                          const int64_t* off, const uint8_t* edge, int64_t ys) {
+  using W = WinogradVec<T, kBytes>;
+  using V = typename W::V;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const T* src = m + t * K;
+    T* out = y + off[t];
+    const int rows = edge[t] & 2 ? 2 : 1, cols = edge[t] & 1 ? 2 : 1;
+    int64_t k = 0;
+    for (; k + W::kLanes <= K; k += W::kLanes) {
+      output_tile<V>([&](int xi) { return W::load(src + xi * ms + k); },
+                     [&](int i, int j, V r) {
+                       if (i < rows && j < cols) W::store(out + i * ys + j * K + k, r);
+                     });
+    }
+    for (; k < K; ++k) {
+      output_tile<T>([&](int xi) { return src[xi * ms + k]; },
+                     [&](int i, int j, T r) {
+                       if (i < rows && j < cols) out[i * ys + j * K + k] = r;
+                     });
+    }
+  }
+}
+
+// Z = A g A^T, the transform a weight gradient applies to a 2 x 2 tile g of dy (the adjoint
+// of the output transform): load(i, j) reads dy pixel (i, j) of the tile, store(xi, v) writes
+// point xi. A = [1 0; 1 1; 1 -1; 0 -1].
+template <class U, class Load, class Store>
+inline __attribute__((always_inline)) void dy_tile(Load&& load, Store&& store) {
+  U z[4][2];  // A g: rows expanded, column by column
+  for (int j = 0; j < 2; ++j) {
+    const U g0 = load(0, j), g1 = load(1, j);
+    z[0][j] = g0;
+    z[1][j] = g0 + g1;
+    z[2][j] = g0 - g1;
+    z[3][j] = -g1;
+  }
+  for (int i = 0; i < 4; ++i) {  // (A g) A^T: columns expanded
+    store(4 * i + 0, z[i][0]);
+    store(4 * i + 1, z[i][0] + z[i][1]);
+    store(4 * i + 2, z[i][0] - z[i][1]);
+    store(4 * i + 3, -z[i][1]);
+  }
+}
+
+// Z of tiles t < ntiles from pixel-major dy (pixel (i, j) of tile t at dy + off[t] + i*ys +
+// j*K, channel k at + k; pixels outside the output, per edge[t], count as 0), written as the
+// packed B operand of the weight gradient's GEMMs: channel k of tile t at z[xi*zs +
+// (k / nr)*ntiles*nr + t*nr + k % nr], with the last panel's columns past K zero.
+template <class T, int kBytes>
+void winograd_dy_f2x3(int64_t K, int64_t ntiles, const T* dy, const int64_t* off,
+                      const uint8_t* edge, int64_t ys, T* z, int64_t zs, int64_t nr) {
+  using W = WinogradVec<T, kBytes>;
+  using V = typename W::V;
+  const int64_t kpad = (K + nr - 1) / nr * nr;
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const T* src = dy + off[t];
+    const int rows = edge[t] & 2 ? 2 : 1, cols = edge[t] & 1 ? 2 : 1;
+    auto out = [&](int xi, int64_t k) { return z + xi * zs + (k / nr) * ntiles * nr + t * nr + k % nr; };
+    int64_t k = 0;
+    for (; k + W::kLanes <= K && (k % nr) + W::kLanes <= nr; k += W::kLanes) {
+      dy_tile<V>(
+          [&](int i, int j) { return i < rows && j < cols ? W::load(src + i * ys + j * K + k) : V{}; },
+          [&](int xi, V r) { W::store(out(xi, k), r); });
+    }
+    for (; k < kpad; ++k) {
+      dy_tile<T>(
+          [&](int i, int j) {
+            return k < K && i < rows && j < cols ? src[i * ys + j * K + k] : T(0);
+          },
+          [&](int xi, T r) { *out(xi, k) = r; });
+    }
+  }
+}
+
+// Transposing copies, a block of L x L values at a time (L = 32 bytes of T: 8 floats or 4
+// doubles) through registers; the edges element by element.
+template <class T>
+struct Block {
+  static constexpr int L = 32 / static_cast<int>(sizeof(T));
+  using W = WinogradVec<T, 32>;
+  using V = typename W::V;
+};
+
+// r[l] <- column l of the 8 x 8 block of rows r[0..8) (the unpack / shuffle / lane-swap
+// sequence of an AVX transpose).
+inline void transpose_block(WinogradVec<float, 32>::V* r) {
+  typedef int32_t M __attribute__((vector_size(32)));
+  using V = WinogradVec<float, 32>::V;
+  const M lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+  const M lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const M lane_lo = {0, 1, 2, 3, 8, 9, 10, 11}, lane_hi = {4, 5, 6, 7, 12, 13, 14, 15};
+  V t[8], s[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shuffle(r[i], r[i + 1], lo);
+    t[i + 1] = __builtin_shuffle(r[i], r[i + 1], hi);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    s[i] = __builtin_shuffle(t[i], t[i + 2], lo2);
+    s[i + 1] = __builtin_shuffle(t[i], t[i + 2], hi2);
+    s[i + 2] = __builtin_shuffle(t[i + 1], t[i + 3], lo2);
+    s[i + 3] = __builtin_shuffle(t[i + 1], t[i + 3], hi2);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = __builtin_shuffle(s[i], s[i + 4], lane_lo);
+    r[i + 4] = __builtin_shuffle(s[i], s[i + 4], lane_hi);
+  }
+}
+
+// The same for a 4 x 4 block of doubles.
+inline void transpose_block(WinogradVec<double, 32>::V* r) {
+  typedef int64_t M __attribute__((vector_size(32)));
+  using V = WinogradVec<double, 32>::V;
+  const M lo = {0, 4, 2, 6}, hi = {1, 5, 3, 7}, lane_lo = {0, 1, 4, 5}, lane_hi = {2, 3, 6, 7};
+  const V t0 = __builtin_shuffle(r[0], r[1], lo), t1 = __builtin_shuffle(r[0], r[1], hi);
+  const V t2 = __builtin_shuffle(r[2], r[3], lo), t3 = __builtin_shuffle(r[2], r[3], hi);
+  r[0] = __builtin_shuffle(t0, t2, lane_lo);
+  r[1] = __builtin_shuffle(t1, t3, lane_lo);
+  r[2] = __builtin_shuffle(t0, t2, lane_hi);
+  r[3] = __builtin_shuffle(t1, t3, lane_hi);
+}
+
+// Calls block(i, j) over L x L blocks covering [0, rows) x [0, cols), and element(i, j) for
+// the rest when rows or cols is under L. The last block of each row and column overlaps the
+// one before instead of leaving a ragged edge: its elements are written twice with the same
+// value.
+template <int L, class BlockFn, class ElementFn>
+inline __attribute__((always_inline)) void for_each_block(int64_t rows, int64_t cols,
+                                                         BlockFn&& block, ElementFn&& element) {
+  if (rows < L || cols < L) {
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) element(i, j);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < rows; i0 += L) {
+    const int64_t i = std::min<int64_t>(i0, rows - L);
+    for (int64_t j0 = 0; j0 < cols; j0 += L) block(i, std::min<int64_t>(j0, cols - L));
+  }
+}
+
+// Channel rows into pixel-major order: value j of row i, src[i*lds + j], goes to
+// dst[(j / run)*drs + (j % run)*ldd + i] for i < rows, j < cols (runs of `run` pixels, an
+// image row, start drs apart: a padded pixel-major image). Returns false when a value is
+// infinite or NaN (v - v is 0 only for finite v; the sums stay 0 or become NaN).
+template <class T>
+bool to_pixel_major(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, int64_t ldd,
+                    int64_t run, int64_t drs) {
+  constexpr int L = Block<T>::L;
+  using W = typename Block<T>::W;
+  using V = typename Block<T>::V;
+  V acc[L] = {};
+  bool finite = true;
+  auto out = [&](int64_t j) { return dst + (j / run) * drs + (j % run) * ldd; };
+  for_each_block<L>(
+      rows, cols,
+      [&](int64_t i, int64_t j) {
+        V r[L];
+        for (int l = 0; l < L; ++l) {
+          r[l] = W::load(src + (i + l) * lds + j);
+          acc[l] += r[l] - r[l];
+        }
+        transpose_block(r);
+        for (int l = 0; l < L; ++l) W::store(out(j + l) + i, r[l]);
+      },
+      [&](int64_t i, int64_t j) {
+        const T v = src[i * lds + j];
+        out(j)[i] = v;
+        finite &= (v - v) == T(0);
+      });
+  for (int l = 0; l < L; ++l)
+    for (int e = 0; e < L; ++e) finite &= acc[l][e] == T(0);
+  return finite;
+}
+
+// y[k*plane + j] = src[j*lds + k] + b[k] (b may be null), then max(., 0) if relu (NaN stays),
+// for pixels j < count and channels k < K: pixel-major products into NCHW.
+template <class T>
+void from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const T* b,
+                      bool relu, T* y, int64_t plane) {
+  constexpr int L = Block<T>::L;
+  using W = typename Block<T>::W;
+  using V = typename Block<T>::V;
+  for_each_block<L>(
+      K, count,
+      [&](int64_t k, int64_t j) {
+        V r[L];
+        for (int l = 0; l < L; ++l) r[l] = W::load(src + (j + l) * lds + k);
+        transpose_block(r);
+        for (int l = 0; l < L; ++l) {
+          V out = r[l] + (b != nullptr ? b[k + l] : T(0));
+          if (relu) out = out <= V{} ? V{} : out;
+          W::store(y + (k + l) * plane + j, out);
+        }
+      },
+      [&](int64_t k, int64_t j) {
+        const T out = src[j * lds + k] + (b != nullptr ? b[k] : T(0));
+        y[k * plane + j] = relu && out <= T(0) ? T(0) : out;
+      });
+}
+
+}  // namespace
+
+// Defines the ISA's kernels (declared in conv/conv_kernels.h) for float and double.
+#define FASTCNN_DEFINE_CONV_KERNELS_FOR(dt, T, isa, bytes)                                    \
+  FASTCNN_DECLARE_WINOGRAD_INPUT(dt##_winograd_input_f2x3__##isa, T) {                         \
+    winograd_input_f2x3<T, bytes>(C, ntiles, x, off, ws, v, vs);                              \
+  }                                                                                           \
+  FASTCNN_DECLARE_WINOGRAD_OUTPUT(dt##_winograd_output_f2x3__##isa, T) {                       \
+    winograd_output_f2x3<T, bytes>(K, ntiles, m, ms, y, off, edge, ys);                       \
+  }                                                                                           \
+  FASTCNN_DECLARE_WINOGRAD_DY(dt##_winograd_dy_f2x3__##isa, T) {                               \
+    winograd_dy_f2x3<T, bytes>(K, ntiles, dy, off, edge, ys, z, zs, nr);                      \
+  }                                                                                           \
+  FASTCNN_DECLARE_TO_PIXEL_MAJOR(dt##_to_pixel_major__##isa, T) {                              \
+    return to_pixel_major<T>(src, rows, cols, lds, dst, ldd, run, drs);                                 \
+  }                                                                                           \
+  FASTCNN_DECLARE_FROM_PIXEL_MAJOR(dt##_from_pixel_major__##isa, T) {                          \
+    from_pixel_major<T>(src, count, K, lds, b, relu, y, plane);                               \
+  }
+// bytes: the vector width the Winograd transforms compute in.
+#define FASTCNN_DEFINE_CONV_KERNELS(isa, bytes)           \
+  FASTCNN_DEFINE_CONV_KERNELS_FOR(f32, float, isa, bytes) \
+  FASTCNN_DEFINE_CONV_KERNELS_FOR(f64, double, isa, bytes)
+
+}  // namespace fastcnn

@@ -1,0 +1,339 @@
+// The Winograd F(2x2, 3x3) forward driver (see winograd.h). Threads split the batch's rows of
+// output tiles; each thread runs blocks of tile rows sized so that a block's transformed
+// input and products (16 x tiles x (C + K) values) stay in L2. Every output is computed by
+// the same operations in any block, so results are the same bits for any thread count.
+#include "conv/winograd.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/memory.h"
+#include "common/parallel.h"
+#include "conv/conv.h"
+#include "conv/conv_internal.h"
+#include "conv/conv_kernels.h"
+#include "gemm/gemm_driver.h"
+#include "gemm/pack.h"
+
+namespace fastcnn {
+
+namespace {
+
+// U = G g G^T for every filter: u[xi*C*K + c*K + k] (for each point xi, a C x K matrix, the
+// B operand of that point's GEMM).
+template <class T>
+void transform_weights(const Geometry2d& g, const T* w, T* u) {
+  const int64_t C = g.c, K = g.k, plane = C * K;
+  const T half = T(0.5);
+  for (int64_t k = 0; k < K; ++k) {
+    for (int64_t c = 0; c < C; ++c) {
+      const T* f = w + (k * C + c) * 9;
+      T gg[4][3];  // G g: rows of the filter combined
+      for (int j = 0; j < 3; ++j) {
+        gg[0][j] = f[j];
+        gg[1][j] = half * (f[j] + f[3 + j] + f[6 + j]);
+        gg[2][j] = half * (f[j] - f[3 + j] + f[6 + j]);
+        gg[3][j] = f[6 + j];
+      }
+      T* dst = u + c * K + k;
+      for (int i = 0; i < 4; ++i) {  // (G g) G^T: columns combined
+        dst[(4 * i + 0) * plane] = gg[i][0];
+        dst[(4 * i + 1) * plane] = half * (gg[i][0] + gg[i][1] + gg[i][2]);
+        dst[(4 * i + 2) * plane] = half * (gg[i][0] - gg[i][1] + gg[i][2]);
+        dst[(4 * i + 3) * plane] = gg[i][2];
+      }
+    }
+  }
+}
+
+// Rows [r0, r1) of image xn (C x H x W) zero-padded (ph rows above, pw columns left, zeros
+// up to wp columns and below), pixel-major: dst[((r - r0)*wp + j)*C + c]. Returns false when
+// a copied value is infinite or NaN.
+template <class T>
+bool copy_rows_pixel_major(const ConvKernels<T>& kernels, const Geometry2d& g, int64_t wp,
+                           const T* xn, int64_t r0, int64_t r1, T* dst) {
+  const int64_t C = g.c, row = wp * C;
+  // Image rows [h0, h1) land in rows [h0 + ph - r0, h1 + ph - r0) of dst; the rest is zero.
+  const int64_t h0 = std::clamp<int64_t>(r0 - g.ph, 0, g.h), h1 = std::clamp<int64_t>(r1 - g.ph, 0, g.h);
+  const int64_t first = h0 + g.ph - r0, last = std::max(first, h1 + g.ph - r0);
+  std::fill(dst, dst + first * row, T(0));
+  std::fill(dst + last * row, dst + (r1 - r0) * row, T(0));
+  for (int64_t r = first; r < last; ++r) {
+    std::fill(dst + r * row, dst + r * row + g.pw * C, T(0));
+    std::fill(dst + r * row + (g.pw + g.w) * C, dst + (r + 1) * row, T(0));
+  }
+  if (h1 <= h0) return true;
+  return kernels.to_pixel_major(xn + h0 * g.w, C, (h1 - h0) * g.w, g.h * g.w,
+                                dst + first * row + g.pw * C, C, g.w, row);
+}
+
+// The tiling of a convolution: th x tw tiles per image, pixel-major input rows wp pixels wide
+// (the padded width, rounded up to whole tiles), and blocks of up to block_rows tile rows
+// (about 256 KiB of transformed input and products: 16 points x tiles x (C + K) values).
+template <class T>
+struct WinogradPlan {
+  int64_t th, tw, wp, block_rows, max_tiles;
+  WinogradPlan(const Geometry2d& g, int64_t k_padded)
+      : th(ceil_div(g.p, 2)), tw(ceil_div(g.q, 2)), wp(2 * ceil_div(g.q, 2) + 2) {
+    const int64_t block_tiles = std::max<int64_t>(
+        1, (int64_t{256} << 10) / static_cast<int64_t>(sizeof(T)) / (16 * (g.c + k_padded)));
+    block_rows = std::clamp<int64_t>(block_tiles / tw, 1, th * g.n);
+    max_tiles = block_rows * tw;
+  }
+};
+
+// A block's run of tile rows [ta, tb) of image n: its input rows start at row xrow of the
+// block's pixel-major input, its output rows at row orow of the block's pixel-major output.
+struct Segment {
+  int64_t n, ta, tb, xrow, orow;
+};
+
+// One thread's scratch for blocks of tiles, and the layout of the current block: tile t's
+// input window at x.data() + xoff[t], its output (or output gradient) pixels at yoff[t] in
+// a pixel-major buffer of Q x K rows, which of them exist in edge[t].
+template <class T>
+struct TileBlock {
+  const Geometry2d& g;
+  const WinogradPlan<T>& plan;
+  AlignedBuffer<T> x;  // pixel-major input rows: a block spans at most block_rows images,
+                       // each needing 2 rows above its tile rows' 2 each
+  std::vector<int64_t> xoff, yoff;
+  std::vector<uint8_t> edge;
+  std::vector<Segment> segments;
+  int64_t ntiles = 0;
+
+  TileBlock(const Geometry2d& g_, const WinogradPlan<T>& plan_)
+      : g(g_), plan(plan_), x(4 * plan_.block_rows * plan_.wp * g_.c),
+        xoff(static_cast<std::size_t>(plan_.max_tiles)),
+        yoff(static_cast<std::size_t>(plan_.max_tiles)),
+        edge(static_cast<std::size_t>(plan_.max_tiles)) {}
+
+  // Lays out tile rows [b0, b1) of the batch (row r is tile row r % th of image r / th) and
+  // copies their input rows from images xs. False when an input value is inf or NaN.
+  bool load(const ConvKernels<T>& kernels, const T* xs, int64_t b0, int64_t b1) {
+    const int64_t th = plan.th, tw = plan.tw, wp = plan.wp, C = g.c, Q = g.q, K = g.k;
+    segments.clear();
+    ntiles = 0;
+    int64_t xrow = 0, orow = 0;
+    bool finite = true;
+    for (int64_t r = b0; r < b1;) {
+      const int64_t n = r / th, ta = r % th, tb = std::min(th, ta + (b1 - r));
+      finite &= copy_rows_pixel_major(kernels, g, wp, xs + n * C * g.h * g.w, 2 * ta, 2 * tb + 2,
+                                      x.data() + xrow * wp * C);
+      for (int64_t tr = ta; tr < tb; ++tr) {
+        for (int64_t tc = 0; tc < tw; ++tc, ++ntiles) {
+          xoff[ntiles] = ((xrow + 2 * (tr - ta)) * wp + 2 * tc) * C;
+          yoff[ntiles] = ((orow + 2 * (tr - ta)) * Q + 2 * tc) * K;
+          edge[ntiles] =
+              static_cast<uint8_t>((2 * tc + 1 < Q ? 1 : 0) | (2 * tr + 1 < g.p ? 2 : 0));
+        }
+      }
+      segments.push_back({n, ta, tb, xrow, orow});
+      xrow += 2 * (tb - ta) + 2;
+      orow += 2 * (tb - ta);
+      r += tb - ta;
+    }
+    return finite;
+  }
+
+  // Output rows [p0, p1) of segment s (rows past P do not exist).
+  std::pair<int64_t, int64_t> output_rows(const Segment& s) const {
+    return {2 * s.ta, std::min(g.p, 2 * s.tb)};
+  }
+};
+
+std::atomic<bool> g_winograd{[] {
+  const char* env = std::getenv("FASTCNN_WINOGRAD");
+  return env == nullptr || std::string(env) != "0";
+}()};
+
+}  // namespace
+
+bool winograd_enabled() { return g_winograd.load(std::memory_order_relaxed); }
+void set_winograd_enabled(bool enabled) { g_winograd.store(enabled, std::memory_order_relaxed); }
+
+bool winograd_applies(const Geometry2d& g) {
+  return winograd_enabled() && g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1 && g.c >= 8 &&
+         g.k >= 8;
+}
+
+template <class T>
+bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const T* b, T* y,
+                             bool relu) {
+  if (!all_finite(w, g.k * g.c * 9)) return false;
+  const int64_t C = g.c, K = g.k, P = g.p, Q = g.q;
+  const WinogradPlan<T> plan(g, K);
+  const GemmConfig<T> cfg =
+      balanced_kc(gemm_config_for(gemm_config<T>(), plan.max_tiles, K, 8), C);
+  const ConvKernels<T> kernels = conv_kernels<T>();
+
+  AlignedBuffer<T> u(checked_mul(16 * C, K, "conv2d Winograd weights"));
+  transform_weights(g, w, u.data());
+  std::vector<PrepackedPanels<T>> upack;
+  for (int xi = 0; xi < 16; ++xi)
+    upack.push_back(prepack_b(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K));
+
+  const int64_t rows = g.n * plan.th;
+  const int threads = threads_for(rows);
+  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
+  parallel_run(threads, [&](int tid, int nt) {
+    int64_t u0, u1;
+    partition(rows, tid, nt, u0, u1);
+    if (u0 >= u1) return;
+    TileBlock<T> blk(g, plan);
+    AlignedBuffer<T> v(16 * plan.max_tiles * C), m(16 * plan.max_tiles * K),
+        yt(2 * plan.block_rows * Q * K);
+    for (int64_t b0 = u0; b0 < u1; b0 += plan.block_rows) {
+      if (!blk.load(kernels, x, b0, std::min(u1, b0 + plan.block_rows))) {
+        finite[tid] = 0;
+        return;
+      }
+      const int64_t ntiles = blk.ntiles, vs = ntiles * C, ms = ntiles * K;
+      kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(),
+                             vs);
+      // M[xi] (tiles x K) = V[xi] (tiles x C, read in place) . U[xi] (packed).
+      for (int xi = 0; xi < 16; ++xi) {
+        for (int64_t pc = 0; pc < C; pc += cfg.kc) {
+          const int64_t kc = std::min(cfg.kc, C - pc);
+          const T beta = pc == 0 ? T(0) : T(1);
+          for (int64_t j0 = 0; j0 < K; j0 += cfg.nr) {
+            const int64_t nr = std::min<int64_t>(cfg.nr, K - j0);
+            for (int64_t i0 = 0; i0 < ntiles; i0 += cfg.mr) {
+              cfg.ukernel_strided_a(kc, v.data() + xi * vs + i0 * C + pc, C, 1,
+                                    upack[xi].block(j0, pc, kc), m.data() + xi * ms + i0 * K + j0,
+                                    K, T(1), beta, std::min<int64_t>(cfg.mr, ntiles - i0), nr);
+            }
+          }
+        }
+      }
+      kernels.winograd_output(K, ntiles, m.data(), ms, yt.data(), blk.yoff.data(),
+                              blk.edge.data(), Q * K);
+      for (const Segment& s : blk.segments) {
+        const auto [p0, p1] = blk.output_rows(s);
+        kernels.from_pixel_major(yt.data() + s.orow * Q * K, (p1 - p0) * Q, K, K, b, relu,
+                                 y + (s.n * K * P + p0) * Q, P * Q);
+      }
+    }
+  });
+  return std::all_of(finite.begin(), finite.end(), [](char ok) { return ok != 0; });
+}
+
+namespace {
+
+// dW[k, c] = G^T dU G, from the summed products dU[xi] (C x K): du[xi*C*K + c*K + k].
+template <class T>
+void gradient_to_weights(const Geometry2d& g, const T* du, T* dw) {
+  const int64_t C = g.c, K = g.k, plane = C * K;
+  const T half = T(0.5);
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t k = 0; k < K; ++k) {
+      const T* src = du + c * K + k;
+      T r[3][4];  // G^T dU: rows combined
+      for (int j = 0; j < 4; ++j) {
+        const T u0 = src[j * plane], u1 = src[(4 + j) * plane];
+        const T u2 = src[(8 + j) * plane], u3 = src[(12 + j) * plane];
+        r[0][j] = u0 + half * (u1 + u2);
+        r[1][j] = half * (u1 - u2);
+        r[2][j] = half * (u1 + u2) + u3;
+      }
+      T* out = dw + (k * C + c) * 9;
+      for (int i = 0; i < 3; ++i) {  // (G^T dU) G: columns combined
+        out[3 * i + 0] = r[i][0] + half * (r[i][1] + r[i][2]);
+        out[3 * i + 1] = half * (r[i][1] - r[i][2]);
+        out[3 * i + 2] = half * (r[i][1] + r[i][2]) + r[i][3];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <class T>
+bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw,
+                                      T* db) {
+  const int64_t C = g.c, K = g.k, P = g.p, Q = g.q;
+  const GemmConfig<T> cfg = gemm_config_for(gemm_config<T>(), C, K, 8);
+  const int64_t nr = cfg.nr, kpad = round_up(K, nr);
+  const WinogradPlan<T> plan(g, kpad);
+  const ConvKernels<T> kernels = conv_kernels<T>();
+  // Fixed chunks of images, independent of the thread count; a chunk's partial sums are dU
+  // (16 x C x K), then db (K).
+  const int64_t chunks = std::min<int64_t>(g.n, 16);
+  const int64_t part_size = 16 * C * K + K;
+  AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), part_size, "conv2d dW"));
+  const int threads = threads_for(chunks);
+  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
+  parallel_run(threads, [&](int tid, int nt) {
+    int64_t c0, c1;
+    partition(chunks, tid, nt, c0, c1);
+    if (c0 >= c1) return;
+    TileBlock<T> blk(g, plan);
+    AlignedBuffer<T> v(16 * plan.max_tiles * C), z(16 * plan.max_tiles * kpad),
+        dyt(2 * plan.block_rows * Q * K);
+    for (int64_t ch = c0; ch < c1; ++ch) {
+      T* du = partial.data() + ch * part_size;
+      T* dbp = du + 16 * C * K;
+      std::fill(du, du + part_size, T(0));
+      int64_t i0, i1;
+      partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
+      for (int64_t n = i0; n < i1; ++n)
+        for (int64_t k = 0; k < K; ++k) dbp[k] += lane_sum(dy + (n * K + k) * P * Q, P * Q);
+      for (int64_t b0 = i0 * plan.th; b0 < i1 * plan.th; b0 += plan.block_rows) {
+        bool ok = blk.load(kernels, x, b0, std::min(i1 * plan.th, b0 + plan.block_rows));
+        for (const Segment& s : blk.segments) {
+          const auto [p0, p1] = blk.output_rows(s);
+          ok &= kernels.to_pixel_major(dy + (s.n * K * P + p0) * Q, K, (p1 - p0) * Q, P * Q,
+                                       dyt.data() + s.orow * Q * K, K, Q, Q * K);
+        }
+        if (!ok) {
+          finite[tid] = 0;
+          return;
+        }
+        const int64_t ntiles = blk.ntiles, vs = ntiles * C, zs = ntiles * kpad;
+        kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(),
+                               vs);
+        kernels.winograd_dy(K, ntiles, dyt.data(), blk.yoff.data(), blk.edge.data(), Q * K,
+                            z.data(), zs, nr);
+        // dU[xi] (C x K) += V[xi]^T (C x tiles, read in place) . Z[xi] (tiles x K, packed).
+        for (int xi = 0; xi < 16; ++xi) {
+          for (int64_t j0 = 0; j0 < K; j0 += nr) {
+            for (int64_t r0 = 0; r0 < C; r0 += cfg.mr) {
+              cfg.ukernel_strided_a(ntiles, v.data() + xi * vs + r0, 1, C,
+                                    z.data() + xi * zs + j0 * ntiles, du + xi * C * K + r0 * K + j0,
+                                    K, T(1), T(1), std::min<int64_t>(cfg.mr, C - r0),
+                                    std::min<int64_t>(nr, K - j0));
+            }
+          }
+        }
+      }
+    }
+  });
+  if (!std::all_of(finite.begin(), finite.end(), [](char ok) { return ok != 0; })) return false;
+  // Chunks in order, then the inverse transform.
+  AlignedBuffer<T> sum(part_size);
+  std::copy(partial.data(), partial.data() + part_size, sum.data());
+  parallel_for(part_size, [&](int64_t e0, int64_t e1) {
+    for (int64_t ch = 1; ch < chunks; ++ch) {
+      const T* src = partial.data() + ch * part_size;
+      for (int64_t e = e0; e < e1; ++e) sum.data()[e] += src[e];
+    }
+  });
+  gradient_to_weights(g, sum.data(), dw);
+  if (db != nullptr) std::copy(sum.data() + 16 * C * K, sum.data() + part_size, db);
+  return true;
+}
+
+template bool conv2d_forward_winograd<float>(const Geometry2d&, const float*, const float*,
+                                             const float*, float*, bool);
+template bool conv2d_forward_winograd<double>(const Geometry2d&, const double*, const double*,
+                                              const double*, double*, bool);
+template bool conv2d_backward_weights_winograd<float>(const Geometry2d&, const float*,
+                                                      const float*, float*, float*);
+template bool conv2d_backward_weights_winograd<double>(const Geometry2d&, const double*,
+                                                       const double*, double*, double*);
+
+}  // namespace fastcnn
