@@ -192,6 +192,54 @@ def test_winograd_matches_reference_and_runs(xs, ws, stride, pad, rng):
         assert not np.array_equal(got[1], direct[1])  # dW
 
 
+@pytest.mark.parametrize("which", ["forward", "dW"])
+def test_winograd_blocks_inside_the_padding(which, rng):
+    """Padding of 4 or more rows puts whole rows of tiles in the padding; with several threads
+    (or a single tile row per block) a block can start or end there."""
+    for xs, ws, pad, threads in [
+        ((1, 8, 1, 3), (8, 8, 3, 3), (5, 0), 5),
+        ((1, 8, 1, 3), (8, 8, 3, 3), (4, 0), 4),
+        ((2, 8, 3, 5), (9, 8, 3, 3), (4, 1), 3),
+        ((1, 130, 1, 70), (130, 130, 3, 3), (5, 0), 1),
+    ]:
+        x = rng.standard_normal(xs)
+        w = rng.standard_normal(ws)
+        with fastcnn.threads(threads), fastcnn.winograd(True):
+            if which == "forward":
+                assert_close(
+                    fast.conv2d_forward(x, w, None, 1, pad),
+                    ref.conv2d_forward(x, w, None, 1, pad),
+                    np.float64,
+                )
+            else:
+                dy = rng.standard_normal(ref.conv2d_forward(x, w, None, 1, pad).shape)
+                got = fast.conv2d_backward(dy, x, w, 1, pad, need_dx=False)
+                want = ref.conv2d_backward(dy, x, w, 1, pad)
+                assert_close(got[1], want[1], np.float64)
+                assert_close(got[2], want[2], np.float64)
+
+
+@pytest.mark.parametrize("dtype, big", [(np.float32, 1e38), (np.float64, 5e307)])
+def test_winograd_overflow_falls_back_to_the_direct_form(dtype, big, rng):
+    """Finite values near the type's maximum can overflow inside Winograd's transforms where
+    the direct sums do not: those calls run the direct form, so every output the reference
+    computes as finite is finite here too."""
+    x = np.zeros((1, 8, 4, 4), dtype)
+    x[:, 0] = big  # direct sums reach 3 * big; Winograd's input transform 4 * big (> max)
+    x[:, 0, 1::2] *= -1
+    w = np.ones((8, 8, 3, 3), dtype)
+    dy = rng.standard_normal((1, 8, 4, 4)).astype(dtype) / big  # dW = sum dy * x stays finite
+    with np.errstate(over="ignore", invalid="ignore"), fastcnn.winograd(True):
+        y = fast.conv2d_forward(x, w, None, 1, 1)
+        want = ref.conv2d_forward(x, w, None, 1, 1)
+        assert np.isfinite(want).all()
+        _assert_same_non_finite([y], [want], dtype)
+        got = fast.conv2d_backward(dy, x, w, 1, 1)
+        want = ref.conv2d_backward(dy, x, w, 1, 1)
+        assert all(np.isfinite(e).all() for e in want)
+        _assert_same_non_finite(got, want, dtype)
+
+
 def test_winograd_switch_and_its_fallbacks(rng):
     """set_winograd validates its argument; off, and for shapes Winograd does not take
     (stride 2, 5x5 windows, few channels), results equal the direct form's bits."""

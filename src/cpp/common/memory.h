@@ -49,6 +49,16 @@ class AlignedBuffer {
     o.ptr_ = nullptr;
     o.count_ = 0;
   }
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept {
+    if (this != &o) {
+      std::free(ptr_);
+      ptr_ = o.ptr_;
+      count_ = o.count_;
+      o.ptr_ = nullptr;
+      o.count_ = 0;
+    }
+    return *this;
+  }
   ~AlignedBuffer() { std::free(ptr_); }
 
   void reset(int64_t count) {

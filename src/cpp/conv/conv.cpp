@@ -12,9 +12,9 @@
 //    group of images, im2col^T . W^T with output pixels as rows, read by the indirect-A
 //    micro-kernel at pixel offset + base; the result is transposed into y.
 // Backward-data runs as a forward convolution where it can; the weight gradient reads x in
-// place too (see backward_weights_chunk). 3 x 3 unit-stride convolutions with enough channels
-// take the Winograd F(2x2, 3x3) form instead (winograd.h), forward and weight gradient. Threads split the batch; weight gradients are
-// summed over fixed chunks of images, then over chunks in order.
+// place too (see backward_weights_chunk). Threads split the batch; weight gradients are summed
+// over fixed chunks of images, then over chunks in order. 3 x 3 unit-stride convolutions with
+// enough channels take the Winograd F(2x2, 3x3) form instead (winograd.h), forward and dW.
 #include "conv/conv.h"
 
 #include <algorithm>
@@ -34,12 +34,16 @@ namespace fastcnn {
 namespace {
 
 struct PaddedGeometry {
-  int64_t hp, wp, plane;  // padded height, width, and plane size
-  int64_t crs, rs;        // im2col rows, and rows per channel
+  int64_t hp, wp, plane;       // padded height, width, and plane size
+  int64_t crs, rs;             // im2col rows, and rows per channel
   std::vector<int64_t> bases;  // offset of im2col row kr = (c, r, s) in the padded image
   explicit PaddedGeometry(const Geometry2d& g)
-      : hp(g.h + 2 * g.ph), wp(g.w + 2 * g.pw), plane((g.h + 2 * g.ph) * (g.w + 2 * g.pw)),
-        crs(g.c * g.r * g.s), rs(g.r * g.s), bases(static_cast<std::size_t>(crs)) {
+      : hp(g.h + 2 * g.ph),
+        wp(g.w + 2 * g.pw),
+        plane((g.h + 2 * g.ph) * (g.w + 2 * g.pw)),
+        crs(g.c * g.r * g.s),
+        rs(g.r * g.s),
+        bases(static_cast<std::size_t>(crs)) {
     for (int64_t kr = 0; kr < crs; ++kr) {
       const int64_t c = kr / rs, t = kr % rs;
       bases[kr] = c * plane + (t / g.s) * wp + t % g.s;
@@ -111,8 +115,8 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
           const int64_t nr = std::min<int64_t>(cfg.nr, count - j0);
           for (int64_t i0 = 0; i0 < g.k; i0 += cfg.mr) {
             cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad.data() + j0,
-                                   pg.bases.data() + pc, prod.data() + i0 * count + j0, count,
-                                   beta, std::min<int64_t>(cfg.mr, g.k - i0), nr);
+                                   pg.bases.data() + pc, prod.data() + i0 * count + j0, count, beta,
+                                   std::min<int64_t>(cfg.mr, g.k - i0), nr);
           }
         }
       }
@@ -176,9 +180,8 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
         for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
           const int64_t nr = std::min<int64_t>(cfg.nr, g.k - j0);
           for (int64_t i0 = 0; i0 < rows; i0 += cfg.mr) {
-            cfg.ukernel_indirect_a(kc, xpad.data(), pixel_offset.data() + i0,
-                                   pg.bases.data() + pc, wpack.block(j0, pc, kc),
-                                   prod.data() + i0 * g.k + j0, g.k, beta,
+            cfg.ukernel_indirect_a(kc, xpad.data(), pixel_offset.data() + i0, pg.bases.data() + pc,
+                                   wpack.block(j0, pc, kc), prod.data() + i0 * g.k + j0, g.k, beta,
                                    std::min<int64_t>(cfg.mr, rows - i0), nr);
           }
         }
@@ -206,8 +209,7 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
   const PaddedGeometry pg(g);
   const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
   const int64_t group_pixels = images_per_group<T>(g, pg) * pq;
-  const GemmConfig<T> columns_cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), g.k, count), crs);
+  const GemmConfig<T> columns_cfg = balanced_kc(gemm_config_for(gemm_config<T>(), g.k, count), crs);
   const GemmConfig<T> pixels_cfg =
       balanced_kc(gemm_config_for(gemm_config<T>(), group_pixels, g.k, 8), crs);
   const bool unit_stride = g.sh == 1 && g.sw == 1;
@@ -291,8 +293,7 @@ namespace {
 // B = dy^T for pixels [pc, pc + kc) of a group of images (pixel j = n*PQ + p is pixel p of
 // image n; dyg is the group's first image), packed into NR-column panels of its K columns.
 template <class T>
-void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, int64_t kc,
-                        T* dst) {
+void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, int64_t kc, T* dst) {
   const int64_t pq = g.p * g.q;
   for (int64_t j0 = 0; j0 < g.k; j0 += nr, dst += kc * nr) {
     // One image's run of pixels at a time: a transposing copy of `valid` rows of dy.
@@ -315,9 +316,10 @@ struct WeightGradientPlan {
   GemmConfig<T> cfg;
   std::vector<int64_t> offset;
   WeightGradientPlan(const Geometry2d& g_, const PaddedGeometry& pg_)
-      : g(g_), pg(pg_), group(images_per_group<T>(g_, pg_)),
-        cfg(balanced_kc(gemm_config_for(gemm_config<T>(), pg_.crs, g_.k, 8),
-                        group * g_.p * g_.q)),
+      : g(g_),
+        pg(pg_),
+        group(images_per_group<T>(g_, pg_)),
+        cfg(balanced_kc(gemm_config_for(gemm_config<T>(), pg_.crs, g_.k, 8), group * g_.p * g_.q)),
         offset(pixel_offsets(g_, pg_, group)) {}
 };
 
@@ -327,8 +329,8 @@ struct WeightGradientPlan {
 // xpad[base(kr) + offset(j)], so the indirect-A micro-kernel reads im2col in place, MR rows kr
 // at a time; only dy^T is packed.
 template <class T>
-void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, const T* x,
-                            int64_t i0, int64_t i1, T* part, T* dbp) {
+void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, const T* x, int64_t i0,
+                            int64_t i1, T* part, T* dbp) {
   const Geometry2d& g = plan.g;
   const PaddedGeometry& pg = plan.pg;
   const GemmConfig<T>& cfg = plan.cfg;
@@ -364,45 +366,21 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   if (winograd_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
   const PaddedGeometry pg(g);
   const WeightGradientPlan<T> plan(g, pg);
-  // Fixed chunks of images, independent of the thread count. A chunk's partial sums are
-  // (CRS + 1) rows of K: dW^T, then db.
-  const int64_t chunks = std::min<int64_t>(g.n, 16);
-  const int64_t part_size = (pg.crs + 1) * g.k;
-  AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), part_size, "conv2d dW"));
-  parallel_run(threads_for(chunks), [&](int tid, int nt) {
-    int64_t c0, c1;
-    partition(chunks, tid, nt, c0, c1);
-    for (int64_t ch = c0; ch < c1; ++ch) {
-      T* part = partial.data() + ch * part_size;
-      T* dbp = part + pg.crs * g.k;
-      std::fill(dbp, dbp + g.k, T(0));
-      int64_t i0, i1;
-      partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      backward_weights_chunk(plan, dy, x, i0, i1, part, dbp);
-    }
-  });
-  // Chunks in order, a row of K at a time (a vector add of each chunk's row), so any split of
-  // the rows gives the same bits; row kr goes to dW[:, kr], row CRS to db.
-  parallel_for(pg.crs + 1, [&](int64_t r0, int64_t r1) {
-    std::vector<T> sum(static_cast<std::size_t>(g.k));
-    for (int64_t r = r0; r < r1; ++r) {
-      std::fill(sum.begin(), sum.end(), T(0));
-      const T* first = partial.data() + r * g.k;
-      if (chunks > 0) std::copy(first, first + g.k, sum.begin());
-      for (int64_t ch = 1; ch < chunks; ++ch) {
-        const T* src = partial.data() + ch * part_size + r * g.k;
-        for (int64_t k = 0; k < g.k; ++k) sum[k] += src[k];
-      }
-      if (r < pg.crs) {
-        for (int64_t k = 0; k < g.k; ++k) dw[k * pg.crs + r] = sum[k];
-      } else if (db != nullptr) {
-        std::copy(sum.begin(), sum.end(), db);
-      }
-    }
-  });
+  // A chunk's partial sums are (CRS + 1) rows of K: dW^T, then db.
+  AlignedBuffer<T> sum(checked_mul(pg.crs + 1, g.k, "conv2d dW"));
+  sum_over_image_chunks<T>(g.n, (pg.crs + 1) * g.k, sum.data(),
+                           [&](int64_t i0, int64_t i1, T* part) {
+                             T* dbp = part + pg.crs * g.k;
+                             std::fill(dbp, dbp + g.k, T(0));
+                             backward_weights_chunk(plan, dy, x, i0, i1, part, dbp);
+                             return true;
+                           });
+  for (int64_t k = 0; k < g.k; ++k)
+    for (int64_t r = 0; r < pg.crs; ++r) dw[k * pg.crs + r] = sum.data()[r * g.k + k];
+  if (db != nullptr) std::copy(sum.data() + pg.crs * g.k, sum.data() + (pg.crs + 1) * g.k, db);
 }
 
-#define FASTCNN_INSTANTIATE_CONV(T)                                                        \
+#define FASTCNN_INSTANTIATE_CONV(T)                                                           \
   template void conv2d_forward<T>(const Geometry2d&, const T*, const T*, const T*, T*, bool); \
   template void conv2d_backward_data<T>(const Geometry2d&, const T*, const T*, T*);           \
   template void conv2d_backward_weights<T>(const Geometry2d&, const T*, const T*, T*, T*);

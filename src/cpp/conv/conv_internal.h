@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "common/memory.h"
+#include "common/parallel.h"
 #include "gemm/ukernel.h"
 
 namespace fastcnn {
@@ -39,6 +41,41 @@ T lane_sum(const T* v, int64_t n) {
   T sum = T(0);
   for (int l = 0; l < kLanes; ++l) sum += acc[l];
   return sum;
+}
+
+// A weight gradient sums over the batch in fixed chunks of images, whatever the thread count:
+// chunk(i0, i1, part) writes the partial sums (`size` values) of images [i0, i1) to part, the
+// chunks run on the threads, and sum[e] then adds the chunks' part[e] in chunk order (any
+// split of e between threads gives the same bits). Returns false, with sum unwritten, if a
+// chunk returned false.
+template <class T, class Chunk>
+bool sum_over_image_chunks(int64_t n, int64_t size, T* sum, Chunk&& chunk) {
+  const int64_t chunks = std::min<int64_t>(n, 16);
+  if (chunks == 0) {
+    std::fill(sum, sum + size, T(0));
+    return true;
+  }
+  AlignedBuffer<T> partial(checked_mul(chunks, size, "conv2d weight gradient partial sums"));
+  const int threads = threads_for(chunks);
+  std::vector<char> ok(static_cast<std::size_t>(threads), 1);
+  parallel_run(threads, [&](int tid, int nt) {
+    int64_t c0, c1;
+    partition(chunks, tid, nt, c0, c1);
+    for (int64_t ch = c0; ch < c1 && ok[tid]; ++ch) {
+      int64_t i0, i1;
+      partition(n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
+      ok[tid] = chunk(i0, i1, partial.data() + ch * size);
+    }
+  });
+  if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
+  parallel_for(size, [&](int64_t e0, int64_t e1) {
+    std::copy(partial.data() + e0, partial.data() + e1, sum + e0);
+    for (int64_t ch = 1; ch < chunks; ++ch) {
+      const T* src = partial.data() + ch * size;
+      for (int64_t e = e0; e < e1; ++e) sum[e] += src[e];
+    }
+  });
+  return true;
 }
 
 }  // namespace fastcnn

@@ -5,19 +5,19 @@
 
 namespace fastcnn {
 
-#define FASTCNN_CONV_KERNELS(dt, isa)                                                  \
-  {dt##_winograd_input_f2x3__##isa, dt##_winograd_output_f2x3__##isa,                 \
+#define FASTCNN_CONV_KERNELS(dt, isa)                                 \
+  {dt##_winograd_input_f2x3__##isa, dt##_winograd_output_f2x3__##isa, \
    dt##_winograd_dy_f2x3__##isa, dt##_to_pixel_major__##isa, dt##_from_pixel_major__##isa}
-#define FASTCNN_CONV_KERNELS_CASES(dt)                                                   \
-  switch (active_isa()) {                                                               \
-    case Isa::avx512:                                                                   \
-      FASTCNN_IF_AVX512(return FASTCNN_CONV_KERNELS(dt, avx512));                      \
-      [[fallthrough]];                                                                  \
-    case Isa::avx2:                                                                     \
-      FASTCNN_IF_AVX2(return FASTCNN_CONV_KERNELS(dt, avx2));                          \
-      [[fallthrough]];                                                                  \
-    default:                                                                            \
-      return FASTCNN_CONV_KERNELS(dt, generic);                                         \
+#define FASTCNN_CONV_KERNELS_CASES(dt)                            \
+  switch (active_isa()) {                                         \
+    case Isa::avx512:                                             \
+      FASTCNN_IF_AVX512(return FASTCNN_CONV_KERNELS(dt, avx512)); \
+      [[fallthrough]];                                            \
+    case Isa::avx2:                                               \
+      FASTCNN_IF_AVX2(return FASTCNN_CONV_KERNELS(dt, avx2));     \
+      [[fallthrough]];                                            \
+    default:                                                      \
+      return FASTCNN_CONV_KERNELS(dt, generic);                   \
   }
 #if defined(FASTCNN_HAVE_AVX512)
 #define FASTCNN_IF_AVX512(stmt) stmt

@@ -1,7 +1,8 @@
-// The Winograd F(2x2, 3x3) forward driver (see winograd.h). Threads split the batch's rows of
-// output tiles; each thread runs blocks of tile rows sized so that a block's transformed
-// input and products (16 x tiles x (C + K) values) stay in L2. Every output is computed by
-// the same operations in any block, so results are the same bits for any thread count.
+// The Winograd F(2x2, 3x3) drivers (see winograd.h): forward and weight gradient. Work runs in
+// blocks of tile rows sized so that a block's transformed input and products (16 x tiles x
+// (C + K) values) stay in L2. The forward's threads split the batch's rows of tiles, and each
+// output is computed by the same operations in any block; the weight gradient sums fixed
+// chunks of images in order. Results are the same bits for any thread count.
 #include "conv/winograd.h"
 
 #include <algorithm>
@@ -23,13 +24,13 @@ namespace fastcnn {
 
 namespace {
 
-// U = G g G^T for every filter: u[xi*C*K + c*K + k] (for each point xi, a C x K matrix, the
-// B operand of that point's GEMM).
+// U = G g G^T for filters k0 <= k < k1: u[xi*C*K + c*K + k] (for each point xi, a C x K
+// matrix, the B operand of that point's GEMM).
 template <class T>
-void transform_weights(const Geometry2d& g, const T* w, T* u) {
+void transform_weights(const Geometry2d& g, const T* w, int64_t k0, int64_t k1, T* u) {
   const int64_t C = g.c, K = g.k, plane = C * K;
   const T half = T(0.5);
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = k0; k < k1; ++k) {
     for (int64_t c = 0; c < C; ++c) {
       const T* f = w + (k * C + c) * 9;
       T gg[4][3];  // G g: rows of the filter combined
@@ -57,16 +58,20 @@ template <class T>
 bool copy_rows_pixel_major(const ConvKernels<T>& kernels, const Geometry2d& g, int64_t wp,
                            const T* xn, int64_t r0, int64_t r1, T* dst) {
   const int64_t C = g.c, row = wp * C;
-  // Image rows [h0, h1) land in rows [h0 + ph - r0, h1 + ph - r0) of dst; the rest is zero.
-  const int64_t h0 = std::clamp<int64_t>(r0 - g.ph, 0, g.h), h1 = std::clamp<int64_t>(r1 - g.ph, 0, g.h);
-  const int64_t first = h0 + g.ph - r0, last = std::max(first, h1 + g.ph - r0);
+  // Image rows [h0, h1) land in rows [first, last) of dst; the rest is zero.
+  const int64_t h0 = std::clamp<int64_t>(r0 - g.ph, 0, g.h);
+  const int64_t h1 = std::clamp<int64_t>(r1 - g.ph, 0, g.h);
+  if (h1 <= h0) {  // all padding
+    std::fill(dst, dst + (r1 - r0) * row, T(0));
+    return true;
+  }
+  const int64_t first = h0 + g.ph - r0, last = h1 + g.ph - r0;
   std::fill(dst, dst + first * row, T(0));
   std::fill(dst + last * row, dst + (r1 - r0) * row, T(0));
   for (int64_t r = first; r < last; ++r) {
     std::fill(dst + r * row, dst + r * row + g.pw * C, T(0));
     std::fill(dst + r * row + (g.pw + g.w) * C, dst + (r + 1) * row, T(0));
   }
-  if (h1 <= h0) return true;
   return kernels.to_pixel_major(xn + h0 * g.w, C, (h1 - h0) * g.w, g.h * g.w,
                                 dst + first * row + g.pw * C, C, g.w, row);
 }
@@ -86,10 +91,10 @@ struct WinogradPlan {
   }
 };
 
-// A block's run of tile rows [ta, tb) of image n: its input rows start at row xrow of the
-// block's pixel-major input, its output rows at row orow of the block's pixel-major output.
+// A block's run of tile rows [ta, tb) of image n: its output rows start at row orow of the
+// block's pixel-major output.
 struct Segment {
-  int64_t n, ta, tb, xrow, orow;
+  int64_t n, ta, tb, orow;
 };
 
 // One thread's scratch for blocks of tiles, and the layout of the current block: tile t's
@@ -100,14 +105,16 @@ struct TileBlock {
   const Geometry2d& g;
   const WinogradPlan<T>& plan;
   AlignedBuffer<T> x;  // pixel-major input rows: a block spans at most block_rows images,
-                       // each needing 2 rows above its tile rows' 2 each
+                       // each needing 2 rows below its tile rows' 2 each
   std::vector<int64_t> xoff, yoff;
   std::vector<uint8_t> edge;
   std::vector<Segment> segments;
   int64_t ntiles = 0;
 
   TileBlock(const Geometry2d& g_, const WinogradPlan<T>& plan_)
-      : g(g_), plan(plan_), x(4 * plan_.block_rows * plan_.wp * g_.c),
+      : g(g_),
+        plan(plan_),
+        x(4 * plan_.block_rows * plan_.wp * g_.c),
         xoff(static_cast<std::size_t>(plan_.max_tiles)),
         yoff(static_cast<std::size_t>(plan_.max_tiles)),
         edge(static_cast<std::size_t>(plan_.max_tiles)) {}
@@ -132,7 +139,7 @@ struct TileBlock {
               static_cast<uint8_t>((2 * tc + 1 < Q ? 1 : 0) | (2 * tr + 1 < g.p ? 2 : 0));
         }
       }
-      segments.push_back({n, ta, tb, xrow, orow});
+      segments.push_back({n, ta, tb, orow});
       xrow += 2 * (tb - ta) + 2;
       orow += 2 * (tb - ta);
       r += tb - ta;
@@ -153,8 +160,12 @@ std::atomic<bool> g_winograd{[] {
 
 }  // namespace
 
-bool winograd_enabled() { return g_winograd.load(std::memory_order_relaxed); }
-void set_winograd_enabled(bool enabled) { g_winograd.store(enabled, std::memory_order_relaxed); }
+bool winograd_enabled() {
+  return g_winograd.load(std::memory_order_relaxed);
+}
+void set_winograd_enabled(bool enabled) {
+  g_winograd.store(enabled, std::memory_order_relaxed);
+}
 
 bool winograd_applies(const Geometry2d& g) {
   return winograd_enabled() && g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1 && g.c >= 8 &&
@@ -167,15 +178,16 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
   if (!all_finite(w, g.k * g.c * 9)) return false;
   const int64_t C = g.c, K = g.k, P = g.p, Q = g.q;
   const WinogradPlan<T> plan(g, K);
-  const GemmConfig<T> cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), plan.max_tiles, K, 8), C);
+  const GemmConfig<T> cfg = balanced_kc(gemm_config_for(gemm_config<T>(), plan.max_tiles, K, 8), C);
   const ConvKernels<T> kernels = conv_kernels<T>();
 
   AlignedBuffer<T> u(checked_mul(16 * C, K, "conv2d Winograd weights"));
-  transform_weights(g, w, u.data());
-  std::vector<PrepackedPanels<T>> upack;
-  for (int xi = 0; xi < 16; ++xi)
-    upack.push_back(prepack_b(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K));
+  std::vector<PrepackedPanels<T>> upack(16);
+  parallel_for(K, [&](int64_t k0, int64_t k1) { transform_weights(g, w, k0, k1, u.data()); });
+  parallel_for(16, [&](int64_t x0, int64_t x1) {
+    for (int64_t xi = x0; xi < x1; ++xi)
+      upack[xi] = prepack_b(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K);
+  });
 
   const int64_t rows = g.n * plan.th;
   const int threads = threads_for(rows);
@@ -193,8 +205,7 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
         return;
       }
       const int64_t ntiles = blk.ntiles, vs = ntiles * C, ms = ntiles * K;
-      kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(),
-                             vs);
+      kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(), vs);
       // M[xi] (tiles x K) = V[xi] (tiles x C, read in place) . U[xi] (packed).
       for (int xi = 0; xi < 16; ++xi) {
         for (int64_t pc = 0; pc < C; pc += cfg.kc) {
@@ -210,12 +221,17 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
           }
         }
       }
-      kernels.winograd_output(K, ntiles, m.data(), ms, yt.data(), blk.yoff.data(),
-                              blk.edge.data(), Q * K);
+      kernels.winograd_output(K, ntiles, m.data(), ms, yt.data(), blk.yoff.data(), blk.edge.data(),
+                              Q * K);
+      // Finite inputs can still overflow inside the transforms (values near the type's
+      // maximum): a non-finite output also hands the call to the direct form.
       for (const Segment& s : blk.segments) {
         const auto [p0, p1] = blk.output_rows(s);
-        kernels.from_pixel_major(yt.data() + s.orow * Q * K, (p1 - p0) * Q, K, K, b, relu,
-                                 y + (s.n * K * P + p0) * Q, P * Q);
+        if (!kernels.from_pixel_major(yt.data() + s.orow * Q * K, (p1 - p0) * Q, K, K, b, relu,
+                                      y + (s.n * K * P + p0) * Q, P * Q)) {
+          finite[tid] = 0;
+          return;
+        }
       }
     }
   });
@@ -253,77 +269,59 @@ void gradient_to_weights(const Geometry2d& g, const T* du, T* dw) {
 }  // namespace
 
 template <class T>
-bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw,
-                                      T* db) {
+bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   const int64_t C = g.c, K = g.k, P = g.p, Q = g.q;
   const GemmConfig<T> cfg = gemm_config_for(gemm_config<T>(), C, K, 8);
   const int64_t nr = cfg.nr, kpad = round_up(K, nr);
   const WinogradPlan<T> plan(g, kpad);
   const ConvKernels<T> kernels = conv_kernels<T>();
-  // Fixed chunks of images, independent of the thread count; a chunk's partial sums are dU
-  // (16 x C x K), then db (K).
-  const int64_t chunks = std::min<int64_t>(g.n, 16);
-  const int64_t part_size = 16 * C * K + K;
-  AlignedBuffer<T> partial(checked_mul(std::max<int64_t>(chunks, 1), part_size, "conv2d dW"));
-  const int threads = threads_for(chunks);
-  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
-  parallel_run(threads, [&](int tid, int nt) {
-    int64_t c0, c1;
-    partition(chunks, tid, nt, c0, c1);
-    if (c0 >= c1) return;
-    TileBlock<T> blk(g, plan);
-    AlignedBuffer<T> v(16 * plan.max_tiles * C), z(16 * plan.max_tiles * kpad),
-        dyt(2 * plan.block_rows * Q * K);
-    for (int64_t ch = c0; ch < c1; ++ch) {
-      T* du = partial.data() + ch * part_size;
-      T* dbp = du + 16 * C * K;
-      std::fill(du, du + part_size, T(0));
-      int64_t i0, i1;
-      partition(g.n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      for (int64_t n = i0; n < i1; ++n)
-        for (int64_t k = 0; k < K; ++k) dbp[k] += lane_sum(dy + (n * K + k) * P * Q, P * Q);
-      for (int64_t b0 = i0 * plan.th; b0 < i1 * plan.th; b0 += plan.block_rows) {
-        bool ok = blk.load(kernels, x, b0, std::min(i1 * plan.th, b0 + plan.block_rows));
-        for (const Segment& s : blk.segments) {
-          const auto [p0, p1] = blk.output_rows(s);
-          ok &= kernels.to_pixel_major(dy + (s.n * K * P + p0) * Q, K, (p1 - p0) * Q, P * Q,
-                                       dyt.data() + s.orow * Q * K, K, Q, Q * K);
-        }
-        if (!ok) {
-          finite[tid] = 0;
-          return;
-        }
-        const int64_t ntiles = blk.ntiles, vs = ntiles * C, zs = ntiles * kpad;
-        kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(),
-                               vs);
-        kernels.winograd_dy(K, ntiles, dyt.data(), blk.yoff.data(), blk.edge.data(), Q * K,
-                            z.data(), zs, nr);
-        // dU[xi] (C x K) += V[xi]^T (C x tiles, read in place) . Z[xi] (tiles x K, packed).
-        for (int xi = 0; xi < 16; ++xi) {
-          for (int64_t j0 = 0; j0 < K; j0 += nr) {
-            for (int64_t r0 = 0; r0 < C; r0 += cfg.mr) {
-              cfg.ukernel_strided_a(ntiles, v.data() + xi * vs + r0, 1, C,
-                                    z.data() + xi * zs + j0 * ntiles, du + xi * C * K + r0 * K + j0,
-                                    K, T(1), T(1), std::min<int64_t>(cfg.mr, C - r0),
-                                    std::min<int64_t>(nr, K - j0));
+  // A chunk's partial sums are dU (16 x C x K), then db (K).
+  const int64_t du_size = 16 * C * K;
+  AlignedBuffer<T> sum(du_size + K);
+  const bool finite =
+      sum_over_image_chunks<T>(g.n, du_size + K, sum.data(), [&](int64_t i0, int64_t i1, T* du) {
+        TileBlock<T> blk(g, plan);
+        AlignedBuffer<T> v(16 * plan.max_tiles * C), z(16 * plan.max_tiles * kpad),
+            dyt(2 * plan.block_rows * Q * K);
+        T* dbp = du + du_size;
+        std::fill(dbp, dbp + K, T(0));
+        for (int64_t n = i0; n < i1; ++n)
+          for (int64_t k = 0; k < K; ++k) dbp[k] += lane_sum(dy + (n * K + k) * P * Q, P * Q);
+        for (int64_t b0 = i0 * plan.th; b0 < i1 * plan.th; b0 += plan.block_rows) {
+          bool ok = blk.load(kernels, x, b0, std::min(i1 * plan.th, b0 + plan.block_rows));
+          for (const Segment& s : blk.segments) {
+            const auto [p0, p1] = blk.output_rows(s);
+            ok &= kernels.to_pixel_major(dy + (s.n * K * P + p0) * Q, K, (p1 - p0) * Q, P * Q,
+                                         dyt.data() + s.orow * Q * K, K, Q, Q * K);
+          }
+          if (!ok) return false;
+          const int64_t ntiles = blk.ntiles, vs = ntiles * C, zs = ntiles * kpad;
+          kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(),
+                                 vs);
+          kernels.winograd_dy(K, ntiles, dyt.data(), blk.yoff.data(), blk.edge.data(), Q * K,
+                              z.data(), zs, nr);
+          // dU[xi] (C x K) += V[xi]^T (C x tiles, read in place) . Z[xi] (tiles x K, packed);
+          // the chunk's first block writes dU.
+          const T beta = b0 == i0 * plan.th ? T(0) : T(1);
+          for (int xi = 0; xi < 16; ++xi) {
+            for (int64_t j0 = 0; j0 < K; j0 += nr) {
+              for (int64_t r0 = 0; r0 < C; r0 += cfg.mr) {
+                cfg.ukernel_strided_a(
+                    ntiles, v.data() + xi * vs + r0, 1, C, z.data() + xi * zs + j0 * ntiles,
+                    du + xi * C * K + r0 * K + j0, K, T(1), beta, std::min<int64_t>(cfg.mr, C - r0),
+                    std::min<int64_t>(nr, K - j0));
+              }
             }
           }
         }
-      }
-    }
-  });
-  if (!std::all_of(finite.begin(), finite.end(), [](char ok) { return ok != 0; })) return false;
-  // Chunks in order, then the inverse transform.
-  AlignedBuffer<T> sum(part_size);
-  std::copy(partial.data(), partial.data() + part_size, sum.data());
-  parallel_for(part_size, [&](int64_t e0, int64_t e1) {
-    for (int64_t ch = 1; ch < chunks; ++ch) {
-      const T* src = partial.data() + ch * part_size;
-      for (int64_t e = e0; e < e1; ++e) sum.data()[e] += src[e];
-    }
-  });
+        return true;
+      });
+  if (!finite) return false;
   gradient_to_weights(g, sum.data(), dw);
-  if (db != nullptr) std::copy(sum.data() + 16 * C * K, sum.data() + part_size, db);
+  // Finite inputs can still overflow inside the transforms (values near the type's maximum);
+  // the direct form then decides what the results are.
+  if (!all_finite(dw, 9 * C * K)) return false;
+  if (db != nullptr) std::copy(sum.data() + du_size, sum.data() + du_size + K, db);
   return true;
 }
 
@@ -331,8 +329,8 @@ template bool conv2d_forward_winograd<float>(const Geometry2d&, const float*, co
                                              const float*, float*, bool);
 template bool conv2d_forward_winograd<double>(const Geometry2d&, const double*, const double*,
                                               const double*, double*, bool);
-template bool conv2d_backward_weights_winograd<float>(const Geometry2d&, const float*,
-                                                      const float*, float*, float*);
+template bool conv2d_backward_weights_winograd<float>(const Geometry2d&, const float*, const float*,
+                                                      float*, float*);
 template bool conv2d_backward_weights_winograd<double>(const Geometry2d&, const double*,
                                                        const double*, double*, double*);
 

@@ -1,6 +1,6 @@
-// Winograd F(2x2, 3x3) convolution: the forward pass of 3 x 3, unit-stride convolutions with
-// 2.25x fewer multiplies than the direct form (16 per 2 x 2 output tile and channel pair
-// instead of 36). Per block of output tiles:
+// Winograd F(2x2, 3x3) convolution: the forward pass and weight gradient of 3 x 3, unit-stride
+// convolutions with 2.25x fewer multiplies than the direct form (16 per 2 x 2 output tile and
+// channel pair instead of 36). The forward, per block of output tiles:
 //   1. the input rows are copied pixel-major (HWC) with their zero padding;
 //   2. each tile's 4 x 4 window is transformed, V = B^T d B (16 points per channel);
 //   3. 16 GEMMs, one per transform point xi: M[xi] (tiles x K) = V[xi] (tiles x C) . U[xi]
@@ -21,8 +21,9 @@ namespace fastcnn {
 bool winograd_applies(const Geometry2d& g);
 
 // conv2d_forward (see conv.h) by F(2x2, 3x3). Returns false, with y partly written, when x or
-// w holds an infinity or NaN: the transforms' differences would turn inf - inf into NaN
-// where the direct sums have an infinity, so the caller runs the direct form instead.
+// w holds an infinity or NaN (the transforms' differences would turn inf - inf into NaN where
+// the direct sums have an infinity) or a result overflows: the caller then runs the direct
+// form instead.
 template <class T>
 bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const T* b, T* y,
                              bool relu);
@@ -30,9 +31,8 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
 // conv2d_backward_weights (see conv.h) by F(2x2, 3x3): dU[xi] = sum over tiles of V[xi]^T .
 // Z[xi], where Z = A dy A^T transforms each 2 x 2 tile of dy, then dW = G^T dU G. Images are
 // summed in fixed chunks, then chunks in order: the same bits for any thread count. Returns
-// false, with dw and db unwritten, when x or dy holds an infinity or NaN.
+// false, with dw and db unusable, when x or dy holds an infinity or NaN or a result overflows.
 template <class T>
-bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw,
-                                      T* db);
+bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db);
 
 }  // namespace fastcnn

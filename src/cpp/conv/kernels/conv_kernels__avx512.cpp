@@ -1,4 +1,5 @@
-// The convolution kernels of conv/conv_kernels.h for ISA avx512: compiled with -mavx512f -mfma only.
+// The convolution kernels of conv/conv_kernels.h for ISA avx512: compiled with -mavx512f -mfma
+// only.
 #include "conv/kernels/conv_kernels_impl.h"
 
 namespace fastcnn {

@@ -1,4 +1,5 @@
-// The convolution kernels of conv/conv_kernels.h for ISA generic: compiled with no ISA flags (portable) only.
+// The convolution kernels of conv/conv_kernels.h for ISA generic: compiled with no ISA flags
+// (portable) only.
 #include "conv/kernels/conv_kernels_impl.h"
 
 namespace fastcnn {

@@ -164,11 +164,15 @@ void winograd_dy_f2x3(int64_t K, int64_t ntiles, const T* dy, const int64_t* off
   for (int64_t t = 0; t < ntiles; ++t) {
     const T* src = dy + off[t];
     const int rows = edge[t] & 2 ? 2 : 1, cols = edge[t] & 1 ? 2 : 1;
-    auto out = [&](int xi, int64_t k) { return z + xi * zs + (k / nr) * ntiles * nr + t * nr + k % nr; };
+    auto out = [&](int xi, int64_t k) {
+      return z + xi * zs + (k / nr) * ntiles * nr + t * nr + k % nr;
+    };
     int64_t k = 0;
     for (; k + W::kLanes <= K && (k % nr) + W::kLanes <= nr; k += W::kLanes) {
       dy_tile<V>(
-          [&](int i, int j) { return i < rows && j < cols ? W::load(src + i * ys + j * K + k) : V{}; },
+          [&](int i, int j) {
+            return i < rows && j < cols ? W::load(src + i * ys + j * K + k) : V{};
+          },
           [&](int xi, V r) { W::store(out(xi, k), r); });
     }
     for (; k < kpad; ++k) {
@@ -234,7 +238,7 @@ inline void transpose_block(WinogradVec<double, 32>::V* r) {
 // value.
 template <int L, class BlockFn, class ElementFn>
 inline __attribute__((always_inline)) void for_each_block(int64_t rows, int64_t cols,
-                                                         BlockFn&& block, ElementFn&& element) {
+                                                          BlockFn&& block, ElementFn&& element) {
   if (rows < L || cols < L) {
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t j = 0; j < cols; ++j) element(i, j);
@@ -268,7 +272,18 @@ bool to_pixel_major(const T* src, int64_t rows, int64_t cols, int64_t lds, T* ds
           acc[l] += r[l] - r[l];
         }
         transpose_block(r);
-        for (int l = 0; l < L; ++l) W::store(out(j + l) + i, r[l]);
+        // Destination of value j + l: one division per block, then steps along the run.
+        int64_t col = j % run;
+        T* d = out(j) + i;
+        for (int l = 0; l < L; ++l) {
+          W::store(d, r[l]);
+          if (++col == run) {
+            col = 0;
+            d += drs - (run - 1) * ldd;
+          } else {
+            d += ldd;
+          }
+        }
       },
       [&](int64_t i, int64_t j) {
         const T v = src[i * lds + j];
@@ -281,13 +296,16 @@ bool to_pixel_major(const T* src, int64_t rows, int64_t cols, int64_t lds, T* ds
 }
 
 // y[k*plane + j] = src[j*lds + k] + b[k] (b may be null), then max(., 0) if relu (NaN stays),
-// for pixels j < count and channels k < K: pixel-major products into NCHW.
+// for pixels j < count and channels k < K: pixel-major products into NCHW. Returns false when
+// a value written is infinite or NaN.
 template <class T>
-void from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const T* b,
-                      bool relu, T* y, int64_t plane) {
+bool from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const T* b, bool relu,
+                      T* y, int64_t plane) {
   constexpr int L = Block<T>::L;
   using W = typename Block<T>::W;
   using V = typename Block<T>::V;
+  V acc[L] = {};
+  bool finite = true;
   for_each_block<L>(
       K, count,
       [&](int64_t k, int64_t j) {
@@ -297,33 +315,39 @@ void from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const
         for (int l = 0; l < L; ++l) {
           V out = r[l] + (b != nullptr ? b[k + l] : T(0));
           if (relu) out = out <= V{} ? V{} : out;
+          acc[l] += out - out;
           W::store(y + (k + l) * plane + j, out);
         }
       },
       [&](int64_t k, int64_t j) {
-        const T out = src[j * lds + k] + (b != nullptr ? b[k] : T(0));
-        y[k * plane + j] = relu && out <= T(0) ? T(0) : out;
+        T out = src[j * lds + k] + (b != nullptr ? b[k] : T(0));
+        if (relu && out <= T(0)) out = T(0);
+        finite &= (out - out) == T(0);
+        y[k * plane + j] = out;
       });
+  for (int l = 0; l < L; ++l)
+    for (int e = 0; e < L; ++e) finite &= acc[l][e] == T(0);
+  return finite;
 }
 
 }  // namespace
 
 // Defines the ISA's kernels (declared in conv/conv_kernels.h) for float and double.
-#define FASTCNN_DEFINE_CONV_KERNELS_FOR(dt, T, isa, bytes)                                    \
-  FASTCNN_DECLARE_WINOGRAD_INPUT(dt##_winograd_input_f2x3__##isa, T) {                         \
-    winograd_input_f2x3<T, bytes>(C, ntiles, x, off, ws, v, vs);                              \
-  }                                                                                           \
-  FASTCNN_DECLARE_WINOGRAD_OUTPUT(dt##_winograd_output_f2x3__##isa, T) {                       \
-    winograd_output_f2x3<T, bytes>(K, ntiles, m, ms, y, off, edge, ys);                       \
-  }                                                                                           \
-  FASTCNN_DECLARE_WINOGRAD_DY(dt##_winograd_dy_f2x3__##isa, T) {                               \
-    winograd_dy_f2x3<T, bytes>(K, ntiles, dy, off, edge, ys, z, zs, nr);                      \
-  }                                                                                           \
-  FASTCNN_DECLARE_TO_PIXEL_MAJOR(dt##_to_pixel_major__##isa, T) {                              \
-    return to_pixel_major<T>(src, rows, cols, lds, dst, ldd, run, drs);                                 \
-  }                                                                                           \
-  FASTCNN_DECLARE_FROM_PIXEL_MAJOR(dt##_from_pixel_major__##isa, T) {                          \
-    from_pixel_major<T>(src, count, K, lds, b, relu, y, plane);                               \
+#define FASTCNN_DEFINE_CONV_KERNELS_FOR(dt, T, isa, bytes)               \
+  FASTCNN_DECLARE_WINOGRAD_INPUT(dt##_winograd_input_f2x3__##isa, T) {   \
+    winograd_input_f2x3<T, bytes>(C, ntiles, x, off, ws, v, vs);         \
+  }                                                                      \
+  FASTCNN_DECLARE_WINOGRAD_OUTPUT(dt##_winograd_output_f2x3__##isa, T) { \
+    winograd_output_f2x3<T, bytes>(K, ntiles, m, ms, y, off, edge, ys);  \
+  }                                                                      \
+  FASTCNN_DECLARE_WINOGRAD_DY(dt##_winograd_dy_f2x3__##isa, T) {         \
+    winograd_dy_f2x3<T, bytes>(K, ntiles, dy, off, edge, ys, z, zs, nr); \
+  }                                                                      \
+  FASTCNN_DECLARE_TO_PIXEL_MAJOR(dt##_to_pixel_major__##isa, T) {        \
+    return to_pixel_major<T>(src, rows, cols, lds, dst, ldd, run, drs);  \
+  }                                                                      \
+  FASTCNN_DECLARE_FROM_PIXEL_MAJOR(dt##_from_pixel_major__##isa, T) {    \
+    return from_pixel_major<T>(src, count, K, lds, b, relu, y, plane);   \
   }
 // bytes: the vector width the Winograd transforms compute in.
 #define FASTCNN_DEFINE_CONV_KERNELS(isa, bytes)           \
