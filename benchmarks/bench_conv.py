@@ -1,5 +1,7 @@
 """Convolution benchmark: DeepConvNet's six 3x3 convolutions at batch 100, float32, forward
-and backward, fastcnn vs the numpy reference vs PyTorch's CPU ops (when torch is importable).
+and backward, fastcnn vs the numpy reference vs PyTorch's CPU ops (when torch is importable),
+and fastcnn's Winograd path (the default for conv2-conv6) vs its direct form
+("fastcnn-direct", fastcnn.winograd(False)).
 
   pytest benchmarks/bench_conv.py --benchmark-group-by=param:layer
   python benchmarks/bench_conv.py            # a ratio table (reference timed once per layer)
@@ -37,11 +39,23 @@ def _operands(name: str):
     return x, w, b, dy, pad
 
 
+def _direct(fn):
+    def run():
+        with fastcnn.winograd(False):
+            return fn()
+
+    return run
+
+
 def _impls(x, w, b, dy, pad):
     impls = {
         "fastcnn": (
             lambda: fast.conv2d_forward(x, w, b, 1, pad),
             lambda: fast.conv2d_backward(dy, x, w, 1, pad),
+        ),
+        "fastcnn-direct": (
+            _direct(lambda: fast.conv2d_forward(x, w, b, 1, pad)),
+            _direct(lambda: fast.conv2d_backward(dy, x, w, 1, pad)),
         ),
         "reference": (
             lambda: ref.conv2d_forward(x, w, b, 1, pad),
@@ -66,7 +80,7 @@ def _impls(x, w, b, dy, pad):
     return impls
 
 
-@pytest.mark.parametrize("impl", ["fastcnn", "reference", "torch"])
+@pytest.mark.parametrize("impl", ["fastcnn", "fastcnn-direct", "reference", "torch"])
 @pytest.mark.parametrize("direction", ["forward", "backward"])
 @pytest.mark.parametrize("layer", list(LAYERS))
 def test_conv(benchmark, layer, direction, impl):
@@ -89,7 +103,7 @@ def main() -> None:
     if torch is not None:
         torch.set_num_threads(fastcnn.get_num_threads())
     rows = []
-    totals = {"fastcnn": 0.0, "torch": 0.0}
+    totals = {"fastcnn": 0.0, "fastcnn-direct": 0.0, "torch": 0.0}
     for name in LAYERS:
         x, w, b, dy, pad = _operands(name)
         impls = _impls(x, w, b, dy, pad)
@@ -101,10 +115,12 @@ def main() -> None:
         if torch is not None:
             t["torch", "b"] -= t["torch", "f"]  # torch timed forward+backward together
             totals["torch"] += t["torch", "f"] + t["torch", "b"]
-        totals["fastcnn"] += t["fastcnn", "f"] + t["fastcnn", "b"]
+        for impl in ("fastcnn", "fastcnn-direct"):
+            totals[impl] += t[impl, "f"] + t[impl, "b"]
         row = [name]
         for d in "fb":
             row.append(f"{t['fastcnn', d] * 1e3:.2f}")
+            row.append(f"{t['fastcnn-direct', d] / t['fastcnn', d]:.2f}")
             row.append(f"{t['reference', d] / t['fastcnn', d]:.1f}")
             row.append(f"{t['torch', d] / t['fastcnn', d]:.2f}" if torch is not None else "-")
         rows.append(row)
@@ -113,7 +129,22 @@ def main() -> None:
         f"threads={fastcnn.get_num_threads()}, batch {BATCH}, float32"
     )
     print_table(
-        ["layer", "fwd ms", "ref/fast", "torch/fast", "bwd ms", "ref/fast", "torch/fast"], rows
+        [
+            "layer",
+            "fwd ms",
+            "direct/fast",
+            "ref/fast",
+            "torch/fast",
+            "bwd ms",
+            "direct/fast",
+            "ref/fast",
+            "torch/fast",
+        ],
+        rows,
+    )
+    print(
+        f"six convolutions, forward + backward: fastcnn {totals['fastcnn'] * 1e3:.1f} ms, "
+        f"direct form (no Winograd) {totals['fastcnn-direct'] * 1e3:.1f} ms"
     )
     if torch is not None:
         print(

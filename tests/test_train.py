@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 
+import fastcnn
 from fastcnn import models, optim, train
 from fastcnn.datasets import mnist_source
 
@@ -123,6 +124,7 @@ def test_short_run_learns_and_writes_everything(embedded, tmp_path):
     assert log["config"]["optimizer_state"]["lr"] == 0.001
     assert log["config"]["batch_size"] == 100 and log["config"]["epochs"] == 2
     assert log["machine"]["threads"] >= 1 and log["machine"]["isa"]
+    assert log["machine"]["winograd"] is fastcnn.get_winograd()
     assert log["iterations"]["every"] == 1
     assert log["iterations"]["loss"] == pytest.approx(result.iteration_losses.tolist())
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):

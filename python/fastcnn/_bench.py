@@ -349,6 +349,7 @@ def main(
     ref_reps, ref_min = (1, 0.0) if quick else (3, 0.0)
     print(
         f"# fastcnn {fastcnn.__version__}, isa {fastcnn.get_isa()}, "
+        f"winograd {'on' if fastcnn.get_winograd() else 'off'}, "
         f"{fastcnn.get_num_threads()} threads, batch {BATCH}, float32; "
         + (f"torch {tmod.__version__}" if tmod is not None else "torch not installed")
         + ("; --quick" if quick else ""),

@@ -285,7 +285,8 @@ def _cpu_name() -> str:
 
 
 def machine() -> dict[str, Any]:
-    """What the run log records about the machine: CPU, threads, ISA, versions."""
+    """What the run log records about the machine: CPU, threads, ISA, the convolution
+    algorithm, versions."""
     from fastcnn import config
 
     cfg = config()
@@ -294,6 +295,7 @@ def machine() -> dict[str, Any]:
         "cpu_count": cfg["cpu_count"],
         "threads": cfg["num_threads"],
         "isa": cfg["isa"],
+        "winograd": cfg["winograd"],
         "cpu_features": [k for k, v in cfg["cpu_features"].items() if v],
         "fastcnn": cfg["version"],
         "python": cfg["python"],
