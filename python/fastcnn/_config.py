@@ -11,7 +11,7 @@ import contextlib
 import os
 import platform
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from fastcnn import __version__
@@ -34,14 +34,21 @@ def set_num_threads(n: int) -> None:
 
 
 @contextlib.contextmanager
-def threads(n: int) -> Iterator[None]:
-    """Context manager running its body with ``n`` kernel threads, then restoring the old count."""
-    old = get_num_threads()
-    set_num_threads(n)
+def _scoped(
+    setter: Callable[[Any], None], restore: Callable[[Any], None], old: Any, new: Any
+) -> Iterator[None]:
+    """Runs the body with ``setter(new)`` (which checks ``new``) in force, then puts ``old``
+    back with ``restore`` (the core's setter: ``old`` is known to be valid)."""
+    setter(new)
     try:
         yield
     finally:
-        _core.set_num_threads(old)
+        restore(old)
+
+
+def threads(n: int) -> contextlib.AbstractContextManager[None]:
+    """Context manager running its body with ``n`` kernel threads, then restoring the old count."""
+    return _scoped(set_num_threads, _core.set_num_threads, get_num_threads(), n)
 
 
 def cpu_features() -> dict[str, bool]:
@@ -88,15 +95,9 @@ def set_winograd(enabled: bool) -> None:
     _core.set_winograd(enabled)
 
 
-@contextlib.contextmanager
-def winograd(enabled: bool) -> Iterator[None]:
+def winograd(enabled: bool) -> contextlib.AbstractContextManager[None]:
     """Context manager running its body with Winograd allowed or not, then restoring it."""
-    old = get_winograd()
-    set_winograd(enabled)
-    try:
-        yield
-    finally:
-        _core.set_winograd(old)
+    return _scoped(set_winograd, _core.set_winograd, get_winograd(), enabled)
 
 
 def config() -> dict[str, Any]:
