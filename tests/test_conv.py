@@ -154,8 +154,8 @@ def test_bitwise_identical_for_any_thread_count(dtype, xs, ws, conv_algorithm, r
 # the window (whole tiles of zeros), the channel threshold, ragged vector tails, images wide
 # enough that a block holds a single row of tiles, and batches whose blocks span images.
 WINOGRAD_CASES = [
-    ((3, 8, 5, 6), (8, 8, 3, 3), 1, 0),
-    ((2, 9, 7, 9), (13, 9, 3, 3), 1, (1, 3)),
+    ((3, 8, 5, 6), (32, 8, 3, 3), 1, 0),
+    ((2, 9, 7, 9), (29, 9, 3, 3), 1, (1, 3)),
     ((5, 16, 1, 2), (24, 16, 3, 3), 1, (2, 1)),
     ((1, 40, 66, 70), (72, 40, 3, 3), 1, 1),
     ((7, 33, 3, 3), (17, 33, 3, 3), 1, 1),
@@ -187,7 +187,8 @@ def test_winograd_matches_reference_and_runs(xs, ws, stride, pad, rng):
         for a, d, e in zip(got, direct, ref.conv2d_backward(dy, x, w, stride, pad)):
             assert_close(a, e, dtype)
             assert_close(d, e, dtype)
-        if max(np.broadcast_to(pad, 2)) < 3:  # dx runs as a (Winograd) forward convolution
+        if max(np.broadcast_to(pad, 2)) < 3 and xs[1] >= 16:
+            # dx runs as a (Winograd) forward convolution with xs[1] output channels
             assert not np.array_equal(got[0], direct[0])
         assert not np.array_equal(got[1], direct[1])  # dW
 
@@ -197,9 +198,9 @@ def test_winograd_blocks_inside_the_padding(which, rng):
     """Padding of 4 or more rows puts whole rows of tiles in the padding; with several threads
     (or a single tile row per block) a block can start or end there."""
     for xs, ws, pad, threads in [
-        ((1, 8, 1, 3), (8, 8, 3, 3), (5, 0), 5),
-        ((1, 8, 1, 3), (8, 8, 3, 3), (4, 0), 4),
-        ((2, 8, 3, 5), (9, 8, 3, 3), (4, 1), 3),
+        ((1, 16, 1, 3), (16, 16, 3, 3), (5, 0), 5),
+        ((1, 16, 1, 3), (16, 16, 3, 3), (4, 0), 4),
+        ((2, 16, 3, 5), (17, 16, 3, 3), (4, 1), 3),
         ((1, 130, 1, 70), (130, 130, 3, 3), (5, 0), 1),
     ]:
         x = rng.standard_normal(xs)
@@ -224,11 +225,11 @@ def test_winograd_overflow_falls_back_to_the_direct_form(dtype, big, rng):
     """Finite values near the type's maximum can overflow inside Winograd's transforms where
     the direct sums do not: those calls run the direct form, so every output the reference
     computes as finite is finite here too."""
-    x = np.zeros((1, 8, 4, 4), dtype)
+    x = np.zeros((1, 16, 4, 4), dtype)
     x[:, 0] = big  # direct sums reach 3 * big; Winograd's input transform 4 * big (> max)
     x[:, 0, 1::2] *= -1
-    w = np.ones((8, 8, 3, 3), dtype)
-    dy = rng.standard_normal((1, 8, 4, 4)).astype(dtype) / big  # dW = sum dy * x stays finite
+    w = np.ones((16, 16, 3, 3), dtype)
+    dy = rng.standard_normal((1, 16, 4, 4)).astype(dtype) / big  # dW = sum dy * x stays finite
     with np.errstate(over="ignore", invalid="ignore"), fastcnn.winograd(True):
         y = fast.conv2d_forward(x, w, None, 1, 1)
         want = ref.conv2d_forward(x, w, None, 1, 1)
@@ -242,7 +243,8 @@ def test_winograd_overflow_falls_back_to_the_direct_form(dtype, big, rng):
 
 def test_winograd_switch_and_its_fallbacks(rng):
     """set_winograd validates its argument; off, and for shapes Winograd does not take
-    (stride 2, 5x5 windows, few channels), results equal the direct form's bits."""
+    (stride 2, 5x5 windows, few channels; for the forward fewer than 16 output channels),
+    results equal the direct form's bits."""
     with pytest.raises(TypeError, match="enabled must be a bool"):
         fastcnn.set_winograd(1)  # type: ignore[arg-type]
     for xs, ws, stride in [
@@ -250,6 +252,7 @@ def test_winograd_switch_and_its_fallbacks(rng):
         ((2, 16, 9, 9), (16, 16, 5, 5), 1),
         ((2, 4, 9, 9), (16, 4, 3, 3), 1),
         ((2, 16, 9, 9), (4, 16, 3, 3), 1),
+        ((2, 64, 9, 9), (8, 64, 3, 3), 1),
     ]:
         x = rng.standard_normal(xs).astype(np.float32)
         w = rng.standard_normal(ws).astype(np.float32)

@@ -205,7 +205,7 @@ inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
-  if (winograd_applies(g) && conv2d_forward_winograd(g, x, w, b, y, relu)) return;
+  if (winograd_forward_applies(g) && conv2d_forward_winograd(g, x, w, b, y, relu)) return;
   const PaddedGeometry pg(g);
   const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
   const int64_t group_pixels = images_per_group<T>(g, pg) * pq;
@@ -363,7 +363,7 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
 template <class T>
 void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   g.validate("conv2d_backward_weights");
-  if (winograd_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
+  if (winograd_weights_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
   const PaddedGeometry pg(g);
   const WeightGradientPlan<T> plan(g, pg);
   // A chunk's partial sums are (CRS + 1) rows of K: dW^T, then db.

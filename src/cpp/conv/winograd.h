@@ -16,9 +16,11 @@
 
 namespace fastcnn {
 
-// True when conv2d_forward_winograd can run g: 3 x 3 windows, unit strides, and enough input
-// and output channels to fill the GEMMs' micro-tiles.
-bool winograd_applies(const Geometry2d& g);
+// True when Winograd is on and faster for g than the direct form: 3 x 3 windows, unit strides,
+// at least 8 input and 8 output channels, and for the forward at least 16 output channels,
+// for the weight gradient at least 256 channel pairs.
+bool winograd_forward_applies(const Geometry2d& g);
+bool winograd_weights_applies(const Geometry2d& g);
 
 // conv2d_forward (see conv.h) by F(2x2, 3x3). Returns false, with y partly written, when x or
 // w holds an infinity or NaN (the transforms' differences would turn inf - inf into NaN where

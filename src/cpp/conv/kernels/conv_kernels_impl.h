@@ -79,26 +79,44 @@ inline __attribute__((always_inline)) void output_tile(Load&& load, Store&& stor
   }
 }
 
+// One value of T behind the same interface as WinogradVec.
+template <class T>
+struct WinogradScalar {
+  typedef T V;
+  static constexpr int kLanes = 1;
+  static V load(const T* p) { return *p; }
+  static void store(T* p, V v) { *p = v; }
+};
+
+// Calls body(W{}, i) for i in [i0, n) stepping by W's lanes: vectors of kBytes while they fit,
+// then of half that width, down to 16 bytes, then single values (so 8 or 12 channels still
+// run in vectors). Every lane computes the same operations, so any width gives the same bits.
+template <class T, int kBytes, class Body>
+inline __attribute__((always_inline)) void for_each_width(int64_t i0, int64_t n, Body&& body) {
+  if constexpr (kBytes >= 16) {
+    using W = WinogradVec<T, kBytes>;
+    int64_t i = i0;
+    for (; i + W::kLanes <= n; i += W::kLanes) body(W{}, i);
+    for_each_width<T, kBytes / 2>(i, n, body);
+  } else {
+    for (int64_t i = i0; i < n; ++i) body(WinogradScalar<T>{}, i);
+  }
+}
+
 // v[xi*vs + t*C + c] = V(xi) of channel c of tile t, whose 4 x 4 window starts at
 // x + off[t] in a pixel-major (HWC) image: pixel (i, j) of the window at x + off[t] + i*ws +
 // j*C, channel c at + c.
 template <class T, int kBytes>
 void winograd_input_f2x3(int64_t C, int64_t ntiles, const T* x, const int64_t* off, int64_t ws,
                          T* v, int64_t vs) {
-  using W = WinogradVec<T, kBytes>;
-  using V = typename W::V;
   for (int64_t t = 0; t < ntiles; ++t) {
     const T* d = x + off[t];
     T* out = v + t * C;
-    int64_t c = 0;
-    for (; c + W::kLanes <= C; c += W::kLanes) {
-      input_tile<V>([&](int i, int j) { return W::load(d + i * ws + j * C + c); },
-                    [&](int xi, V r) { W::store(out + xi * vs + c, r); });
-    }
-    for (; c < C; ++c) {
-      input_tile<T>([&](int i, int j) { return d[i * ws + j * C + c]; },
-                    [&](int xi, T r) { out[xi * vs + c] = r; });
-    }
+    for_each_width<T, kBytes>(0, C, [&](auto w, int64_t c) {
+      using W = decltype(w);
+      input_tile<typename W::V>([&](int i, int j) { return W::load(d + i * ws + j * C + c); },
+                                [&](int xi, auto r) { W::store(out + xi * vs + c, r); });
+    });
   }
 }
 
@@ -108,25 +126,17 @@ void winograd_input_f2x3(int64_t C, int64_t ntiles, const T* x, const int64_t* o
 template <class T, int kBytes>
 void winograd_output_f2x3(int64_t K, int64_t ntiles, const T* m, int64_t ms, T* y,
                           const int64_t* off, const uint8_t* edge, int64_t ys) {
-  using W = WinogradVec<T, kBytes>;
-  using V = typename W::V;
   for (int64_t t = 0; t < ntiles; ++t) {
     const T* src = m + t * K;
     T* out = y + off[t];
     const int rows = edge[t] & 2 ? 2 : 1, cols = edge[t] & 1 ? 2 : 1;
-    int64_t k = 0;
-    for (; k + W::kLanes <= K; k += W::kLanes) {
-      output_tile<V>([&](int xi) { return W::load(src + xi * ms + k); },
-                     [&](int i, int j, V r) {
-                       if (i < rows && j < cols) W::store(out + i * ys + j * K + k, r);
-                     });
-    }
-    for (; k < K; ++k) {
-      output_tile<T>([&](int xi) { return src[xi * ms + k]; },
-                     [&](int i, int j, T r) {
-                       if (i < rows && j < cols) out[i * ys + j * K + k] = r;
-                     });
-    }
+    for_each_width<T, kBytes>(0, K, [&](auto w, int64_t k) {
+      using W = decltype(w);
+      output_tile<typename W::V>([&](int xi) { return W::load(src + xi * ms + k); },
+                                 [&](int i, int j, auto r) {
+                                   if (i < rows && j < cols) W::store(out + i * ys + j * K + k, r);
+                                 });
+    });
   }
 }
 
@@ -158,29 +168,22 @@ inline __attribute__((always_inline)) void dy_tile(Load&& load, Store&& store) {
 template <class T, int kBytes>
 void winograd_dy_f2x3(int64_t K, int64_t ntiles, const T* dy, const int64_t* off,
                       const uint8_t* edge, int64_t ys, T* z, int64_t zs, int64_t nr) {
-  using W = WinogradVec<T, kBytes>;
-  using V = typename W::V;
-  const int64_t kpad = (K + nr - 1) / nr * nr;
   for (int64_t t = 0; t < ntiles; ++t) {
     const T* src = dy + off[t];
     const int rows = edge[t] & 2 ? 2 : 1, cols = edge[t] & 1 ? 2 : 1;
-    auto out = [&](int xi, int64_t k) {
-      return z + xi * zs + (k / nr) * ntiles * nr + t * nr + k % nr;
-    };
-    int64_t k = 0;
-    for (; k + W::kLanes <= K && (k % nr) + W::kLanes <= nr; k += W::kLanes) {
-      dy_tile<V>(
-          [&](int i, int j) {
-            return i < rows && j < cols ? W::load(src + i * ys + j * K + k) : V{};
-          },
-          [&](int xi, V r) { W::store(out(xi, k), r); });
-    }
-    for (; k < kpad; ++k) {
-      dy_tile<T>(
-          [&](int i, int j) {
-            return k < K && i < rows && j < cols ? src[i * ys + j * K + k] : T(0);
-          },
-          [&](int xi, T r) { *out(xi, k) = r; });
+    for (int64_t p0 = 0; p0 < K; p0 += nr) {     // one panel at a time: no vector straddles two
+      T* panel = z + p0 * ntiles + t * nr - p0;  // channel k of this panel at panel[k]
+      for_each_width<T, kBytes>(p0, std::min(K, p0 + nr), [&](auto w, int64_t k) {
+        using W = decltype(w);
+        using V = typename W::V;
+        dy_tile<V>(
+            [&](int i, int j) {
+              return i < rows && j < cols ? W::load(src + i * ys + j * K + k) : V{};
+            },
+            [&](int xi, V r) { W::store(panel + xi * zs + k, r); });
+      });
+      for (int64_t k = K; k < p0 + nr; ++k)
+        for (int xi = 0; xi < 16; ++xi) panel[xi * zs + k] = T(0);
     }
   }
 }
