@@ -77,8 +77,10 @@ def set_isa(name: str) -> None:
 
 
 def get_winograd() -> bool:
-    """Whether 3x3, stride-1 convolutions with at least 8 input and output channels use the
-    Winograd F(2x2, 3x3) algorithm (the default) rather than the direct im2col-GEMM form."""
+    """Whether 3x3, stride-1 convolutions may use the Winograd F(2x2, 3x3) algorithm (the
+    default) rather than the direct im2col-GEMM form. It runs where it is the faster: forward
+    and backward-data with at least 8 channels in and 16 out, the weight gradient with at least
+    8 of each and 256 channel pairs."""
     return bool(_core.get_winograd())
 
 
