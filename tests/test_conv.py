@@ -241,6 +241,17 @@ def test_winograd_overflow_falls_back_to_the_direct_form(dtype, big, rng):
         _assert_same_non_finite(got, want, dtype)
 
 
+def test_empty_batch(conv_algorithm):
+    """A batch of no images gives empty outputs and zero weight gradients, like the reference."""
+    x = np.zeros((0, 16, 8, 8), np.float32)
+    w = np.ones((16, 16, 3, 3), np.float32)
+    assert fast.conv2d_forward(x, w, None, 1, 1).shape == (0, 16, 8, 8)
+    dy = np.zeros((0, 16, 8, 8), np.float32)
+    for a, e in zip(fast.conv2d_backward(dy, x, w, 1, 1), ref.conv2d_backward(dy, x, w, 1, 1)):
+        assert a.shape == e.shape
+        np.testing.assert_array_equal(a, e)
+
+
 def test_winograd_switch_and_its_fallbacks(rng):
     """set_winograd validates its argument; off, and for shapes Winograd does not take
     (stride 2, 5x5 windows, few channels; for the forward fewer than 16 output channels),

@@ -88,7 +88,7 @@ struct WinogradPlan {
     const int64_t block_tiles =
         std::max<int64_t>(min_tiles, (int64_t{256} << 10) / static_cast<int64_t>(sizeof(T)) /
                                          (16 * (g.c + k_padded)));
-    block_rows = std::clamp<int64_t>(block_tiles / tw, 1, th * g.n);
+    block_rows = std::clamp<int64_t>(block_tiles / tw, 1, std::max<int64_t>(th * g.n, 1));
     max_tiles = block_rows * tw;
   }
 };
