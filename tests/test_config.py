@@ -70,13 +70,23 @@ def test_isa_selection_and_env_override():
 
 
 def test_winograd_switch_roundtrip_and_env_override():
-    assert fastcnn.get_winograd() is True
-    with fastcnn.winograd(False):
+    old = fastcnn.get_winograd()
+    with fastcnn.winograd(not old):
+        assert fastcnn.get_winograd() is (not old)
+        assert fastcnn.config()["winograd"] is (not old)
+    assert fastcnn.get_winograd() is old
+    # The context manager saves the setting when its body starts, not when it is created.
+    cm = fastcnn.winograd(True)
+    try:
+        fastcnn.set_winograd(False)
+        with cm:
+            assert fastcnn.get_winograd() is True
         assert fastcnn.get_winograd() is False
-        assert fastcnn.config()["winograd"] is False
-    assert fastcnn.get_winograd() is True
-    res = _run("import fastcnn; print(fastcnn.get_winograd())", FASTCNN_WINOGRAD="0")
-    assert res.stdout.strip() == "False", res.stderr
+    finally:
+        fastcnn.set_winograd(old)
+    for value, expected in [("0", "False"), ("Off", "False"), ("no", "False"), ("1", "True")]:
+        res = _run("import fastcnn; print(fastcnn.get_winograd())", FASTCNN_WINOGRAD=value)
+        assert res.stdout.strip() == expected, (value, res.stderr)
 
 
 def test_cpu_features_agree_with_isas():
@@ -95,7 +105,7 @@ def test_show_config_and_info_command():
     assert f"fastcnn {fastcnn.__version__}" in text
     assert f"threads:         {fastcnn.get_num_threads()}" in text
     assert f"kernel isa:      {fastcnn.get_isa()}" in text
-    assert "winograd conv:   on" in text
+    assert f"winograd conv:   {'on' if fastcnn.get_winograd() else 'off'}" in text
     res = subprocess.run(
         [sys.executable, "-m", "fastcnn", "info"], capture_output=True, text=True, timeout=120
     )

@@ -239,6 +239,16 @@ def test_winograd_overflow_falls_back_to_the_direct_form(dtype, big, rng):
         want = ref.conv2d_backward(dy, x, w, 1, 1)
         assert all(np.isfinite(e).all() for e in want)
         _assert_same_non_finite(got, want, dtype)
+        # With a fused ReLU a -inf from the overflow would be clamped to 0 and look finite.
+        x2 = np.zeros((1, 8, 4, 4), dtype)
+        x2[0, 0, 0, 0] = x2[0, 0, 2, 2] = 2 * big
+        w2 = np.zeros((16, 8, 3, 3), dtype)
+        w2[:, 0, 0, 0], w2[:, 0, 2, 2] = -0.5, 1.0
+        want = np.maximum(ref.conv2d_forward(x2, w2, None, 1, 0), 0)
+        assert np.isfinite(want).all()
+        np.testing.assert_allclose(
+            fast.conv2d_relu_forward(x2, w2, None, 1, 0), want, rtol=TOL[dtype], atol=0
+        )
 
 
 def test_empty_batch(conv_algorithm):

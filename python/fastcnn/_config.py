@@ -35,10 +35,11 @@ def set_num_threads(n: int) -> None:
 
 @contextlib.contextmanager
 def _scoped(
-    setter: Callable[[Any], None], restore: Callable[[Any], None], old: Any, new: Any
+    get: Callable[[], Any], setter: Callable[[Any], None], restore: Callable[[Any], None], new: Any
 ) -> Iterator[None]:
-    """Runs the body with ``setter(new)`` (which checks ``new``) in force, then puts ``old``
-    back with ``restore`` (the core's setter: ``old`` is known to be valid)."""
+    """Runs the body with ``setter(new)`` (which checks ``new``) in force, then puts back the
+    value ``get`` read on entry, with ``restore`` (the core's setter: that value is valid)."""
+    old = get()
     setter(new)
     try:
         yield
@@ -48,7 +49,7 @@ def _scoped(
 
 def threads(n: int) -> contextlib.AbstractContextManager[None]:
     """Context manager running its body with ``n`` kernel threads, then restoring the old count."""
-    return _scoped(set_num_threads, _core.set_num_threads, get_num_threads(), n)
+    return _scoped(get_num_threads, set_num_threads, _core.set_num_threads, n)
 
 
 def cpu_features() -> dict[str, bool]:
@@ -78,15 +79,16 @@ def set_isa(name: str) -> None:
 
 def get_winograd() -> bool:
     """Whether 3x3, stride-1 convolutions may use the Winograd F(2x2, 3x3) algorithm (the
-    default) rather than the direct im2col-GEMM form. It runs where it is the faster: forward
-    and backward-data with at least 8 channels in and 16 out, the weight gradient with at least
-    8 of each and 256 channel pairs."""
+    default) rather than the direct im2col-GEMM form. It runs where it is the faster: the
+    forward with at least 8 input and 16 output channels, backward-data with at least 16 input
+    and 8 output channels (and padding under 3, finite weights), the weight gradient with at
+    least 8 of each and 256 channel pairs."""
     return bool(_core.get_winograd())
 
 
 def set_winograd(enabled: bool) -> None:
     """Allow or forbid the Winograd F(2x2, 3x3) convolution (process-wide); FASTCNN_WINOGRAD=0
-    forbids it at import.
+    (or false, off, no) forbids it at import.
 
     Winograd needs 2.25x fewer multiplies but rounds differently from the direct sum (well
     within float32's tolerance against the reference); turn it off to get the direct form's
@@ -99,7 +101,7 @@ def set_winograd(enabled: bool) -> None:
 
 def winograd(enabled: bool) -> contextlib.AbstractContextManager[None]:
     """Context manager running its body with Winograd allowed or not, then restoring it."""
-    return _scoped(set_winograd, _core.set_winograd, get_winograd(), enabled)
+    return _scoped(get_winograd, set_winograd, _core.set_winograd, enabled)
 
 
 def config() -> dict[str, Any]:

@@ -375,8 +375,10 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
                              backward_weights_chunk(plan, dy, x, i0, i1, part, dbp);
                              return true;
                            });
-  for (int64_t k = 0; k < g.k; ++k)
-    for (int64_t r = 0; r < pg.crs; ++r) dw[k * pg.crs + r] = sum.data()[r * g.k + k];
+  parallel_for(g.k, [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k)
+      for (int64_t r = 0; r < pg.crs; ++r) dw[k * pg.crs + r] = sum.data()[r * g.k + k];
+  });
   if (db != nullptr) std::copy(sum.data() + pg.crs * g.k, sum.data() + (pg.crs + 1) * g.k, db);
 }
 

@@ -8,7 +8,8 @@
 namespace fastcnn {
 
 // Whether 3 x 3, unit-stride convolutions may use the Winograd F(2x2, 3x3) form (winograd.h):
-// on by default, off when the environment has FASTCNN_WINOGRAD=0 at start-up, or as set here.
+// on by default, off when the environment has FASTCNN_WINOGRAD=0 (or false, off, no) at
+// start-up, or as set here.
 // Off, every convolution takes the direct form, with the rounding of an im2col GEMM.
 bool winograd_enabled();
 void set_winograd_enabled(bool enabled);

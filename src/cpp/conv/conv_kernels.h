@@ -32,7 +32,8 @@ namespace fastcnn {
   bool name(const T* src, int64_t rows, int64_t cols, int64_t lds, T* dst, int64_t ldd, \
             int64_t run, int64_t drs)
 // y[k*plane + j] = src[j*lds + k] + b[k] (b may be null), then ReLU if relu, for j < count and
-// k < K: the forward epilogue of pixel-major products; false when a result is inf or NaN.
+// k < K: the forward epilogue of pixel-major products; false when a result before the ReLU is
+// inf or NaN.
 #define FASTCNN_DECLARE_FROM_PIXEL_MAJOR(name, T)                                             \
   bool name(const T* src, int64_t count, int64_t K, int64_t lds, const T* b, bool relu, T* y, \
             int64_t plane)

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <string>
 #include <utility>
@@ -155,9 +156,13 @@ struct TileBlock {
   }
 };
 
+// FASTCNN_WINOGRAD=0 (or false, off, no, in any case) turns it off at start-up.
 std::atomic<bool> g_winograd{[] {
   const char* env = std::getenv("FASTCNN_WINOGRAD");
-  return env == nullptr || std::string(env) != "0";
+  if (env == nullptr) return true;
+  std::string value(env);
+  for (char& ch : value) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return !(value == "0" || value == "false" || value == "off" || value == "no");
 }()};
 
 }  // namespace

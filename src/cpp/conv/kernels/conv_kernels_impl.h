@@ -300,7 +300,7 @@ bool to_pixel_major(const T* src, int64_t rows, int64_t cols, int64_t lds, T* ds
 
 // y[k*plane + j] = src[j*lds + k] + b[k] (b may be null), then max(., 0) if relu (NaN stays),
 // for pixels j < count and channels k < K: pixel-major products into NCHW. Returns false when
-// a value written is infinite or NaN.
+// a value before the ReLU is infinite or NaN (the ReLU would hide a -inf).
 template <class T>
 bool from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const T* b, bool relu,
                       T* y, int64_t plane) {
@@ -317,15 +317,15 @@ bool from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const
         transpose_block(r);
         for (int l = 0; l < L; ++l) {
           V out = r[l] + (b != nullptr ? b[k + l] : T(0));
-          if (relu) out = out <= V{} ? V{} : out;
           acc[l] += out - out;
+          if (relu) out = out <= V{} ? V{} : out;
           W::store(y + (k + l) * plane + j, out);
         }
       },
       [&](int64_t k, int64_t j) {
         T out = src[j * lds + k] + (b != nullptr ? b[k] : T(0));
-        if (relu && out <= T(0)) out = T(0);
         finite &= (out - out) == T(0);
+        if (relu && out <= T(0)) out = T(0);
         y[k * plane + j] = out;
       });
   for (int l = 0; l < L; ++l)
