@@ -167,6 +167,8 @@ def test_winograd_matches_reference_and_runs(xs, ws, stride, pad, rng):
     """Winograd agrees with the reference (and so with the direct form) within the tolerance,
     forward, dx and dW, for both dtypes, and it is really the path taken: its rounding
     differs from the direct form's."""
+    if fastcnn.get_isa() == "generic":
+        pytest.skip("Winograd runs only with the SIMD (AVX2, AVX-512) micro-kernels")
     for dtype in (np.float32, np.float64):
         x = rng.standard_normal(xs).astype(dtype)
         w = rng.standard_normal(ws).astype(dtype)
@@ -260,6 +262,21 @@ def test_empty_batch(conv_algorithm):
     for a, e in zip(fast.conv2d_backward(dy, x, w, 1, 1), ref.conv2d_backward(dy, x, w, 1, 1)):
         assert a.shape == e.shape
         np.testing.assert_array_equal(a, e)
+
+
+def test_winograd_needs_the_simd_kernels(rng):
+    """With the portable scalar micro-kernels (slower there), convolutions take the direct form."""
+    x = rng.standard_normal((2, 16, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    old = fastcnn.get_isa()
+    try:
+        fastcnn.set_isa("generic")
+        with fastcnn.winograd(True):
+            y = fast.conv2d_forward(x, w, None, 1, 1)
+        with fastcnn.winograd(False):
+            np.testing.assert_array_equal(y, fast.conv2d_forward(x, w, None, 1, 1))
+    finally:
+        fastcnn.set_isa(old)
 
 
 def test_winograd_switch_and_its_fallbacks(rng):

@@ -79,10 +79,10 @@ def set_isa(name: str) -> None:
 
 def get_winograd() -> bool:
     """Whether 3x3, stride-1 convolutions may use the Winograd F(2x2, 3x3) algorithm (the
-    default) rather than the direct im2col-GEMM form. It runs where it is the faster: the
-    forward with at least 8 input and 16 output channels, backward-data with at least 16 input
-    and 8 output channels (and padding under 3, finite weights), the weight gradient with at
-    least 8 of each and 256 channel pairs."""
+    default) rather than the direct im2col-GEMM form. It runs where it is the faster: with the
+    AVX2 or AVX-512 kernels, for the forward with at least 8 input and 16 output channels,
+    backward-data with at least 16 input and 8 output channels (and padding under 3, finite
+    weights), the weight gradient with at least 8 of each and 256 channel pairs."""
     return bool(_core.get_winograd())
 
 

@@ -16,9 +16,9 @@
 
 namespace fastcnn {
 
-// True when Winograd is on and faster for g than the direct form: 3 x 3 windows, unit strides,
-// at least 8 input and 8 output channels, and for the forward at least 16 output channels,
-// for the weight gradient at least 256 channel pairs.
+// True when Winograd is on and faster for g than the direct form: SIMD micro-kernels (not the
+// generic ISA), 3 x 3 windows, unit strides, at least 8 input and 8 output channels, and for
+// the forward at least 16 output channels, for the weight gradient at least 256 channel pairs.
 bool winograd_forward_applies(const Geometry2d& g);
 bool winograd_weights_applies(const Geometry2d& g);
 
