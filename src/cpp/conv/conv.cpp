@@ -291,16 +291,21 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
 namespace {
 
 // B = dy^T for pixels [pc, pc + kc) of a group of images (pixel j = n*PQ + p is pixel p of
-// image n; dyg is the group's first image), packed into NR-column panels of its K columns.
+// image n; dyg is the group's first image), packed into NR-column panels of its K columns:
+// each panel is a pixel-major copy of up to NR rows (channels) of dy, zero past K.
 template <class T>
-void pack_dy_transposed(const Geometry2d& g, const T* dyg, int nr, int64_t pc, int64_t kc, T* dst) {
+void pack_dy_transposed(const ConvKernels<T>& kernels, const Geometry2d& g, const T* dyg, int nr,
+                        int64_t pc, int64_t kc, T* dst) {
   const int64_t pq = g.p * g.q;
   for (int64_t j0 = 0; j0 < g.k; j0 += nr, dst += kc * nr) {
-    // One image's run of pixels at a time: a transposing copy of `valid` rows of dy.
+    const int64_t valid = std::min<int64_t>(nr, g.k - j0);
+    // One image's run of pixels at a time.
     for (int64_t j = pc; j < pc + kc;) {
       const int64_t n = j / pq, p = j % pq, len = std::min(pq - p, pc + kc - j);
-      detail::pack_panels_dispatch<T>(nr, dyg + (n * g.k + j0) * pq + p, pq, 1,
-                                      std::min<int64_t>(nr, g.k - j0), len, dst + (j - pc) * nr);
+      T* out = dst + (j - pc) * nr;
+      kernels.to_pixel_major(dyg + (n * g.k + j0) * pq + p, valid, len, pq, out, nr, len, 0);
+      if (valid < nr)
+        for (int64_t i = 0; i < len; ++i) std::fill(out + i * nr + valid, out + (i + 1) * nr, T(0));
       j += len;
     }
   }
@@ -315,12 +320,14 @@ struct WeightGradientPlan {
   int64_t group;
   GemmConfig<T> cfg;
   std::vector<int64_t> offset;
+  ConvKernels<T> kernels;
   WeightGradientPlan(const Geometry2d& g_, const PaddedGeometry& pg_)
       : g(g_),
         pg(pg_),
         group(images_per_group<T>(g_, pg_)),
         cfg(balanced_kc(gemm_config_for(gemm_config<T>(), pg_.crs, g_.k, 8), group * g_.p * g_.q)),
-        offset(pixel_offsets(g_, pg_, group)) {}
+        offset(pixel_offsets(g_, pg_, group)),
+        kernels(conv_kernels<T>()) {}
 };
 
 // One chunk of images' dW, as dW^T: part[kr*K + k] for im2col row kr = (c, r, s) accumulates
@@ -344,7 +351,7 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
       for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyg + (i * g.k + k) * pq, pq);
     for (int64_t pc = 0; pc < pixels; pc += cfg.kc) {
       const int64_t kc = std::min(cfg.kc, pixels - pc);
-      pack_dy_transposed(g, dyg, cfg.nr, pc, kc, bpack.data());
+      pack_dy_transposed(plan.kernels, g, dyg, cfg.nr, pc, kc, bpack.data());
       const T beta = ng == i0 && pc == 0 ? T(0) : T(1);
       for (int64_t r0 = 0; r0 < pg.crs; r0 += cfg.mr) {
         for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
