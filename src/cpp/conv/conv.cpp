@@ -332,12 +332,12 @@ struct WeightGradientPlan {
 
 // One chunk of images' dW, as dW^T: part[kr*K + k] for im2col row kr = (c, r, s) accumulates
 // im2col(x) . dy^T over the exact output pixels of the chunk's images, a group of images at a
-// time; dbp[k] accumulates dy's sums. Entry kr of pixel j's im2col column is
+// time. Entry kr of pixel j's im2col column is
 // xpad[base(kr) + offset(j)], so the indirect-A micro-kernel reads im2col in place, MR rows kr
 // at a time; only dy^T is packed.
 template <class T>
 void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, const T* x, int64_t i0,
-                            int64_t i1, T* part, T* dbp) {
+                            int64_t i1, T* part) {
   const Geometry2d& g = plan.g;
   const PaddedGeometry& pg = plan.pg;
   const GemmConfig<T>& cfg = plan.cfg;
@@ -347,8 +347,6 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
     const int64_t images = std::min(plan.group, i1 - ng), pixels = images * pq;
     const T* dyg = dy + ng * g.k * pq;
     pad_images(g, pg, x, ng, images, xpad.data());
-    for (int64_t i = 0; i < images; ++i)
-      for (int64_t k = 0; k < g.k; ++k) dbp[k] += lane_sum(dyg + (i * g.k + k) * pq, pq);
     for (int64_t pc = 0; pc < pixels; pc += cfg.kc) {
       const int64_t kc = std::min(cfg.kc, pixels - pc);
       pack_dy_transposed(plan.kernels, g, dyg, cfg.nr, pc, kc, bpack.data());
@@ -377,9 +375,8 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   AlignedBuffer<T> sum(checked_mul(pg.crs + 1, g.k, "conv2d dW"));
   sum_over_image_chunks<T>(g.n, (pg.crs + 1) * g.k, sum.data(),
                            [&](int64_t i0, int64_t i1, T* part) {
-                             T* dbp = part + pg.crs * g.k;
-                             std::fill(dbp, dbp + g.k, T(0));
-                             backward_weights_chunk(plan, dy, x, i0, i1, part, dbp);
+                             bias_gradient(g, dy, i0, i1, part + pg.crs * g.k);
+                             backward_weights_chunk(plan, dy, x, i0, i1, part);
                              return true;
                            });
   parallel_for(g.k, [&](int64_t k0, int64_t k1) {

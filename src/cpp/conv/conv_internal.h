@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/geometry.h"
 #include "common/memory.h"
 #include "common/parallel.h"
 #include "gemm/ukernel.h"
@@ -41,6 +42,16 @@ T lane_sum(const T* v, int64_t n) {
   T sum = T(0);
   for (int l = 0; l < kLanes; ++l) sum += acc[l];
   return sum;
+}
+
+// A chunk's bias gradient: db[k] = the sum of dy's plane (n, k) over images i0 <= n < i1, in
+// image order (dy is N x K x P x Q).
+template <class T>
+void bias_gradient(const Geometry2d& g, const T* dy, int64_t i0, int64_t i1, T* db) {
+  const int64_t pq = g.p * g.q;
+  std::fill(db, db + g.k, T(0));
+  for (int64_t n = i0; n < i1; ++n)
+    for (int64_t k = 0; k < g.k; ++k) db[k] += lane_sum(dy + (n * g.k + k) * pq, pq);
 }
 
 // A weight gradient sums over the batch in fixed chunks of images, whatever the thread count:

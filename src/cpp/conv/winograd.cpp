@@ -305,10 +305,7 @@ bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T*
         TileBlock<T> blk(g, plan);
         AlignedBuffer<T> v(16 * plan.max_tiles * C), z(16 * plan.max_tiles * kpad),
             dyt(2 * plan.block_rows * Q * K);
-        T* dbp = du + du_size;
-        std::fill(dbp, dbp + K, T(0));
-        for (int64_t n = i0; n < i1; ++n)
-          for (int64_t k = 0; k < K; ++k) dbp[k] += lane_sum(dy + (n * K + k) * P * Q, P * Q);
+        bias_gradient(g, dy, i0, i1, du + du_size);
         for (int64_t b0 = i0 * plan.th; b0 < i1 * plan.th; b0 += plan.block_rows) {
           bool ok = blk.load(kernels, x, b0, std::min(i1 * plan.th, b0 + plan.block_rows));
           for (const Segment& s : blk.segments) {
