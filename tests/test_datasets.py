@@ -708,11 +708,19 @@ def test_loader_with_augment(digits: np.ndarray) -> None:
     assert not np.array_equal(later[0], aug(digits[later[1]], epoch=0, batch=0))
 
 
-def test_a_build_without_the_embedded_subset_says_so(tmp_path: Path, monkeypatch) -> None:
+def test_the_embedded_subset_ships_with_the_package() -> None:
+    # Committed in the source tree, so every build has it, with or without a full MNIST nearby.
+    for name in NAMES:
+        assert (D.EMBEDDED_DIR / f"{name}.gz").is_file(), name
+    src = D.mnist_source(subset="embedded")
+    assert (src.kind, src.n_train, src.n_test) == ("embedded", 5000, 1000)
+
+
+def test_a_damaged_installation_without_the_subset_says_so(tmp_path: Path, monkeypatch) -> None:
     from fastcnn.datasets import _mnist
 
     monkeypatch.setattr(_mnist, "EMBEDDED_DIR", tmp_path / "none")
-    with pytest.raises(D.MNISTNotFoundError, match="this fastcnn build has no embedded MNIST"):
+    with pytest.raises(D.MNISTNotFoundError, match="missing its embedded MNIST subset"):
         D.mnist_source(subset="embedded")
-    with pytest.raises(D.MNISTNotFoundError, match="no embedded MNIST subset.*_make_subset"):
+    with pytest.raises(D.MNISTNotFoundError, match="embedded MNIST subset.*reinstall"):
         D.load_mnist(data_dir=None, download=False, subset="embedded")

@@ -1,8 +1,7 @@
 """Build the embedded MNIST subset in ``fastcnn/datasets/data/`` from a full MNIST directory.
 
-The files are not kept in git (they are a dataset): the build runs this tool when it finds a full
-MNIST (see CMakeLists.txt), and a developer with an editable install runs it once:
-``python -m fastcnn.datasets._make_subset /path/to/mnist``.
+The subset is committed in the source tree (see data/README.md); this maintainers' tool made it
+and reproduces it byte for byte: ``python -m fastcnn.datasets._make_subset /path/to/mnist``.
 Selection: a fixed-seed, class-balanced draw (500 train and 100 test images per digit), kept
 in the original file order, written as gzip -9 IDX files with mtime 0 so the bytes are
 reproducible. Not used at run time.

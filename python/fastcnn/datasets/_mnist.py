@@ -387,14 +387,13 @@ def mnist_source(
 
 
 def _require_embedded(where: str, full_reason: str = "") -> None:
-    """The embedded subset is generated when fastcnn is built (from a full MNIST found then);
-    a build made without one has none."""
+    """The embedded subset ships in the package (committed in the source tree); only a damaged
+    installation lacks it."""
     missing = [n for n in MNIST_FILES.values() if not (EMBEDDED_DIR / f"{n}.gz").is_file()]
     if missing:
         raise MNISTNotFoundError(
-            f"{where}: this fastcnn build has no embedded MNIST subset ({EMBEDDED_DIR} lacks "
-            f"{', '.join(missing)}); install fastcnn with FASTCNN_DATA_DIR pointing at a full "
-            "MNIST, or run `python -m fastcnn.datasets._make_subset MNIST_DIR`"
+            f"{where}: this fastcnn installation is missing its embedded MNIST subset "
+            f"({EMBEDDED_DIR} lacks {', '.join(missing)}); reinstall fastcnn"
             + (f". {full_reason}" if full_reason else "")
         )
 
