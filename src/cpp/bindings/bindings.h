@@ -38,9 +38,12 @@ inline std::string shape_str(const py::array& a) {
   return dims_str(Dims(a.shape(), a.shape() + a.ndim()));
 }
 
+// By value, not identity: an unpickled (or otherwise rebuilt) float32 dtype is a different
+// object equal to numpy's canonical one. numpy's PyArray_EquivTypes (behind array_t's check)
+// also rejects a non-native byte order, which the Python layer converts before calling.
 template <class T>
 bool is_dtype(const py::array& a) {
-  return a.dtype().is(py::dtype::of<T>());
+  return py::isinstance<py::array_t<T>>(a);
 }
 
 inline void require(bool ok, const std::string& msg) {
