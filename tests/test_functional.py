@@ -70,7 +70,7 @@ def test_affine_mixed_dtypes_non_contiguous_and_inputs_untouched(rng):
         lambda F: F.affine_forward(np.zeros((2, 3)), np.zeros((4, 5)), np.zeros(5)),
         lambda F: F.affine_forward(np.zeros((2, 4)), np.zeros((4, 5)), np.zeros(4)),
         lambda F: F.affine_forward(np.zeros(4), np.zeros((4, 5)), np.zeros(5)),
-        lambda F: F.affine_forward(np.zeros((2, 4), int), np.zeros((4, 5)), np.zeros(5)),
+        lambda F: F.affine_forward(np.zeros((2, 4), complex), np.zeros((4, 5)), np.zeros(5)),
         lambda F: F.affine_backward(np.zeros((2, 4)), np.zeros((2, 4)), np.zeros((4, 5))),
         lambda F: F.conv2d_relu_forward(np.zeros((1, 2, 3, 3)), np.zeros((1, 3, 3, 3))),
     ],

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import fastcnn
+from fastcnn import _validation as V
+from fastcnn.reference import functional as reference
 
 DTYPES = [np.float32, np.float64]
 
@@ -140,22 +142,32 @@ def test_bitwise_identical_for_any_thread_count(dtype, m, n, k, rng):
 def test_bad_arguments_name_what_is_wrong(rng):
     a = np.ones((3, 4), np.float32)
     b = np.ones((4, 5), np.float32)
-    with pytest.raises(TypeError, match="same dtype"):
-        fastcnn.gemm(a, b.astype(np.float64))
-    with pytest.raises(TypeError, match="float32 or float64"):
-        fastcnn.gemm(a.astype(np.int32), b)
-    with pytest.raises(TypeError, match="numpy array"):
-        fastcnn.gemm([[1.0]], b)
-    with pytest.raises(ValueError, match=r"a must be 2-D, got a.shape=\(3, 4, 1\)"):
+    with pytest.raises(TypeError, match=r"gemm: a must be a real .* got dtype complex64"):
+        fastcnn.gemm(a.astype(np.complex64), b)
+    with pytest.raises(TypeError, match="gemm: b could not be converted"):
+        fastcnn.gemm(a, [[1.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"a must be 2-D .* got 3-D a.shape=\(3, 4, 1\)"):
         fastcnn.gemm(a[..., None], b)
     with pytest.raises(ValueError, match=r"inner dimensions differ.*\(3, 4\).*\(5, 4\)"):
         fastcnn.gemm(a, b, trans_b=True)
-    with pytest.raises(ValueError, match=r"out.shape=\(3, 4\) but the product is \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"out has shape \(3, 4\) but expected \(3, 5\)"):
         fastcnn.gemm(a, b, out=np.empty((3, 4), np.float32))
-    with pytest.raises(TypeError, match="out.dtype=float64"):
+    with pytest.raises(TypeError, match="out.dtype=float64 but the product of a and b is float32"):
         fastcnn.gemm(a, b, out=np.empty((3, 5), np.float64))
-    with pytest.raises(ValueError, match="unit stride"):
-        fastcnn.gemm(a, b, out=np.empty((5, 3), np.float32).T)
+    with pytest.raises(TypeError, match="out must be a numpy array"):
+        fastcnn.gemm(a, b, out=[[0.0] * 5] * 3)
+    for flag in ("no", 1, None):
+        with pytest.raises(TypeError, match="trans_a must be a bool"):
+            fastcnn.gemm(a, b, trans_a=flag)
+        with pytest.raises(TypeError, match="trans_b must be a bool"):
+            fastcnn.gemm(a, b, trans_b=flag)
+    for value in ("0.5", None, 1j):
+        with pytest.raises(TypeError, match="alpha must be a real number"):
+            fastcnn.gemm(a, b, alpha=value)
+        with pytest.raises(TypeError, match="beta must be a real number"):
+            fastcnn.gemm(a, b, beta=value)
+    with pytest.raises(ValueError, match="alpha must be finite"):
+        fastcnn.gemm(a, b, alpha=np.inf)
     with pytest.raises(ValueError, match="overlap"):
         sq = np.ones((4, 4), np.float32)
         fastcnn.gemm(sq, sq, out=sq)
@@ -163,3 +175,27 @@ def test_bad_arguments_name_what_is_wrong(rng):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
         fastcnn.gemm(a, b, out=ro)
+
+
+def test_operands_numpy_would_take(rng):
+    """Mixed dtypes promote, other real dtypes and byte orders convert, a strided out is
+    written in place: as the reference (numpy's matmul) computes."""
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    b = rng.standard_normal((4, 5))
+    for x, y in [
+        (a, b),
+        (a.astype(">f4"), b.astype(">f8")),
+        (a.astype(np.float16), b.astype(np.float32)),
+        ((a * 10).astype(np.int8), b),
+        (a > 0, (b * 3).astype(np.int64)),
+    ]:
+        got = fastcnn.gemm(x, y, alpha=np.float32(2.0), beta=np.int64(1))
+        want = reference.gemm(x, y, alpha=2.0)
+        assert got.dtype == want.dtype == np.result_type(V.compute_dtype(x.dtype), y.dtype)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    out = np.ones((5, 3), np.float64).T
+    got = fastcnn.gemm(a, b, alpha=0.5, beta=2.0, out=out)
+    assert got is out
+    np.testing.assert_allclose(out, 0.5 * (a.astype(np.float64) @ b) + 2.0, rtol=1e-12)
+    assert fastcnn.gemm(np.ones((0, 4)), b).shape == (0, 5)
+    np.testing.assert_array_equal(fastcnn.gemm(np.ones((2, 0)), np.ones((0, 3))), 0)

@@ -579,12 +579,12 @@ _P = np.zeros(6, np.float32)
 
 BAD_CALLS = [
     ("relu_forward", (None,), {}),
-    ("relu_forward", (_X.astype(np.int64),), {}),
-    ("relu_forward", (_X.astype(np.float16),), {}),
+    ("relu_forward", (_X.astype(np.complex128),), {}),
+    ("relu_forward", (_X.astype(object),), {}),
     ("relu_backward", (_X, _X[:2]), {}),
     ("relu_backward", (_X, "x"), {}),
     ("sigmoid_forward", (_X.astype(np.complex64),), {}),
-    ("sigmoid_backward", (_X.astype(bool), _X), {}),
+    ("sigmoid_backward", (_X.astype("U2"), _X), {}),
     ("softmax_cross_entropy_forward", (_X[0], np.zeros(4, int)), {}),
     ("softmax_cross_entropy_forward", (_X[:0], np.zeros(0, int)), {}),
     ("softmax_cross_entropy_forward", (_X[:, :0], np.zeros(4, int)), {}),
@@ -592,7 +592,7 @@ BAD_CALLS = [
     ("softmax_cross_entropy_forward", (_X, np.array([0, 1, -1, 2])), {}),
     ("softmax_cross_entropy_forward", (_X, np.zeros(4)), {}),
     ("softmax_cross_entropy_forward", (_X, np.zeros(3, int)), {}),
-    ("softmax_cross_entropy_forward", (_X, np.zeros((4, 3), int)), {}),
+    ("softmax_cross_entropy_forward", (_X, np.zeros((4, 3), complex)), {}),
     ("softmax_cross_entropy_forward", (_X, np.zeros((4, 2))), {}),
     ("softmax_cross_entropy_forward", (_X, np.zeros((4, 3, 1))), {}),
     ("softmax_cross_entropy_backward", (_X, np.zeros(4, int), np.nan), {}),
@@ -615,7 +615,7 @@ BAD_CALLS = [
     ("dropout_forward", (_X, -0.1), {"seed": 1}),
     ("dropout_forward", (_X, 0.5, 1), {"seed": 1}),
     ("dropout_forward", (_X, 0.5), {"seed": True}),
-    ("dropout_forward", (_X.astype(int), 0.5), {"seed": 1}),
+    ("dropout_forward", (_X.astype(complex), 0.5), {"seed": 1}),
     ("dropout_backward", (_X, _X), {}),
     ("dropout_backward", (_X, _X.T > 0), {}),
     ("batchnorm_forward", (_X4, _C3, _C3, None, None), {}),
@@ -630,7 +630,7 @@ BAD_CALLS = [
     ("batchnorm_forward", (_X, _C3, _C3, None, None), {"train": 1}),
     ("batchnorm_backward", (_X, _X[:2], _C3, _C3, _C3), {}),
     ("batchnorm_backward", (_X, _X, _C3, _C3[:1], _C3), {}),
-    ("batchnorm_backward", (_X, _X.astype(int), _C3, _C3, _C3), {}),
+    ("batchnorm_backward", (_X, _X.astype(complex), _C3, _C3, _C3), {}),
     ("spatial_batchnorm_forward", (_X, _C3, _C3, None, None), {}),
     ("spatial_batchnorm_forward", (_X4[:, :, :0], _C3, _C3, None, None), {}),
     ("spatial_batchnorm_forward", (_X4, _C3[:2], _C3, None, None), {}),
@@ -653,7 +653,7 @@ BAD_CALLS = [
     ("adam_update", (_P.copy(), _P, _P.copy(), _P.copy(), 0.1, 1.0, 0.999, 1), {}),
     ("adam_update", (_P.copy(), _P, _P.copy(), _P.copy(), 0.1, 0.9, 0.999, 0), {}),
     ("adam_update", (_P.copy(), _P, _P.copy(), _P.copy(), 0.1, 0.9, 0.999, 1.0), {}),
-    ("adam_update", (_P.copy(), _P, _P.copy(), _P.copy().astype(np.float16), 0.1, 0.9, 0.9, 1), {}),
+    ("adam_update", (_P.copy(), _P, _P.copy(), _P.copy().astype(np.int16), 0.1, 0.9, 0.9, 1), {}),
 ]
 
 

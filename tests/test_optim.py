@@ -172,7 +172,9 @@ def test_load_state_dict_rejects_bad_state_and_changes_nothing():
         opt.load_state_dict({**good, "velocity/W": np.zeros((3, 4))})
     with pytest.raises(ValueError, match=r"beta1 must be in \[0.0, 1.0\), got 1.5"):
         opt.load_state_dict({**good, "beta1": 1.5})
-    with pytest.raises(TypeError, match=r"m/W must be float32 or float64"):
+    with pytest.raises(
+        TypeError, match=r"m/W is updated in place and must be a float16, float32 or float64"
+    ):
         opt.load_state_dict({**good, "m/W": np.zeros((3, 4), dtype=np.int64)})
     with pytest.raises(TypeError, match=r"state must be a dict"):
         opt.load_state_dict([1, 2])

@@ -218,8 +218,8 @@ _AM = np.zeros((2, 3, 3, 3), np.int64)
 
 BAD_CALLS = [
     ("max_pool2d_forward", (_X[0], 2)),  # 3-D
-    ("max_pool2d_forward", (_X.astype(np.int32), 2)),
-    ("max_pool2d_forward", (_X.astype(np.float16), 2)),
+    ("max_pool2d_forward", (_X.astype(np.complex64), 2)),
+    ("max_pool2d_forward", (_X.astype(object), 2)),
     ("max_pool2d_forward", (None, 2)),
     ("max_pool2d_forward", (_X, 0)),
     ("max_pool2d_forward", (_X, 2.0)),
@@ -238,7 +238,7 @@ BAD_CALLS = [
     ("max_pool2d_backward", (_DY, _AM - 1, _X.shape, 2, 2)),
     ("max_pool2d_backward", (_DY, _AM[:1], _X.shape, 2, 2)),
     ("max_pool2d_backward", (_DY, _AM.astype(bool), _X.shape, 2, 2)),
-    ("max_pool2d_backward", (_DY.astype(np.int64), _AM, _X.shape, 2, 2)),
+    ("max_pool2d_backward", (_DY.astype(np.complex128), _AM, _X.shape, 2, 2)),
     ("max_pool2d_backward", (_DY, _AM, (2, 3, 6), 2, 2)),
     ("max_pool2d_backward", (_DY, _AM, "2,3,6,6", 2, 2)),
     ("max_pool2d_backward", (_DY, _AM, (2, 3, 6, -6), 2, 2)),

@@ -825,13 +825,15 @@ BAD_CALLS = [
     (lambda: F.conv2d_forward(_X, _W, pad=(1, 2, 3)), ValueError, r"pad must be an int or"),
     (lambda: F.conv2d_forward(_X, _W, pad="1"), TypeError, r"pad"),
     (
-        lambda: F.conv2d_forward(_X.astype(np.int64), _W),
+        lambda: F.conv2d_forward(_X, _W.astype(np.complex128)),
         TypeError,
-        r"x must be float32 or float64, got dtype int64",
+        r"\bw must be a real \(float, integer or bool\) array, got dtype complex128",
     ),
-    (lambda: F.conv2d_forward(_X, _W.astype(np.complex128)), TypeError, r"\bw must be float"),
-    (lambda: F.conv2d_forward(_X.astype(object), _W), TypeError, r"\bx must be float"),
-    (lambda: F.conv2d_forward(_X.astype(np.float16), _W), TypeError, r"\bx must be float"),
+    (lambda: F.conv2d_forward(_X.astype(object), _W), TypeError, r"\bx must be a real"),
+    (lambda: F.conv2d_forward(_X.astype(np.longdouble), _W), TypeError, r"\bx must be a real"),
+    (lambda: F.conv2d_forward(_X.astype("U3"), _W), TypeError, r"\bx must be a real"),
+    (lambda: F.conv2d_forward(_X, _W, stride=2**31), ValueError, r"stride must be at most"),
+    (lambda: F.conv2d_forward(_X, _W, pad=(0, 2**63)), ValueError, r"pad must be at most"),
     (lambda: F.conv2d_forward(_X, _W, np.zeros(3)), ValueError, r"b has shape \(3,\).*\(4,\)"),
     (lambda: F.conv2d_forward(None, _W), TypeError, r"\bx must be an array"),
     (
@@ -905,7 +907,7 @@ BAD_CALLS = [
         ValueError,
         r"dy has shape",
     ),
-    (lambda: F.relu_forward(np.arange(3)), TypeError, r"relu_forward: x must be float"),
+    (lambda: F.relu_forward(np.arange(3) * 1j), TypeError, r"relu_forward: x must be a real"),
     (
         lambda: F.relu_backward(np.zeros(3), np.zeros(4)),
         ValueError,
@@ -927,7 +929,7 @@ BAD_CALLS = [
     (
         lambda: F.softmax_cross_entropy_forward(_ROW, np.array([0.0, 1.0, 1.0])),
         TypeError,
-        r"t of shape \(N,\) must hold integer class labels",
+        r"t of shape \(N,\) or \(N, 1\) must hold integer class labels",
     ),
     (
         lambda: F.softmax_cross_entropy_forward(_ROW, np.array([0, 1])),
@@ -935,14 +937,19 @@ BAD_CALLS = [
         r"t has shape \(2,\) but expected \(3,\)",
     ),
     (
-        lambda: F.softmax_cross_entropy_forward(_ROW, np.zeros((3, 4), np.int64)),
+        lambda: F.softmax_cross_entropy_forward(_ROW, np.zeros((3, 4), np.complex64)),
         TypeError,
-        r"t of shape \(N, M\) must be float32 or float64",
+        r"\bt must be a real",
+    ),
+    (
+        lambda: F.softmax_cross_entropy_forward(_ROW, np.zeros((3, 1))),
+        TypeError,
+        r"t of shape \(N,\) or \(N, 1\) must hold integer class labels",
     ),
     (
         lambda: F.softmax_cross_entropy_forward(_ROW, np.zeros((3, 5))),
         ValueError,
-        r"t has shape \(3, 5\)",
+        r"per-class targets \(N, M\) = \(3, 4\), got t.shape=\(3, 5\)",
     ),
     (
         lambda: F.softmax_cross_entropy_forward(_ROW, np.zeros((3, 4, 1))),
@@ -1071,7 +1078,7 @@ BAD_CALLS = [
     (
         lambda: F.sgd_update(np.zeros(2, np.int32), np.zeros(2), 0.1),
         TypeError,
-        r"param must be float32",
+        r"param is updated in place and must be a float16, float32 or float64 array",
     ),
     (lambda: F.sgd_update(np.zeros(2), np.zeros(2), None), TypeError, r"lr must be a real"),
     (

@@ -13,6 +13,7 @@ import numpy as np
 
 from fastcnn import _validation as V
 from fastcnn._native import core as _core
+from fastcnn.reference import functional as _reference
 
 IntOrPair = Union[int, tuple[int, int]]
 
@@ -45,6 +46,9 @@ def conv2d_relu_forward(
 
 def _forward(x: Any, w: Any, b: Any, stride: IntOrPair, pad: IntOrPair, relu: bool) -> np.ndarray:
     x, w, b, g, dt = V.check_conv2d_forward(x, w, b, stride, pad)
+    if g.empty:  # bias-only or empty: nothing for the kernels, and nothing to allocate
+        reference = _reference.conv2d_relu_forward if relu else _reference.conv2d_forward
+        return reference(x, w, b, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=dt)
     bb = None if b is None else _c(b, dt)
     _core.conv2d_forward(_c(x, dt), _c(w, dt), bb, y, _geometry(g), relu)
@@ -65,6 +69,8 @@ def conv2d_backward(
     The sums over the batch are done in a fixed order: the same bits for any thread count.
     """
     dy, x, w, g, dt = V.check_conv2d_backward(dy, x, w, stride, pad, need_dx)
+    if g.empty:  # zero or empty gradients
+        return _reference.conv2d_backward(dy, x, w, g.stride, g.pad, need_dx)
     dy, w = _c(dy, dt), _c(w, dt)
     geom = _geometry(g)
     dw = np.empty(g.w_shape, dtype=dt)

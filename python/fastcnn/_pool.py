@@ -11,6 +11,7 @@ import numpy as np
 
 from fastcnn import _validation as V
 from fastcnn._native import core as _core
+from fastcnn.reference import functional as _reference
 
 __all__ = [
     "max_pool2d_forward",
@@ -36,10 +37,11 @@ def max_pool2d_forward(
     row-major order; the first NaN counts as the max; padding never wins.
     """
     x, g = V.check_pool2d_forward(x, window, stride, pad, "max_pool2d_forward")
+    if g.empty:  # an empty result (or, for an empty image, windows of padding only)
+        return _reference.max_pool2d_forward(x, g.window, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=x.dtype)
     argmax = np.empty(g.y_shape, dtype=np.int64)
-    if y.size:
-        _core.max_pool2d_forward(np.ascontiguousarray(x), y, argmax, _geom(g))
+    _core.max_pool2d_forward(np.ascontiguousarray(x), y, argmax, _geom(g))
     return y, argmax
 
 
@@ -60,14 +62,15 @@ def max_pool2d_backward(
     dy, argmax, g = V.check_max_pool2d_backward(
         dy, argmax, x_shape, window, stride, pad, where, check_range=False
     )
+    if g.empty:
+        return _reference.max_pool2d_backward(dy, argmax, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    if dx.size:
-        am = np.ascontiguousarray(argmax, dtype=np.int64)
-        try:
-            _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, _geom(g))
-        except ValueError:  # the kernel found an argmax out of range: the reference's message
-            V.check_argmax_range(argmax, g, where)
-            raise
+    am = np.ascontiguousarray(argmax, dtype=np.int64)
+    try:
+        _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, _geom(g))
+    except ValueError:  # the kernel found an argmax out of range: the reference's message
+        V.check_argmax_range(argmax, g, where)
+        raise
     return dx
 
 
@@ -80,9 +83,10 @@ def avg_pool2d_forward(
     count_include_pad=True). Requires 0 <= pad < window per axis.
     """
     x, g = V.check_pool2d_forward(x, window, stride, pad, "avg_pool2d_forward")
+    if g.empty:
+        return _reference.avg_pool2d_forward(x, g.window, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=x.dtype)
-    if y.size:
-        _core.avg_pool2d_forward(np.ascontiguousarray(x), y, _geom(g))
+    _core.avg_pool2d_forward(np.ascontiguousarray(x), y, _geom(g))
     return y
 
 
@@ -95,7 +99,8 @@ def avg_pool2d_backward(
 ) -> np.ndarray:
     """Gradient of avg_pool2d_forward: dy (N,C,P,Q) -> dx of x_shape (N,C,H,W), dy's dtype."""
     dy, g = V.check_pool2d_backward(dy, x_shape, window, stride, pad, "avg_pool2d_backward")
+    if g.empty:
+        return _reference.avg_pool2d_backward(dy, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    if dx.size:
-        _core.avg_pool2d_backward(np.ascontiguousarray(dy), dx, _geom(g))
+    _core.avg_pool2d_backward(np.ascontiguousarray(dy), dx, _geom(g))
     return dx

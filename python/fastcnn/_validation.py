@@ -20,6 +20,7 @@ __all__ = [
     "Geometry2d",
     "as_pair",
     "as_array",
+    "compute_dtype",
     "check_float_array",
     "check_int_array",
     "check_ndim",
@@ -32,6 +33,7 @@ __all__ = [
     "check_pool_pad",
     "check_real",
     "check_int",
+    "MAX_WINDOW_ARG",
     "check_bool",
     "check_seed",
     "check_x_shape",
@@ -58,6 +60,8 @@ __all__ = [
     "check_batchnorm_forward",
     "check_batchnorm_backward",
     "check_param_update",
+    "check_update",
+    "check_gemm",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -124,10 +128,19 @@ def as_pair(value: IntOrPair, name: str, where: str = "") -> Pair:
     return (int(value[0]), int(value[1]))
 
 
+# Largest stride, padding or window size: the kernels index with int64, and geometry products
+# (padded sizes times channels times windows) must stay far from overflowing it.
+MAX_WINDOW_ARG = 2**31 - 1
+
+
 def _pair_at_least(value: IntOrPair, name: str, where: str, low: int, what: str) -> Pair:
     pair = as_pair(value, name, where)
     if pair[0] < low or pair[1] < low:
         raise ValueError(_msg(where, f"{name} must be {what}, got {name}={pair}"))
+    if pair[0] > MAX_WINDOW_ARG or pair[1] > MAX_WINDOW_ARG:
+        raise ValueError(
+            _msg(where, f"{name} must be at most 2**31 - 1 = {MAX_WINDOW_ARG}, got {name}={pair}")
+        )
     return pair
 
 
@@ -254,23 +267,44 @@ def as_array(a: Any, name: str, where: str = "") -> np.ndarray:
         raise TypeError(_msg(where, f"{name} could not be converted to an array: {exc}")) from exc
 
 
+def compute_dtype(dtype: np.dtype) -> np.dtype | None:
+    """The float dtype an array of ``dtype`` is computed in, or None if it is not a real array.
+
+    float32 and float64 stay as they are (in native byte order). Inputs the classic numpy code
+    also feeds its layers are read as numpy promotes them against float32: float16, bool and
+    integers of up to 16 bits as float32, wider integers as float64. So a float16 input with
+    float64 weights computes in float64, as numpy does; an all-float16 call computes (and
+    returns) float32, the kernels' narrowest precision. Complex, long double, object, string
+    and other dtypes are not real arrays.
+    """
+    kind, size = dtype.kind, dtype.itemsize
+    if (kind == "f" and size in (2, 4, 8)) or kind in "biu":
+        return np.promote_types(dtype, np.float32)
+    return None
+
+
 def check_float_array(
     a: Any, name: str, where: str = "", ndim: int | None = None, layout: str = ""
 ) -> np.ndarray:
-    """Return ``a`` as an ndarray of dtype float32 or float64 (no copy when already one).
+    """Return ``a`` as an ndarray of float32 or float64 in native byte order.
 
-    Any other dtype (ints, bool, float16, complex, object, ...) raises TypeError naming ``name``.
-    ``ndim`` (optional) is checked with check_ndim; ``layout`` describes the axes in messages.
+    Float32/float64 arrays pass through without a copy (any strides; pickled arrays' equal
+    dtypes included); other byte orders, float16, integer and bool arrays are converted as
+    ``compute_dtype`` says. Anything else (complex, object, ...) raises TypeError naming
+    ``name``. ``ndim`` (optional) is checked with check_ndim; ``layout`` describes the axes.
     """
     arr = as_array(a, name, where)
-    if arr.dtype not in FLOAT_DTYPES:
+    dt = compute_dtype(arr.dtype)
+    if dt is None:
         raise TypeError(
             _msg(
                 where,
-                f"{name} must be float32 or float64, got dtype {arr.dtype} "
+                f"{name} must be a real (float, integer or bool) array, got dtype {arr.dtype} "
                 f"({name}.shape={_shape(arr.shape)})",
             )
         )
+    if arr.dtype != dt:  # != also tells byte orders apart
+        arr = arr.astype(dt)
     if ndim is not None:
         check_ndim(arr, ndim, name, where, layout)
     return arr
@@ -331,7 +365,8 @@ def check_same_shape(
 def check_inplace_array(
     a: Any, name: str, where: str = "", shape: Sequence[int] | None = None, shape_of: str = ""
 ) -> np.ndarray:
-    """An array updated in place: must already be a writeable float32/float64 ndarray."""
+    """An array updated in place: a writeable ndarray of a float dtype (float16, float32 or
+    float64, either byte order). It is never converted: the caller updates this very array."""
     if not isinstance(a, np.ndarray):
         raise TypeError(
             _msg(
@@ -339,7 +374,14 @@ def check_inplace_array(
                 f"{name} is updated in place and must be a numpy array, got {type(a).__name__}",
             )
         )
-    check_float_array(a, name, where)
+    if a.dtype.kind != "f" or a.dtype.itemsize not in (2, 4, 8):
+        raise TypeError(
+            _msg(
+                where,
+                f"{name} is updated in place and must be a float16, float32 or float64 array, "
+                f"got dtype {a.dtype} ({name}.shape={_shape(a.shape)})",
+            )
+        )
     if not a.flags.writeable:
         raise ValueError(_msg(where, f"{name} is updated in place but is read-only"))
     if shape is not None:
@@ -382,6 +424,13 @@ class Geometry2d:
     pw: int
     p: int
     q: int
+
+    @property
+    def empty(self) -> bool:
+        """True when a dimension the kernels need to be >= 1 is 0 (an empty batch, no channels
+        or filters, an empty image or window): the result is all-zero, bias-only or empty, and
+        the backends compute it with the reference's numpy, which allocates nothing more."""
+        return 0 in (self.n, self.c, self.h, self.w, self.k, self.r, self.s)
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:
@@ -711,14 +760,23 @@ def check_softmax(x: Any, where: str = "softmax") -> np.ndarray:
 
 
 def _check_targets(t: Any, n: int, m: int, where: str, x_name: str) -> tuple[np.ndarray, bool]:
+    """Targets in the forms the classic cross-entropy takes: integer class labels of shape
+    (N,) or (N, 1) (any integer dtype), or per-class targets of shape (N, M) — one-hot or soft,
+    of any real dtype (read as check_float_array reads it). As in the classic code, a t with
+    as many elements as x is per-class targets (so with M == 1, (N, 1) is one-hot).
+    Returns (t, True) with labels of shape (N,) or (t, False) with float targets (N, M)."""
     t = as_array(t, "t", where)
+    if t.ndim == 2 and t.shape == (n, m):
+        return check_float_array(t, "t", where), False
+    if t.ndim == 2 and t.shape[1:] == (1,):
+        t = t.reshape(t.shape[0])
     if t.ndim == 1:
         if t.dtype.kind not in "iu":
             raise TypeError(
                 _msg(
                     where,
-                    f"t of shape (N,) must hold integer class labels, got "
-                    f"dtype {t.dtype}; pass float targets as (N, M)",
+                    f"t of shape (N,) or (N, 1) must hold integer class labels, got "
+                    f"dtype {t.dtype}; pass per-class targets as (N, M)",
                 )
             )
         check_shape(t, (n,), "t", where, f"one label per row of {x_name}")
@@ -731,20 +789,11 @@ def _check_targets(t: Any, n: int, m: int, where: str, x_name: str) -> tuple[np.
                 )
             )
         return t, True
-    if t.ndim == 2:
-        if t.dtype not in FLOAT_DTYPES:
-            raise TypeError(
-                _msg(
-                    where,
-                    f"t of shape (N, M) must be float32 or float64 targets, got dtype {t.dtype}",
-                )
-            )
-        check_shape(t, (n, m), "t", where, f"it must match {x_name}")
-        return t, False
     raise ValueError(
         _msg(
             where,
-            f"t must be integer labels (N,) or float targets (N, M), got t.shape={_shape(t.shape)}",
+            f"t must be integer labels (N,) or (N, 1), or per-class targets (N, M) = "
+            f"{_shape((n, m))}, got t.shape={_shape(t.shape)}",
         )
     )
 
@@ -964,6 +1013,47 @@ UPDATE_ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[tuple[str, dict | None]
         (("lr", {}), ("beta1", _BETA), ("beta2", _BETA), ("step", None), ("eps", _NON_NEGATIVE)),
     ),
 }
+
+
+def check_gemm(
+    a: Any, b: Any, trans_a: Any, trans_b: Any, alpha: Any, beta: Any, out: Any, where: str = "gemm"
+) -> tuple[np.ndarray, np.ndarray, float, float, np.ndarray | None, np.dtype]:
+    """gemm's arguments: a and b 2-D real arrays (read as check_float_array reads them) whose
+    op() shapes chain; trans_a/trans_b bools; alpha/beta finite reals; out None or a writeable
+    (M, N) ndarray of the result dtype (numpy's promotion of a and b), native byte order.
+    Returns (op(a), op(b), alpha, beta, out, dtype); op() transposes are views."""
+    a = check_float_array(a, "a", where, 2, "(M, K), or (K, M) with trans_a")
+    b = check_float_array(b, "b", where, 2, "(K, N), or (N, K) with trans_b")
+    trans_a = check_bool(trans_a, "trans_a", where)
+    trans_b = check_bool(trans_b, "trans_b", where)
+    alpha = check_real(alpha, "alpha", where)
+    beta = check_real(beta, "beta", where)
+    op_a = a.T if trans_a else a
+    op_b = b.T if trans_b else b
+    (m, k), (k2, n) = op_a.shape, op_b.shape
+    if k != k2:
+        raise ValueError(
+            _msg(
+                where,
+                f"inner dimensions differ: op(a) is {_shape(op_a.shape)} and op(b) is "
+                f"{_shape(op_b.shape)} (a.shape={_shape(a.shape)}, trans_a={trans_a}, "
+                f"b.shape={_shape(b.shape)}, trans_b={trans_b})",
+            )
+        )
+    dt = result_dtype(a, b)
+    if out is not None:
+        if not isinstance(out, np.ndarray):
+            raise TypeError(_msg(where, f"out must be a numpy array, got {type(out).__name__}"))
+        if out.dtype != dt:
+            raise TypeError(
+                _msg(where, f"out.dtype={out.dtype} but the product of a and b is {dt}")
+            )
+        check_shape(out, (m, n), "out", where, "the shape of op(a) @ op(b)")
+        if not out.flags.writeable:
+            raise ValueError(_msg(where, "out is read-only"))
+        if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+            raise ValueError(_msg(where, "out must not overlap a or b"))
+    return op_a, op_b, alpha, beta, out, dt
 
 
 def check_update(

@@ -56,6 +56,7 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "gemm",
     "affine_forward",
     "affine_backward",
     "relu_forward",

@@ -160,8 +160,9 @@ class Optimizer:
             if not sep or slot not in slots or not key:
                 unknown.append(k)
                 continue
-            arr = V.check_float_array(value, k, where)
-            slots[slot][key] = np.array(arr, copy=True)
+            # State arrays are updated in place by later steps: a float copy, never converted.
+            arr = np.array(V.as_array(value, k, where), copy=True)
+            slots[slot][key] = V.check_inplace_array(arr, k, where)
         if unknown:
             expected = ", ".join(f"'{s}/<param>'" for s in self.SLOTS) or "no state arrays"
             raise ValueError(f"{where}: unknown entries {unknown} (expected {expected})")

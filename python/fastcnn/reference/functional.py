@@ -24,6 +24,7 @@ __all__ = [
     "max_pool2d_backward",
     "avg_pool2d_forward",
     "avg_pool2d_backward",
+    "gemm",
     "affine_forward",
     "affine_backward",
     "relu_forward",
@@ -280,6 +281,26 @@ def avg_pool2d_backward(
 # ---------------------------------------------------------------------------------------------
 # Affine and activations
 # ---------------------------------------------------------------------------------------------
+
+
+def gemm(
+    a: Any,
+    b: Any,
+    *,
+    trans_a: bool = False,
+    trans_b: bool = False,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``alpha * op(a) @ op(b) + beta * out`` with numpy's matmul: the oracle for fastcnn.gemm
+    (same arguments, same checks; ``out``, when given, is written in place and returned)."""
+    op_a, op_b, alpha, beta, out, dt = V.check_gemm(a, b, trans_a, trans_b, alpha, beta, out)
+    product = alpha * (op_a.astype(dt, copy=False) @ op_b.astype(dt, copy=False))
+    if out is None:
+        return product.astype(dt, copy=False)
+    out[...] = product + beta * out if beta != 0.0 else product
+    return out
 
 
 def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
