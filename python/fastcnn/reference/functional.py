@@ -532,8 +532,10 @@ def _batchnorm_grad(
     inv_std: np.ndarray,
     dt: np.dtype,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    dy = dy.astype(dt, copy=False)
-    xhat = (x.astype(dt, copy=False) - mean) * inv_std
+    # Every operand in the result dtype: with mixed inputs no sub-expression (gamma * inv_std
+    # of two float32 vectors, say) is rounded to a narrower type than the result.
+    dy, x, gamma, mean, inv_std = (a.astype(dt, copy=False) for a in (dy, x, gamma, mean, inv_std))
+    xhat = (x - mean) * inv_std
     m = x.shape[0]
     dbeta = dy.sum(axis=0)
     dgamma = (dy * xhat).sum(axis=0)
