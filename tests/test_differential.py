@@ -101,6 +101,8 @@ FORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 # In-place arguments (parameters, optimizer state, running statistics, gemm's out) stay float:
 # the forms a caller may legitimately update in place, plus read-only to check the refusal.
+_FLOAT64_KEEPING = {"plain", "pickled", "byteswapped", "fortran", "transposed", "reversed",
+                    "sliced", "broadcast", "readonly", "misaligned"}  # fmt: skip
 INPLACE_FORMS = ["plain", "pickled", "byteswapped", "fortran", "reversed", "sliced", "readonly",
                  "float16"]  # fmt: skip
 BAD_ARRAYS: dict[str, Callable[[np.ndarray], Any]] = {
@@ -153,6 +155,14 @@ class Case:
         self.steps.append(("raw", make))
         return len(self.steps) - 1
 
+    @property
+    def narrow(self) -> bool:
+        """True when some planned array is not float64 (see _assert_same)."""
+        return any(
+            kind == "array" and (spec[1] is not np.float64 or spec[2] not in _FLOAT64_KEEPING)
+            for kind, spec in self.steps
+        )
+
     # --- building (every call) ------------------------------------------------------------
     def build(self) -> list[Any]:
         rng = np.random.default_rng(self.seed)
@@ -196,11 +206,14 @@ def _real(c: Case, low: float, high: float) -> int:
 TOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-9}
 
 
-def _assert_same(got: Any, want: Any, what: str) -> None:
+def _assert_same(got: Any, want: Any, what: str, narrow: bool = False) -> None:
+    """Equal results; ``narrow``: some input was narrower than float64, so even float64
+    results may carry float32 roundings (numpy forms sub-expressions in the inputs' dtypes,
+    e.g. a float32 batch variance folded into float64 running statistics)."""
     if isinstance(want, tuple):
         assert isinstance(got, tuple) and len(got) == len(want), what
         for i, (g, w) in enumerate(zip(got, want)):
-            _assert_same(g, w, f"{what}[{i}]")
+            _assert_same(g, w, f"{what}[{i}]", narrow)
         return
     if want is None or isinstance(want, (bool, int)):
         assert got == want, what
@@ -214,19 +227,25 @@ def _assert_same(got: Any, want: Any, what: str) -> None:
     if want.dtype.kind in "biu":
         np.testing.assert_array_equal(got, want, err_msg=what)
         return
-    tol = TOL.get(np.dtype(want.dtype.newbyteorder("=")), 1e-2)
+    dt = np.dtype(np.float32) if narrow else np.dtype(want.dtype.newbyteorder("="))
+    tol = max(TOL.get(dt, 1e-2), TOL.get(np.dtype(want.dtype.newbyteorder("=")), 1e-2))
     scale = max(1.0, float(np.abs(want.astype(np.float64)).max(initial=0.0)))
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale, err_msg=what)
 
 
 def _run(fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[str, Any]:
     try:
-        return "ok", fn(*args, **kwargs)
+        # numpy's own warnings (0/0 in a float16 Adam step, say) are the same on both sides
+        # and are not what this test is about; the NaNs they come with are compared.
+        with np.errstate(all="ignore"):
+            return "ok", fn(*args, **kwargs)
     except (TypeError, ValueError, RuntimeError) as exc:
         return "error", exc
 
 
-def _compare(name: str, call_ref: Callable[[], Any], call_fast: Callable[[], Any]) -> None:
+def _compare(
+    name: str, case: Case, call_ref: Callable[[], Any], call_fast: Callable[[], Any]
+) -> None:
     (k_ref, r_ref), (k_fast, r_fast) = call_ref(), call_fast()
     if k_ref == "error" or k_fast == "error":
         assert k_ref == k_fast, (
@@ -235,7 +254,7 @@ def _compare(name: str, call_ref: Callable[[], Any], call_fast: Callable[[], Any
         assert type(r_fast) is type(r_ref), (name, r_ref, r_fast)
         assert str(r_fast) == str(r_ref), (name, r_ref, r_fast)
         return
-    _assert_same(r_fast, r_ref, name)
+    _assert_same(r_fast, r_ref, name, case.narrow)
 
 
 def _check_function(name: str, case: Case, kwargs_idx: dict[str, int] | None = None,
@@ -257,7 +276,7 @@ def _check_function(name: str, case: Case, kwargs_idx: dict[str, int] | None = N
 
         return run
 
-    _compare(name, call(ref), call(fast))
+    _compare(name, case, call(ref), call(fast))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,4 +719,4 @@ def test_layer(name, data):
 
         return go
 
-    _compare(name, run(ref_layers), run(fast_layers))
+    _compare(name, c, run(ref_layers), run(fast_layers))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -21,6 +21,7 @@ __all__ = [
     "as_pair",
     "as_array",
     "compute_dtype",
+    "promoted_dtype",
     "check_float_array",
     "check_int_array",
     "check_ndim",
@@ -70,8 +71,17 @@ Pair = tuple[int, int]
 IntOrPair = Union[int, Sequence[int]]
 
 
+# Context appended to an error message: a string, or a function making it, so that the shape
+# strings of a call that passes its checks are never formatted (small calls are per-call-bound).
+Text = Union[str, Callable[[], str]]
+
+
 def _msg(where: str, text: str) -> str:
     return f"{where}: {text}" if where else text
+
+
+def _text(text: Text) -> str:
+    return text() if callable(text) else text
 
 
 def _shape(shape: Sequence[int]) -> str:
@@ -84,6 +94,8 @@ def _shape(shape: Sequence[int]) -> str:
 
 
 def _is_int(value: Any) -> bool:
+    if type(value) is int:  # the common case, without the slower ABC check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
@@ -185,11 +197,16 @@ def check_real(
     Bools, complex numbers and non-numbers raise TypeError; NaN, inf and out-of-range values
     raise ValueError. A 0-d real array is accepted.
     """
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(_msg(where, f"{name} must be a real number, got {type(value).__name__}"))
-    out = float(value)
+    if type(value) is float or type(value) is int:  # the common cases, without ABC checks
+        out = float(value)
+    else:
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                _msg(where, f"{name} must be a real number, got {type(value).__name__}")
+            )
+        out = float(value)
     if not math.isfinite(out):
         raise ValueError(_msg(where, f"{name} must be finite, got {out!r}"))
     bad_low = low is not None and (out <= low if low_open else out < low)
@@ -277,10 +294,19 @@ def compute_dtype(dtype: np.dtype) -> np.dtype | None:
     returns) float32, the kernels' narrowest precision. Complex, long double, object, string
     and other dtypes are not real arrays.
     """
+    if dtype in FLOAT_DTYPES:
+        return dtype
     kind, size = dtype.kind, dtype.itemsize
     if (kind == "f" and size in (2, 4, 8)) or kind in "biu":
         return np.promote_types(dtype, np.float32)
     return None
+
+
+def promoted_dtype(*arrays: Any) -> np.dtype:
+    """The dtype an op on these arrays computes in: numpy's promotion of each one's
+    compute_dtype (a dtype that is not real is kept, for the op's own check to reject)."""
+    dtypes = [np.asarray(a).dtype for a in arrays]
+    return np.result_type(*(compute_dtype(d) or d for d in dtypes))
 
 
 def check_float_array(
@@ -293,7 +319,7 @@ def check_float_array(
     ``compute_dtype`` says. Anything else (complex, object, ...) raises TypeError naming
     ``name``. ``ndim`` (optional) is checked with check_ndim; ``layout`` describes the axes.
     """
-    arr = as_array(a, name, where)
+    arr = a if type(a) is np.ndarray else as_array(a, name, where)
     dt = compute_dtype(arr.dtype)
     if dt is None:
         raise TypeError(
@@ -336,10 +362,11 @@ def check_ndim(a: np.ndarray, ndim: int, name: str, where: str = "", layout: str
 
 
 def check_shape(
-    a: np.ndarray, expected: Sequence[int], name: str, where: str = "", context: str = ""
+    a: np.ndarray, expected: Sequence[int], name: str, where: str = "", context: Text = ""
 ) -> None:
     """Require ``a.shape == expected``; ``context`` (the shapes it derives from) is appended."""
     if tuple(a.shape) != tuple(expected):
+        context = _text(context)
         extra = f" ({context})" if context else ""
         raise ValueError(
             _msg(
@@ -395,7 +422,8 @@ def result_dtype(*arrays: np.ndarray | None) -> np.dtype:
     Promotes the dtypes, not the arrays, so 0-d inputs never trigger numpy 1.x value-based
     casting and the answer is the same on every numpy version.
     """
-    return np.result_type(*[a.dtype for a in arrays if a is not None])
+    dtypes = {a.dtype for a in arrays if a is not None}
+    return dtypes.pop() if len(dtypes) == 1 else np.result_type(*dtypes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -462,13 +490,14 @@ class Geometry2d:
 
 
 def _output_hw(
-    hw: Pair, window: Pair, stride: Pair, pad: Pair, where: str, window_name: str, context: str
+    hw: Pair, window: Pair, stride: Pair, pad: Pair, where: str, window_name: str, context: Text
 ) -> Pair:
     out = []
     for axis, size, k, st, pd in zip(("height", "width"), hw, window, stride, pad):
         span = size + 2 * pd - k
         o = span // st + 1 if span >= 0 else 0
         if o <= 0:
+            context = _text(context)
             extra = f"; {context}" if context else ""
             raise ValueError(
                 _msg(
@@ -482,14 +511,14 @@ def _output_hw(
 
 
 def conv_output_size(
-    hw: Pair, kernel: Pair, stride: Pair, pad: Pair, where: str = "", context: str = ""
+    hw: Pair, kernel: Pair, stride: Pair, pad: Pair, where: str = "", context: Text = ""
 ) -> Pair:
     """(P, Q) = ((H + 2*ph - R)//sh + 1, (W + 2*pw - S)//sw + 1); ValueError if either <= 0."""
     return _output_hw(hw, kernel, stride, pad, where, "kernel", context)
 
 
 def pool_output_size(
-    hw: Pair, window: Pair, stride: Pair, pad: Pair, where: str = "", context: str = ""
+    hw: Pair, window: Pair, stride: Pair, pad: Pair, where: str = "", context: Text = ""
 ) -> Pair:
     """Same formula as conv_output_size, with messages that speak of the pooling window."""
     return _output_hw(hw, window, stride, pad, where, "window", context)
@@ -510,7 +539,7 @@ def check_im2col(
     s = check_int(filter_w, "filter_w", where, low=1)
     st, pd = check_stride(stride, where), check_pad(pad, where)
     n, c, h, w = x.shape
-    p, q = conv_output_size((h, w), (r, s), st, pd, where, f"x.shape={_shape(x.shape)}")
+    p, q = conv_output_size((h, w), (r, s), st, pd, where, lambda: f"x.shape={_shape(x.shape)}")
     return x, Geometry2d(n, c, h, w, c, r, s, st[0], st[1], pd[0], pd[1], p, q)
 
 
@@ -529,14 +558,14 @@ def check_col2im(
     s = check_int(filter_w, "filter_w", where, low=1)
     st, pd = check_stride(stride, where), check_pad(pad, where)
     n, c, h, w = shape
-    p, q = conv_output_size((h, w), (r, s), st, pd, where, f"x_shape={_shape(shape)}")
+    p, q = conv_output_size((h, w), (r, s), st, pd, where, lambda: f"x_shape={_shape(shape)}")
     g = Geometry2d(n, c, h, w, c, r, s, st[0], st[1], pd[0], pd[1], p, q)
     check_shape(
         col,
         g.col_shape,
         "col",
         where,
-        f"x_shape={_shape(shape)}, filter=({r}, {s}), stride={st}, pad={pd}",
+        lambda: f"x_shape={_shape(shape)}, filter=({r}, {s}), stride={st}, pad={pd}",
     )
     return col, g
 
@@ -546,7 +575,7 @@ def check_col2im(
 _MAX_ELEMENTS = 2**62 // 8
 
 
-def check_geometry_size(g: Geometry2d, where: str, shapes: str) -> None:
+def check_geometry_size(g: Geometry2d, where: str, shapes: Text) -> None:
     """ValueError if the output or the padded input of geometry g is too large to allocate."""
     sizes = {
         "output": g.n * g.k * g.p * g.q,
@@ -558,7 +587,7 @@ def check_geometry_size(g: Geometry2d, where: str, shapes: str) -> None:
             raise ValueError(
                 _msg(
                     where,
-                    f"the {what} would have {size} elements, which overflows ({shapes}, "
+                    f"the {what} would have {size} elements, which overflows ({_text(shapes)}, "
                     f"stride=({g.sh}, {g.sw}), pad=({g.ph}, {g.pw}))",
                 )
             )
@@ -567,10 +596,12 @@ def check_geometry_size(g: Geometry2d, where: str, shapes: str) -> None:
 def _conv_geometry(
     x: np.ndarray, w: np.ndarray, stride: IntOrPair, pad: IntOrPair, where: str
 ) -> Geometry2d:
-    shapes = f"x.shape={_shape(x.shape)}, w.shape={_shape(w.shape)}"
+    def shapes() -> str:
+        return f"x.shape={_shape(x.shape)}, w.shape={_shape(w.shape)}"
+
     if x.shape[1] != w.shape[1]:
         raise ValueError(
-            _msg(where, f"x has {x.shape[1]} channels but w expects {w.shape[1]} ({shapes})")
+            _msg(where, f"x has {x.shape[1]} channels but w expects {w.shape[1]} ({shapes()})")
         )
     st, pd = check_stride(stride, where), check_pad(pad, where)
     n, c, h, wd = x.shape
@@ -590,7 +621,9 @@ def check_conv2d_forward(
     g = _conv_geometry(x, w, stride, pad, where)
     if b is not None:
         b = check_float_array(b, "b", where)
-        check_shape(b, (g.k,), "b", where, f"one bias per filter; w.shape={_shape(w.shape)}")
+        check_shape(
+            b, (g.k,), "b", where, lambda: f"one bias per filter; w.shape={_shape(w.shape)}"
+        )
     return x, w, b, g, result_dtype(x, w, b)
 
 
@@ -614,7 +647,7 @@ def check_conv2d_backward(
         g.y_shape,
         "dy",
         where,
-        f"the conv output for x.shape={_shape(x.shape)}, w.shape={_shape(w.shape)}",
+        lambda: f"the conv output for x.shape={_shape(x.shape)}, w.shape={_shape(w.shape)}",
     )
     return dy, x, w, g, result_dtype(dy, x, w)
 
@@ -631,7 +664,7 @@ def _pool_geometry(
     st, pd = check_stride(stride, where), check_pad(pad, where)
     check_pool_pad(pd, win, where)
     n, c, h, w = shape
-    p, q = pool_output_size((h, w), win, st, pd, where, f"{shape_name}={_shape(shape)}")
+    p, q = pool_output_size((h, w), win, st, pd, where, lambda: f"{shape_name}={_shape(shape)}")
     g = Geometry2d(n, c, h, w, c, win[0], win[1], st[0], st[1], pd[0], pd[1], p, q)
     check_geometry_size(g, where, f"{shape_name}={_shape(shape)}")
     return g
@@ -652,7 +685,9 @@ def check_pool2d_backward(
     dy = check_float_array(dy, "dy", where, 4, "(N, C, P, Q)")
     shape = check_x_shape(x_shape, where)
     g = _pool_geometry(shape, window, stride, pad, where, "x_shape")
-    check_shape(dy, g.y_shape, "dy", where, f"the pooling output for x_shape={_shape(shape)}")
+    check_shape(
+        dy, g.y_shape, "dy", where, lambda: f"the pooling output for x_shape={_shape(shape)}"
+    )
     return dy, g
 
 
@@ -696,7 +731,7 @@ def check_affine_forward(
     w = check_float_array(w, "w", where, 2, "(D, M)")
     b = check_float_array(b, "b", where, 1, "(M,)")
     _check_affine_x(x, w, where)
-    check_shape(b, (w.shape[1],), "b", where, f"w.shape={_shape(w.shape)}")
+    check_shape(b, (w.shape[1],), "b", where, lambda: f"w.shape={_shape(w.shape)}")
     return x, w, b, result_dtype(x, w, b)
 
 
@@ -729,7 +764,7 @@ def check_affine_backward(
         (x.shape[0], w.shape[1]),
         "dy",
         where,
-        f"x.shape={_shape(x.shape)}, w.shape={_shape(w.shape)}",
+        lambda: f"x.shape={_shape(x.shape)}, w.shape={_shape(w.shape)}",
     )
     return dy, x, w, result_dtype(dy, x, w)
 
@@ -919,7 +954,7 @@ def check_batchnorm_forward(
     beta = check_float_array(beta, "beta", where)
     feat = "channel" if spatial else "feature"
     for name, arr in (("gamma", gamma), ("beta", beta)):
-        check_shape(arr, (d,), name, where, f"one per {feat} of x.shape={_shape(x.shape)}")
+        check_shape(arr, (d,), name, where, lambda: f"one per {feat} of x.shape={_shape(x.shape)}")
     train = check_bool(train, "train", where)
     if (running_mean is None) != (running_var is None):
         raise ValueError(
@@ -980,7 +1015,7 @@ def check_batchnorm_backward(
         ("saved_inv_std", saved_inv_std),
     ):
         arr = check_float_array(arr, name, where)
-        check_shape(arr, (d,), name, where, f"one per {feat} of x.shape={_shape(x.shape)}")
+        check_shape(arr, (d,), name, where, lambda: f"one per {feat} of x.shape={_shape(x.shape)}")
         out.append(arr)
     return (*out, result_dtype(*out))
 

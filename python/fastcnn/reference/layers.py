@@ -105,7 +105,7 @@ class Pooling(Layer):
         return self.F.max_pool2d_backward(
             dout,
             self._saved(self.arg_max),
-            self._saved(self.x).shape,
+            np.shape(self._saved(self.x)),
             (self.pool_h, self.pool_w),
             self.stride,
             self.pad,
@@ -284,7 +284,7 @@ class _BatchNormBase(Layer):
         self.input_shape = x.shape
         xo = self._to_op_layout(x)
         if self.running_mean is None and xo.ndim >= 2:
-            dt = np.result_type(xo, self.gamma, self.beta)
+            dt = V.promoted_dtype(xo, self.gamma, self.beta)  # float16/int inputs: float
             self.running_mean = np.zeros(xo.shape[1], dtype=dt)
             self.running_var = np.zeros(xo.shape[1], dtype=dt)
         fwd, _ = self._fns()
