@@ -322,8 +322,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fastcnn import __version__
+    from fastcnn._backends import BACKENDS
+    from fastcnn._validation import FLOAT_DTYPES
+    from fastcnn.models import MODELS
     from fastcnn.optim import OPTIMIZERS
     from fastcnn.train import SCHEDULE_NAMES
+
+    dtypes = tuple(dt.name for dt in FLOAT_DTYPES)
 
     parser = argparse.ArgumentParser(
         prog="fastcnn", description="Fast CPU building blocks for convolutional neural networks."
@@ -340,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         "augmentation. Writes log.json, checkpoint.npz (every epoch), model.npz and plots to "
         "--out.",
     )
-    p.add_argument("--model", choices=("simple", "deep"), help="architecture (default: deep)")
+    p.add_argument("--model", choices=tuple(MODELS), help="architecture (default: deep)")
     p.add_argument("--epochs", type=_positive(int), help="epochs (default: 20)")
     p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 100)")
     p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="optimizer (default: adam)")
@@ -370,8 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-shift", type=_non_negative(int), metavar="PX", help="default: 2")
     p.add_argument("--max-rotation", type=_non_negative(float), metavar="DEG", help="default: 10")
     p.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
-    p.add_argument("--backend", choices=("fast", "reference"), help="default: fast")
-    p.add_argument("--dtype", choices=("float32", "float64"), help="default: float32")
+    p.add_argument("--backend", choices=BACKENDS, help="default: fast")
+    p.add_argument("--dtype", choices=dtypes, help="default: float32")
     _add_data_args(p, default_subset=None)
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL-TIME)")
     p.add_argument("--seed", type=_non_negative(int), help="seed of everything (default: 0)")
@@ -395,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     # evaluate
     p = sub.add_parser("evaluate", help="accuracy and per-class report of a model on the test set")
     p.add_argument("model", metavar="MODEL", help="a model file (model.npz or checkpoint.npz)")
-    p.add_argument("--backend", choices=("fast", "reference"), default="fast")
+    p.add_argument("--backend", choices=BACKENDS, default="fast")
     p.add_argument("--threads", type=_positive(int))
     _add_data_args(p)
     p.set_defaults(func=_cmd_evaluate)
@@ -412,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help="a model file (model.npz or checkpoint.npz)")
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files or .npy arrays")
     p.add_argument("--top", type=_positive(int), default=1, help="also show the next k-1 digits")
-    p.add_argument("--backend", choices=("fast", "reference"), default="fast")
+    p.add_argument("--backend", choices=BACKENDS, default="fast")
     p.add_argument("--threads", type=_positive(int))
     p.set_defaults(func=_cmd_predict)
 
