@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -276,3 +277,145 @@ def test_full_data_train_and_evaluate(capsys, tmp_path):
     acc = log["report"]["accuracy"]
     assert acc >= 0.93
     assert f"test accuracy {100 * acc:.2f} % ({round(acc * 10000)} / 10000)" in out
+
+
+# ---------------------------------------------------------------------------------------------
+# The book's params.pkl: evaluate / predict --model, convert
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def book_pkl(trained, tmp_path_factory):
+    """The trained SimpleConvNet's params as the book's save_params writes them: a pickle of a
+    dict of float64 arrays."""
+    model = models.load(trained / "model.npz")
+    path = tmp_path_factory.mktemp("book") / "params.pkl"
+    with open(path, "wb") as f:
+        pickle.dump({k: v.astype(np.float64) for k, v in model.params.items()}, f)
+    return path
+
+
+def _accuracy_line(out: str) -> str:
+    return next(line for line in out.splitlines() if line.startswith("test accuracy"))
+
+
+def test_evaluate_book_params(capsys, trained, book_pkl):
+    rc, out, err = run(capsys, "evaluate", trained / "model.npz", "--subset", "embedded")
+    assert rc == 0, err
+    want = _accuracy_line(out)
+    rc, out, err = run(capsys, "evaluate", book_pkl, "--model", "simple", "--subset", "embedded")
+    assert rc == 0, err
+    assert f"model:  {book_pkl}: SimpleConvNet, backend fast" in out
+    assert _accuracy_line(out) == want and "/ 1000)" in want
+    # --model with a fastcnn model file: accepted when it is the file's own architecture.
+    rc, out, err = run(capsys, "evaluate", trained / "model.npz", "--model", "simple",
+                       "--subset", "embedded")  # fmt: skip
+    assert rc == 0 and _accuracy_line(out) == want
+
+
+def test_book_params_errors(capsys, trained, book_pkl):
+    rc, out, err = run(capsys, "evaluate", book_pkl, "--subset", "embedded")
+    assert (rc, out) == (2, "")
+    assert err == (
+        f"fastcnn evaluate: error: {book_pkl}: a pickle (the book's params.pkl?); say which "
+        "network it holds with --model simple|deep\n"
+    )
+    rc, out, err = run(capsys, "evaluate", book_pkl, "--model", "deep", "--subset", "embedded")
+    assert rc == 2 and "the params do not fit this DeepConvNet: missing W4" in err
+    assert err.count("\n") == 1
+    rc, out, err = run(capsys, "evaluate", trained / "model.npz", "--model", "deep",
+                       "--subset", "embedded")  # fmt: skip
+    assert rc == 2
+    assert "the file holds a SimpleConvNet, not the DeepConvNet of --model deep" in err
+    rc, out, err = run(capsys, "predict", book_pkl, "digit.png")
+    assert rc == 2 and "--model simple|deep" in err
+
+
+def test_predict_book_params(capsys, tmp_path, trained, book_pkl, test_set):
+    x, _ = test_set
+    np.save(tmp_path / "digits.npy", x[:5, 0])
+    rc, want, err = run(capsys, "predict", trained / "model.npz", tmp_path / "digits.npy")
+    assert rc == 0, err
+    rc, out, err = run(capsys, "predict", book_pkl, "--model", "simple", tmp_path / "digits.npy")
+    assert rc == 0, err
+    assert out == want
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_convert_writes_a_model_file(capsys, tmp_path, trained, book_pkl, dtype):
+    out_path = tmp_path / "model.npz"
+    rc, out, err = run(capsys, "convert", book_pkl, out_path, "--model", "simple",
+                       "--dtype", dtype)  # fmt: skip
+    assert rc == 0, err
+    assert out == f"wrote {out_path}: SimpleConvNet (433,890 params, {dtype}) from {book_pkl}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+    model = models.load(out_path)
+    assert type(model) is models.SimpleConvNet and model.dtype == np.dtype(dtype)
+    with open(book_pkl, "rb") as f:
+        params = pickle.load(f)  # our own file, made by the fixture
+    for key, arr in params.items():
+        np.testing.assert_array_equal(model.params[key], arr.astype(dtype))
+    rc, out, err = run(capsys, "evaluate", out_path, "--subset", "embedded")
+    assert rc == 0, err
+    rc, want, err = run(capsys, "evaluate", trained / "model.npz", "--subset", "embedded")
+    assert _accuracy_line(out) == _accuracy_line(want)
+
+
+def _listing(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir()}
+
+
+def test_convert_failures_leave_nothing_behind(capsys, tmp_path, trained, book_pkl, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    sentinel = tmp_path / "ran"
+    data = book_pkl.read_bytes()
+    (src / "truncated.pkl").write_bytes(data[: len(data) // 2])
+    (src / "evil.pkl").write_bytes(f"cos\nsystem\n(S'touch {sentinel}'\ntR.".encode())
+    shutil.copy(trained / "model.npz", src / "model.npz")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    (out_dir / "existing.npz").write_bytes(b"the old model file")
+    cases = [
+        (src / "truncated.pkl", "simple", "not a pickle, or truncated"),
+        (src / "evil.pkl", "simple", "refused: the pickle asks for 'os.system'"),
+        (book_pkl, "deep", "the params do not fit this DeepConvNet"),
+        (src / "model.npz", "simple", "a zip archive, not a pickle"),
+        (src / "missing.pkl", "simple", "missing.pkl: no such params file"),
+    ]
+    for source, arch, message in cases:
+        for target in (out_dir / "new.npz", out_dir / "existing.npz"):
+            before = _listing(out_dir)
+            rc, out, err = run(capsys, "convert", source, target, "--model", arch)
+            assert (rc, out) == (2, ""), err
+            assert err.startswith("fastcnn convert: error: ") and message in err, err
+            assert err.count("\n") == 1 and "Traceback" not in err
+            assert _listing(out_dir) == before  # no output, no temporary file, old file intact
+    assert not sentinel.exists()
+
+    # A failure while writing (a full disk, say): the temporary file goes, the old file stays.
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np.lib.format, "write_array", full_disk)
+    before = _listing(out_dir)
+    rc, out, err = run(capsys, "convert", book_pkl, out_dir / "existing.npz", "--model", "simple")
+    assert rc == 2 and "No space left on device" in err
+    assert _listing(out_dir) == before
+
+
+def test_convert_argument_errors(capsys, tmp_path, book_pkl):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["convert", str(book_pkl), str(tmp_path / "m.npz")])  # --model is required
+    assert exc.value.code == 2 and "--model" in capsys.readouterr().err
+    copy = tmp_path / "params.pkl"
+    shutil.copy(book_pkl, copy)
+    for target, message in [
+        (copy, "is the input file"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "nowhere" / "m.npz", "no such directory"),
+    ]:
+        rc, out, err = run(capsys, "convert", copy, target, "--model", "simple")
+        assert rc == 2 and message in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.pkl"]
+    assert copy.read_bytes() == book_pkl.read_bytes()

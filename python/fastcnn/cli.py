@@ -1,4 +1,5 @@
-"""The ``fastcnn`` command line (also ``python -m fastcnn``): train, evaluate, predict, info, bench.
+"""The ``fastcnn`` command line (also ``python -m fastcnn``): train, evaluate, predict, convert,
+info, bench.
 
 argparse only; each command is a thin layer over fastcnn.train, fastcnn.models,
 fastcnn.datasets and fastcnn._bench. Expected failures (missing or corrupted files, bad
@@ -66,6 +67,21 @@ def _add_data_args(p: argparse.ArgumentParser, default_subset: str | None = "aut
         default=default_subset,
         help="full MNIST, the embedded 5,000/1,000 subset, or auto: full when available, "
         "else the subset (default: %(default)s)",
+    )
+
+
+def _add_model_args(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
+    """The model file of evaluate and predict, and --model for a book params pickle."""
+    p.add_argument(
+        "file",
+        metavar="MODEL",
+        help="a model file (model.npz or checkpoint.npz), or the book's params.pkl with --model",
+    )
+    p.add_argument(
+        "--model",
+        choices=names,
+        help="the network a params.pkl holds (required for one; it is read without running "
+        "code from it, into a float32 model); with a model file it must name the file's own",
     )
 
 
@@ -251,30 +267,72 @@ def _print_run_header(trainer: Any, out: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_model(path: str, backend: str) -> Any:
+def _load_model(path: str, backend: str, arch: str | None = None) -> Any:
+    """The model in a fastcnn model file, or (with ``arch``, a models.MODELS name) a book
+    params pickle loaded into a new model of that architecture."""
     from fastcnn import models
+    from fastcnn._classic_params import looks_like_pickle
 
     if not Path(path).exists():
         raise CLIError(f"{path}: no such model file")
-    return models.load(path, backend=backend)
+    if looks_like_pickle(path):
+        if arch is None:
+            raise CLIError(
+                f"{path}: a pickle (the book's params.pkl?); say which network it holds with "
+                f"--model {'|'.join(models.MODELS)}"
+            )
+        model = models.MODELS[arch](backend=backend)
+        models.load_classic_params(path, model)
+        return model
+    model = models.load(path, backend=backend)
+    if arch is not None and type(model) is not models.MODELS[arch]:
+        raise CLIError(
+            f"{path}: the file holds a {type(model).__name__}, not the "
+            f"{models.MODELS[arch].__name__} of --model {arch}"
+        )
+    return model
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from fastcnn import train
 
     _set_threads(args.threads)
-    model = _load_model(args.model, args.backend)
+    model = _load_model(args.file, args.backend, args.model)
     source = _source(args)
     x_test, t_test = train.load_test_set(source, dtype=model.dtype)
     t0 = time.perf_counter()
     result = train.evaluate(model, x_test, t_test)
     assert result is not None
     seconds = time.perf_counter() - t0
-    print(f"model:  {args.model}: {type(model).__name__}, backend {model.backend}")
+    print(f"model:  {args.file}: {type(model).__name__}, backend {model.backend}")
     print(f"data:   {source}")
     print(f"test loss {result.loss:.4f}, {len(t_test) / seconds:.0f} images/s\n")
     report = train.classification_report(t_test, result.predictions, model.output_size)
     print(train.format_report(report))
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from fastcnn import models
+
+    source, out = Path(args.params), Path(args.out)
+    if not source.is_file():
+        raise CLIError(f"{source}: no such params file")
+    if out.is_dir():
+        raise CLIError(f"{out}: is a directory; give the model file's name")
+    if not out.parent.is_dir():
+        raise CLIError(f"{out.parent}: no such directory")
+    if out.exists() and out.samefile(source):
+        raise CLIError(f"{out}: is the input file; write the model file elsewhere")
+    # The reference backend: building the model needs no compiled code, and a model file
+    # does not record a backend.
+    model = models.MODELS[args.model](backend="reference", dtype=args.dtype)
+    models.load_classic_params(source, model)  # checks everything before anything is written
+    model.save(out)  # atomic: a temporary file renamed over ``out``, removed on failure
+    print(
+        f"wrote {out}: {type(model).__name__} ({model.num_params():,} params, "
+        f"{model.dtype.name}) from {source}"
+    )
     return 0
 
 
@@ -284,7 +342,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from fastcnn._digits import load_digits
 
     _set_threads(args.threads)
-    model = _load_model(args.model, args.backend)
+    model = _load_model(args.file, args.backend, args.model)
     names: list[str] = []
     images = []
     for path in args.images:
@@ -322,8 +380,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from fastcnn import __version__
+    from fastcnn._backends import BACKENDS
+    from fastcnn._validation import FLOAT_DTYPES
+    from fastcnn.models import MODELS
     from fastcnn.optim import OPTIMIZERS
     from fastcnn.train import SCHEDULE_NAMES
+
+    dtypes = tuple(dt.name for dt in FLOAT_DTYPES)
 
     parser = argparse.ArgumentParser(
         prog="fastcnn", description="Fast CPU building blocks for convolutional neural networks."
@@ -340,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
         "augmentation. Writes log.json, checkpoint.npz (every epoch), model.npz and plots to "
         "--out.",
     )
-    p.add_argument("--model", choices=("simple", "deep"), help="architecture (default: deep)")
+    p.add_argument("--model", choices=tuple(MODELS), help="architecture (default: deep)")
     p.add_argument("--epochs", type=_positive(int), help="epochs (default: 20)")
     p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 100)")
     p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="optimizer (default: adam)")
@@ -370,8 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-shift", type=_non_negative(int), metavar="PX", help="default: 2")
     p.add_argument("--max-rotation", type=_non_negative(float), metavar="DEG", help="default: 10")
     p.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
-    p.add_argument("--backend", choices=("fast", "reference"), help="default: fast")
-    p.add_argument("--dtype", choices=("float32", "float64"), help="default: float32")
+    p.add_argument("--backend", choices=BACKENDS, help="default: fast")
+    p.add_argument("--dtype", choices=dtypes, help="default: float32")
     _add_data_args(p, default_subset=None)
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL-TIME)")
     p.add_argument("--seed", type=_non_negative(int), help="seed of everything (default: 0)")
@@ -393,9 +456,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     # evaluate
-    p = sub.add_parser("evaluate", help="accuracy and per-class report of a model on the test set")
-    p.add_argument("model", metavar="MODEL", help="a model file (model.npz or checkpoint.npz)")
-    p.add_argument("--backend", choices=("fast", "reference"), default="fast")
+    p = sub.add_parser(
+        "evaluate",
+        help="accuracy and per-class report of a model on the test set",
+        description="Evaluate a fastcnn model file, or a pickle of the book's params "
+        "(save_params' params.pkl, read without running any code from it) given --model.",
+    )
+    _add_model_args(p, tuple(MODELS))
+    p.add_argument("--backend", choices=BACKENDS, default="fast")
     p.add_argument("--threads", type=_positive(int))
     _add_data_args(p)
     p.set_defaults(func=_cmd_evaluate)
@@ -409,12 +477,33 @@ def build_parser() -> argparse.ArgumentParser:
         "inverted), the digit scaled into 20x20 and centred by mass in 28x28. A 28x28 .npy, or "
         "an (N, 28, 28) .npy batch, is used as MNIST pixels.",
     )
-    p.add_argument("model", metavar="MODEL", help="a model file (model.npz or checkpoint.npz)")
+    _add_model_args(p, tuple(MODELS))
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files or .npy arrays")
     p.add_argument("--top", type=_positive(int), default=1, help="also show the next k-1 digits")
-    p.add_argument("--backend", choices=("fast", "reference"), default="fast")
+    p.add_argument("--backend", choices=BACKENDS, default="fast")
     p.add_argument("--threads", type=_positive(int))
     p.set_defaults(func=_cmd_predict)
+
+    # convert
+    p = sub.add_parser(
+        "convert",
+        help="write the book's params.pkl as a fastcnn model file",
+        description="Read a pickle of the book's params (save_params' params.pkl: a dict of "
+        "'W1', 'b1', ... arrays) without running any code from it, check every name and "
+        "shape against --model, and write a fastcnn model file (npz, no pickle) that "
+        "evaluate, predict and models.load open. The output is written atomically: on any "
+        "error no file is left and an existing one is kept.",
+    )
+    p.add_argument("params", metavar="PARAMS", help="the book's params.pkl")
+    p.add_argument("out", metavar="OUT", help="the model file to write (e.g. model.npz)")
+    p.add_argument("--model", choices=tuple(MODELS), required=True, help="the network it holds")
+    p.add_argument(
+        "--dtype",
+        choices=dtypes,
+        default="float32",
+        help="of the model file (default: %(default)s)",
+    )
+    p.set_defaults(func=_cmd_convert)
 
     # info
     p = sub.add_parser("info", help="show version, threads, CPU features and the kernel ISA")

@@ -1,5 +1,6 @@
 """CNN models on either backend, and their files: SimpleConvNet, DeepConvNet, save/load,
-training checkpoints.
+training checkpoints; load_classic_params reads the classic book's params.pkl (in
+_classic_params.py).
 
 A model is a stack of fastcnn layers plus a ``params`` dict whose arrays ARE the layers'
 weights, so an optimizer updating ``params`` in place trains the model. ``backend="fast"``
@@ -19,7 +20,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -39,7 +40,12 @@ __all__ = [
     "Checkpoint",
     "save_checkpoint",
     "load_checkpoint",
+    "load_classic_params",
+    "ClassicParamsError",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time see __getattr__
+    from fastcnn._classic_params import ClassicParamsError, load_classic_params  # noqa: F401
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -760,3 +766,22 @@ def load_checkpoint(
     for name, n in calls.items():
         dropout[name].calls = n
     return Checkpoint(model, optimizer, meta)
+
+
+# ---------------------------------------------------------------------------------------------
+# The classic book's params.pkl lives in _classic_params.py, which builds on this module (its
+# error subclasses ModelFileError); it is imported on first use so that neither module needs
+# the other half-initialised, and the pickle machinery loads only for those who read one.
+# ---------------------------------------------------------------------------------------------
+
+_CLASSIC = ("load_classic_params", "ClassicParamsError")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLASSIC:
+        from fastcnn import _classic_params
+
+        value = getattr(_classic_params, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
