@@ -85,8 +85,10 @@ def test_pooling_layers_equal_functional(cls, fwd, bwd):
 
 def test_pooling_defaults_match_the_classic_layer():
     x = np.arange(16.0).reshape(1, 1, 4, 4)
-    assert L.Pooling(2, 2).forward(x).shape == (1, 1, 3, 3)  # stride 1, pad 0 by default
-    assert L.Pooling(2, 2, 2).forward(x).shape == (1, 1, 2, 2)
+    # stride 2, pad 0 by default, as the classic common/layers.py's Pooling
+    assert L.Pooling(2, 2).forward(x).shape == (1, 1, 2, 2)
+    assert L.Pooling(2, 2, 1).forward(x).shape == (1, 1, 3, 3)
+    assert L.AvgPooling(2, 2).forward(x).shape == (1, 1, 2, 2)
 
 
 def test_affine_with_4d_input():
@@ -161,6 +163,21 @@ def test_dropout_layer_masks_and_reproducibility():
     calls = layer.calls
     np.testing.assert_allclose(layer.forward(x, train_flg=False), x * 0.7, rtol=1e-15)
     assert layer.calls == calls
+
+
+def test_dropout_layer_without_seed_draws_the_classic_masks():
+    # The classic layer's mask is np.random.rand(*x.shape) > ratio, drawn every forward: with
+    # the same np.random.seed the masks, and the random stream after them, are the same.
+    x = np.ones((3, 7))
+    np.random.seed(5)  # noqa: NPY002 - the classic global-RNG workflow under test
+    layer = L.Dropout(0.3)
+    got = [layer.forward(x) for _ in range(2)]
+    after = np.random.rand()  # noqa: NPY002
+    np.random.seed(5)  # noqa: NPY002
+    want = [(np.random.rand(*x.shape) > 0.3) * x for _ in range(2)]  # noqa: NPY002
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    assert np.random.rand() == after  # noqa: NPY002
 
 
 def test_dropout_layer_reproducible_under_np_random_seed():

@@ -612,6 +612,16 @@ def _conv_geometry(
     return g
 
 
+def _check_bias(b: Any, k: int, where: str, context: Text) -> np.ndarray:
+    """A bias of shape (k,), or a scalar added to every output as numpy's broadcasting adds it
+    in the classic code (``Convolution(w, 0)``): returned as a (k,) array (a broadcast view)."""
+    b = check_float_array(b, "b", where)
+    if b.ndim == 0:
+        return np.broadcast_to(b, (k,))
+    check_shape(b, (k,), "b", where, context)
+    return b
+
+
 def check_conv2d_forward(
     x: Any, w: Any, b: Any, stride: IntOrPair, pad: IntOrPair, where: str = "conv2d_forward"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Geometry2d, np.dtype]:
@@ -620,10 +630,7 @@ def check_conv2d_forward(
     w = check_float_array(w, "w", where, 4, "(K, C, R, S)")
     g = _conv_geometry(x, w, stride, pad, where)
     if b is not None:
-        b = check_float_array(b, "b", where)
-        check_shape(
-            b, (g.k,), "b", where, lambda: f"one bias per filter; w.shape={_shape(w.shape)}"
-        )
+        b = _check_bias(b, g.k, where, lambda: f"one bias per filter; w.shape={_shape(w.shape)}")
     return x, w, b, g, result_dtype(x, w, b)
 
 
@@ -729,9 +736,8 @@ def check_affine_forward(
     """x (N, ...) with prod(...) = D, w (D, M), b (M,)."""
     x = check_float_array(x, "x", where)
     w = check_float_array(w, "w", where, 2, "(D, M)")
-    b = check_float_array(b, "b", where, 1, "(M,)")
     _check_affine_x(x, w, where)
-    check_shape(b, (w.shape[1],), "b", where, lambda: f"w.shape={_shape(w.shape)}")
+    b = _check_bias(b, w.shape[1], where, lambda: f"w.shape={_shape(w.shape)}")
     return x, w, b, result_dtype(x, w, b)
 
 

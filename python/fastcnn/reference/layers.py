@@ -86,7 +86,8 @@ class Convolution(Layer):
 class Pooling(Layer):
     """Max pooling layer over (pool_h, pool_w) windows. x (N,C,H,W) -> y (N,C,P,Q)."""
 
-    def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
+    def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 2, pad: IntOrPair = 0) -> None:
+        # stride defaults to 2, as in the classic code's Pooling
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
@@ -115,7 +116,7 @@ class Pooling(Layer):
 class AvgPooling(Layer):
     """Average pooling layer (padding counts as zeros). x (N,C,H,W) -> y (N,C,P,Q)."""
 
-    def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 1, pad: IntOrPair = 0) -> None:
+    def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 2, pad: IntOrPair = 0) -> None:
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride
@@ -213,10 +214,12 @@ class Dropout(Layer):
     """Classic dropout: training multiplies by a fresh 0/1 mask (no rescaling), inference by
     1 - dropout_ratio.
 
-    Call k (0, 1, 2, ... counting training-mode forwards) uses the mask seed
-    splitmix64((seed + k) mod 2**64), so masks are reproducible and independent of the backend.
-    With seed=None the base seed is drawn from numpy's global RNG at the first training forward,
-    so ``np.random.seed(...)`` beforehand makes a run reproducible.
+    With a seed, call k (0, 1, 2, ... counting training-mode forwards) uses the mask seed
+    splitmix64((seed + k) mod 2**64), generated inside the kernel: masks are reproducible and
+    independent of the backend. With seed=None every training forward draws its mask as the
+    classic code does, ``np.random.rand(*x.shape) > dropout_ratio`` from numpy's global RNG, so
+    code written for the classic layers sees the same masks and the same random stream after
+    ``np.random.seed(...)``.
     """
 
     def __init__(self, dropout_ratio: float = 0.5, seed: int | None = None) -> None:
@@ -226,9 +229,6 @@ class Dropout(Layer):
         self.mask: np.ndarray | None = None
 
     def _next_seed(self) -> int:
-        if self.seed is None:
-            # The legacy global RNG on purpose: np.random.seed() must make this reproducible.
-            self.seed = int(np.random.randint(0, 2**64, dtype=np.uint64))  # noqa: NPY002
         call_seed = _splitmix64_int((int(self.seed) + self.calls) & ((1 << 64) - 1))
         self.calls += 1
         return call_seed
@@ -236,6 +236,12 @@ class Dropout(Layer):
     def forward(self, x: np.ndarray, train_flg: bool = True) -> np.ndarray:
         if not train_flg:
             y, _ = self.F.dropout_forward(x, self.dropout_ratio, False)
+            return y
+        if self.seed is None:
+            # The legacy global RNG on purpose, drawn as the classic code draws it.
+            mask = np.random.rand(*np.shape(x)) > self.dropout_ratio  # noqa: NPY002
+            self.calls += 1
+            y, self.mask = self.F.dropout_forward(x, self.dropout_ratio, True, mask=mask)
             return y
         y, self.mask = self.F.dropout_forward(x, self.dropout_ratio, True, seed=self._next_seed())
         return y
