@@ -43,3 +43,14 @@ def conv_algorithm(request: pytest.FixtureRequest) -> Iterator[str]:
 
     with fastcnn.winograd(request.param == "winograd"):
         yield request.param
+
+
+@pytest.fixture
+def any_size_threads() -> Iterator[None]:
+    """Lets every parallel region with two or more work items use all the threads whatever
+    its size (by default a call too small to pay for a second thread runs on one), so the
+    thread-count tests exercise the multithreaded paths on small shapes."""
+    from fastcnn import _config
+
+    with _config.min_thread_work(0):
+        yield

@@ -132,6 +132,7 @@ def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, conv_algorithm, rng
         _check_case(rng, (13, c, hw, hw), (k, c, 3, 3), 1, pad, dtype)
 
 
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)), ((13, 32, 7, 7), (64, 32, 3, 3))]
@@ -195,6 +196,7 @@ def test_winograd_matches_reference_and_runs(xs, ws, stride, pad, rng):
         assert not np.array_equal(got[1], direct[1])  # dW
 
 
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("which", ["forward", "dW"])
 def test_winograd_blocks_inside_the_padding(which, rng):
     """Padding of 4 or more rows puts whole rows of tiles in the padding; with several threads

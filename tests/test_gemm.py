@@ -124,6 +124,7 @@ def test_byte_misaligned_views_are_copied(rng):
     _check(raw, b, fastcnn.gemm(raw, b))
 
 
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", [(300, 200, 700), (1000, 16, 9), (9, 16, 5000), (50, 300, 40)])
 def test_bitwise_identical_for_any_thread_count(dtype, m, n, k, rng):

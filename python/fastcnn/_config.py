@@ -52,6 +52,28 @@ def threads(n: int) -> contextlib.AbstractContextManager[None]:
     return _scoped(get_num_threads, set_num_threads, _core.set_num_threads, n)
 
 
+def get_min_thread_work() -> float:
+    """Estimated work (ns) every thread of a parallel region must get before the kernels
+    wake a second thread (common/tuning.h's kMinNsPerThread unless set): smaller calls run on
+    the calling thread, whatever ``get_num_threads`` says."""
+    return float(_core.get_min_thread_work())
+
+
+def set_min_thread_work(ns: float) -> None:
+    """Set that threshold (process-wide); 0 lets every region with two or more work items use
+    all the threads (the tests use it to exercise the multithreaded paths on small shapes)."""
+    if isinstance(ns, bool) or not isinstance(ns, (int, float)):
+        raise TypeError(f"set_min_thread_work: ns must be a number, got {type(ns).__name__}")
+    if not ns >= 0:
+        raise ValueError(f"set_min_thread_work: ns must be >= 0, got {ns}")
+    _core.set_min_thread_work(float(ns))
+
+
+def min_thread_work(ns: float) -> contextlib.AbstractContextManager[None]:
+    """Context manager running its body with that threshold set to ``ns``, then restoring it."""
+    return _scoped(get_min_thread_work, set_min_thread_work, _core.set_min_thread_work, ns)
+
+
 def cpu_features() -> dict[str, bool]:
     """The CPU's SIMD features relevant to fastcnn's kernels."""
     return dict(_core.cpu_features())

@@ -12,6 +12,10 @@ namespace fastcnn::bind {
 void bind_common(py::module_& m) {
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the kernels use.");
+  m.def("get_min_thread_work", &get_min_thread_work,
+        "Estimated work (ns) each thread of a parallel region must get before a second runs.");
+  m.def("set_min_thread_work", &set_min_thread_work, py::arg("ns"),
+        "Set that threshold (0: any region with two items or more runs on several threads).");
   m.def("forked_after_pool", &forked_after_pool,
         "True in a child forked after the parent started its thread pool (runs single-threaded).");
   m.def("cpu_features", [] {

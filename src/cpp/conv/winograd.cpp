@@ -205,14 +205,17 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
 
   AlignedBuffer<T> u(checked_mul(16 * C, K, "conv2d Winograd weights"));
   std::vector<PrepackedPanels<T>> upack(16);
-  parallel_for(K, [&](int64_t k0, int64_t k1) { transform_weights(g, w, k0, k1, u.data()); });
-  parallel_for(16, [&](int64_t x0, int64_t x1) {
+  // Weights: ~100 flops per filter plane into 16 values; then 16 packed copies of U.
+  const double planes = static_cast<double>(K * C);
+  parallel_for(K, Work{100 * planes, 25 * sizeof(T) * planes},
+               [&](int64_t k0, int64_t k1) { transform_weights(g, w, k0, k1, u.data()); });
+  parallel_for(16, Work{0, 32 * sizeof(T) * planes}, [&](int64_t x0, int64_t x1) {
     for (int64_t xi = x0; xi < x1; ++xi)
       upack[xi] = prepack_b(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K);
   });
 
   const int64_t rows = g.n * plan.th;
-  const int threads = threads_for(rows);
+  const int threads = threads_for(rows, conv_work<T>(g));
   std::vector<char> finite(static_cast<std::size_t>(threads), 1);
   parallel_run(threads, [&](int tid, int nt) {
     int64_t u0, u1;
@@ -300,8 +303,9 @@ bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T*
   // A chunk's partial sums are dU (16 x C x K), then db (K).
   const int64_t du_size = 16 * C * K;
   AlignedBuffer<T> sum(du_size + K);
-  const bool finite =
-      sum_over_image_chunks<T>(g.n, du_size + K, sum.data(), [&](int64_t i0, int64_t i1, T* du) {
+  const Work work = conv_work<T>(g);
+  const bool finite = sum_over_image_chunks<T>(
+      g.n, du_size + K, sum.data(), work, [&](int64_t i0, int64_t i1, T* du) {
         TileBlock<T> blk(g, plan);
         AlignedBuffer<T> v(16 * plan.max_tiles * C), z(16 * plan.max_tiles * kpad),
             dyt(2 * plan.block_rows * Q * K);
