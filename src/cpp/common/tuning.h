@@ -27,6 +27,6 @@ constexpr double kMinNsPerThread = 100'000.0;
 // GEMM products with at most this many rows of micro-tiles read B in place (rows through its
 // stride, vector loads) instead of packing it: each B element then meets at most this many
 // tiles, too few to amortise a packed copy.
-constexpr int64_t kSmallGemmMaxRowTiles = 2;
+constexpr int64_t kSmallGemmMaxRowTiles = 4;
 
 }  // namespace fastcnn::tuning
