@@ -205,6 +205,7 @@ inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
+  if (g.n == 0) return;  // an empty batch: no weights packed, no scratch sized by C, K
   if (winograd_forward_applies(g) && conv2d_forward_winograd(g, x, w, b, y, relu)) return;
   const PaddedGeometry pg(g);
   const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
@@ -231,6 +232,7 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
 template <class T>
 void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   g.validate("conv2d_backward_data");
+  if (g.n == 0) return;
   // (Finite weights only: the forward form multiplies dy's zero padding by every weight, and
   // 0 * inf would put NaN where the scatter form has none.)
   if (g.sh == 1 && g.sw == 1 && g.ph < g.r && g.pw < g.s && g.c >= 8 &&
@@ -368,6 +370,11 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
 template <class T>
 void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   g.validate("conv2d_backward_weights");
+  if (g.n == 0) {  // sums over no images
+    std::fill(dw, dw + g.k * g.c * g.r * g.s, T(0));
+    if (db != nullptr) std::fill(db, db + g.k, T(0));
+    return;
+  }
   if (winograd_weights_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
   const PaddedGeometry pg(g);
   const WeightGradientPlan<T> plan(g, pg);
