@@ -126,6 +126,37 @@ def winograd(enabled: bool) -> contextlib.AbstractContextManager[None]:
     return _scoped(get_winograd, set_winograd, _core.set_winograd, enabled)
 
 
+def get_winograd_min_tiles() -> tuple[int, int]:
+    """(forward, weight gradient): the 2x2 output tiles of a whole call, N*ceil(P/2)*ceil(Q/2),
+    below which a convolution takes the direct form even where Winograd is allowed (its
+    weight transforms cost more than it saves on a few images)."""
+    forward, weights = _core.get_winograd_min_tiles()
+    return int(forward), int(weights)
+
+
+def set_winograd_min_tiles(forward: int, weights: int) -> None:
+    """Set those minimums (process-wide; ints >= 0). 0, 0: Winograd wherever it is allowed
+    (the tests use it to run Winograd on small shapes)."""
+    for name, v in (("forward", forward), ("weights", weights)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(
+                f"set_winograd_min_tiles: {name} must be an int, got {type(v).__name__}"
+            )
+        if v < 0:
+            raise ValueError(f"set_winograd_min_tiles: {name} must be >= 0, got {v}")
+    _core.set_winograd_min_tiles(forward, weights)
+
+
+def winograd_min_tiles(forward: int, weights: int) -> contextlib.AbstractContextManager[None]:
+    """Context manager running its body with those minimums, then restoring them."""
+    return _scoped(
+        get_winograd_min_tiles,
+        lambda t: set_winograd_min_tiles(*t),
+        lambda t: _core.set_winograd_min_tiles(*t),
+        (forward, weights),
+    )
+
+
 def config() -> dict[str, Any]:
     """Everything ``show_config`` prints, as a dict."""
     return {

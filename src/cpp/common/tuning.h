@@ -29,4 +29,13 @@ constexpr double kMinNsPerThread = 100'000.0;
 // tiles, too few to amortise a packed copy.
 constexpr int64_t kSmallGemmMaxRowTiles = 4;
 
+// Winograd F(2x2, 3x3) pays per call for its weight transform (16 transformed and packed
+// copies of the weights; the weight gradient's 16 C x K partial sums and their transform back)
+// and saves per 2x2 output tile: both scale with C*K, so the break-even is a number of tiles,
+// N * ceil(P/2) * ceil(Q/2). Measured against the direct form (DeepConvNet's layers at batch
+// 1, 3 and 8, one thread): the forward broke even at ~200-250 tiles (conv6 64->64 at 8x8, 128
+// tiles: 0.42 vs 0.39 ms direct; 1 image: 0.24 vs 0.09 ms), the weight gradient at ~130-190.
+constexpr int64_t kWinogradForwardMinTiles = 256;
+constexpr int64_t kWinogradWeightsMinTiles = 128;
+
 }  // namespace fastcnn::tuning
