@@ -19,10 +19,11 @@ constexpr double kBytesPerNs = 32.0;
 // this much estimated work (ns). Waking a sleeping pool thread costs ~10 us on an idle machine;
 // when another process holds the other core the woken thread waits for a time slice and the
 // region's closing barrier waits for it (measured 100-200 us per region), while a static split
-// then gains nothing. 100 us per thread keeps calls of a few hundred microseconds or less on
-// the calling thread and lets the larger ones (convolutions from a few images up) use both
-// cores.
-constexpr double kMinNsPerThread = 100'000.0;
+// then gains nothing: on the shared development VM (load 3-4 from other sessions) DeepConvNet's
+// conv3 forward at batch 8 took 132 us on one thread and 238 us on two. 250 us per thread keeps
+// calls under ~0.5 ms (a layer on up to ~8 images) on the calling thread; larger ones use both
+// cores, where the split pays even with some waiting.
+constexpr double kMinNsPerThread = 250'000.0;
 
 // GEMM products with at most this many rows of micro-tiles read B in place (rows through its
 // stride, vector loads) instead of packing it: each B element then meets at most this many
