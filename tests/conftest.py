@@ -37,9 +37,22 @@ def isa(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(params=["winograd", "direct"])
 def conv_algorithm(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs the test with Winograd F(2x2, 3x3) allowed for 3x3 stride-1 convolutions, and with
+    """Runs the test with Winograd F(2x2, 3x3) allowed for 3x3 stride-1 convolutions (on any
+    number of images: by default a call with few output tiles takes the direct form), and with
     every convolution in the direct form."""
     import fastcnn
+    from fastcnn import _config
 
-    with fastcnn.winograd(request.param == "winograd"):
+    with fastcnn.winograd(request.param == "winograd"), _config.winograd_min_tiles(0, 0):
         yield request.param
+
+
+@pytest.fixture
+def any_size_threads() -> Iterator[None]:
+    """Lets every parallel region with two or more work items use all the threads whatever
+    its size (by default a call too small to pay for a second thread runs on one), so the
+    thread-count tests exercise the multithreaded paths on small shapes."""
+    from fastcnn import _config
+
+    with _config.min_thread_work(0):
+        yield

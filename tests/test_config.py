@@ -51,6 +51,23 @@ def test_set_num_threads_roundtrip_and_validation():
         fastcnn.set_num_threads(True)
 
 
+def test_min_thread_work_roundtrip_and_validation():
+    from fastcnn import _config
+
+    old = _config.get_min_thread_work()
+    assert old > 0  # small calls stay on the calling thread by default
+    with _config.min_thread_work(0):
+        assert _config.get_min_thread_work() == 0
+        a = np.ones((64, 64), np.float32)
+        with fastcnn.threads(2):
+            np.testing.assert_array_equal(fastcnn.gemm(a, a), np.full((64, 64), 64.0))
+    assert _config.get_min_thread_work() == old
+    with pytest.raises(ValueError, match=">= 0"):
+        _config.set_min_thread_work(-1.0)
+    with pytest.raises(TypeError, match="number"):
+        _config.set_min_thread_work("1")  # type: ignore[arg-type]
+
+
 def test_default_threads_honour_omp_num_threads():
     res = _run("import fastcnn; print(fastcnn.get_num_threads())", OMP_NUM_THREADS="3")
     assert res.returncode == 0, res.stderr

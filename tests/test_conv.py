@@ -8,9 +8,21 @@ import numpy as np
 import pytest
 
 import fastcnn
+from fastcnn import _config
 from fastcnn import _conv as fast
 from fastcnn.reference import functional as ref
 from naive import TOL, assert_close
+
+# The production minimums of output tiles for Winograd, read before any test changes them.
+DEFAULT_WINOGRAD_MIN_TILES = _config.get_winograd_min_tiles()
+
+
+@pytest.fixture(autouse=True)
+def _winograd_on_small_shapes():
+    """The tests here run Winograd on small shapes wherever fastcnn.winograd(True) allows it
+    (by default calls with few 2x2 output tiles take the direct form)."""
+    with _config.winograd_min_tiles(0, 0):
+        yield
 
 
 def _random_case(rng, max_c=64, max_hw=32):
@@ -132,6 +144,7 @@ def test_deep_conv_net_shapes_match_reference(c, k, hw, pad, conv_algorithm, rng
         _check_case(rng, (13, c, hw, hw), (k, c, 3, 3), 1, pad, dtype)
 
 
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)), ((13, 32, 7, 7), (64, 32, 3, 3))]
@@ -195,6 +208,7 @@ def test_winograd_matches_reference_and_runs(xs, ws, stride, pad, rng):
         assert not np.array_equal(got[1], direct[1])  # dW
 
 
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("which", ["forward", "dW"])
 def test_winograd_blocks_inside_the_padding(which, rng):
     """Padding of 4 or more rows puts whole rows of tiles in the padding; with several threads
@@ -394,3 +408,31 @@ def test_core_rejects_a_window_larger_than_the_padded_input():
     geom = (1, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 1, 1)
     with pytest.raises(ValueError, match="inconsistent window geometry"):
         _core.conv2d_forward(x, w, None, y, geom, False)
+
+
+@pytest.mark.parametrize("n, winograd_runs", [(1, False), (3, False), (16, True)])
+def test_winograd_only_where_enough_tiles_amortise_the_weight_transforms(n, winograd_runs, rng):
+    """By default a call with few 2x2 output tiles (DeepConvNet's conv6, 64 -> 64 at 8x8: 16 per
+    image) takes the direct form, whose fixed cost is lower; from 16 images (256 tiles) it takes
+    Winograd, which rounds differently."""
+    if fastcnn.get_isa() == "generic":
+        pytest.skip("Winograd needs the SIMD kernels")
+    x = rng.standard_normal((n, 64, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((n, 64, 8, 8)).astype(np.float32)
+    with _config.winograd_min_tiles(*DEFAULT_WINOGRAD_MIN_TILES):
+        y = fast.conv2d_forward(x, w, None, 1, 1)
+        _, dw, _ = fast.conv2d_backward(dy, x, w, 1, 1, need_dx=False)
+        with fastcnn.winograd(False):
+            y_direct = fast.conv2d_forward(x, w, None, 1, 1)
+            _, dw_direct, _ = fast.conv2d_backward(dy, x, w, 1, 1, need_dx=False)
+    assert_close(y, ref.conv2d_forward(x, w, None, 1, 1), np.float32)
+    assert np.array_equal(y, y_direct) is not winograd_runs
+    assert np.array_equal(dw, dw_direct) is not winograd_runs
+
+
+def test_winograd_min_tiles_validation():
+    with pytest.raises(ValueError, match=">= 0"):
+        _config.set_winograd_min_tiles(-1, 0)
+    with pytest.raises(TypeError, match="int"):
+        _config.set_winograd_min_tiles(1.5, 0)  # type: ignore[arg-type]

@@ -103,6 +103,7 @@ def test_conv2d_relu_forward_is_relu_of_conv(dtype, rng):
     assert np.isnan(y).any()
 
 
+@pytest.mark.usefixtures("any_size_threads")
 def test_affine_bitwise_identical_for_any_thread_count(rng):
     x = rng.standard_normal((100, 576)).astype(np.float32)
     w = rng.standard_normal((576, 50)).astype(np.float32)

@@ -126,6 +126,66 @@ def test_byte_misaligned_views_are_copied(rng):
     _check(raw, b, fastcnn.gemm(raw, b))
 
 
+# Small products (a few rows of micro-tiles: 8- and 12-row tiles, up to 4 rows of them) read
+# both operands in place: B's rows through their stride with masked edge columns, or, for a B
+# with contiguous columns, C^T = B^T A^T. Rows 1..2*MR+3, columns around NR, K around KC.
+SMALL_M = [1, 2, 3, 5, 7, 8, 9, 11, 12, 13, 16, 17, 24, 25, 31, 33, 48, 49]
+SMALL_N = [1, 2, 15, 16, 17, 31, 32, 33, 50]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["rows", "columns", "strided"])
+def test_small_products_in_place(isa, dtype, layout, rng):
+    for m, n in itertools.product(SMALL_M, SMALL_N):
+        k = int(rng.choice([1, 3, 17, 255, 256, 257, 784]))
+        a = rng.standard_normal((m, k)).astype(dtype)
+        if layout == "rows":  # row-major B inside a wider array: row stride > n
+            b = rng.standard_normal((k, n + 5)).astype(dtype)[:, 2 : 2 + n]
+        elif layout == "columns":  # B = W^T, as in affine_backward's dx
+            b = rng.standard_normal((n, k)).astype(dtype).T
+        else:  # neither axis contiguous: the general path
+            b = rng.standard_normal((2 * k, 2 * n)).astype(dtype)[::2, ::2]
+        c0 = rng.standard_normal((m, n)).astype(dtype)
+        out = c0.copy()
+        fastcnn.gemm(a, b, alpha=0.5, beta=-2.0, out=out)
+        _check(a, b, out, alpha=0.5, beta=-2.0, c0=c0)
+        out = np.full((m, n), np.nan, dtype=dtype)  # beta = 0 never reads out
+        fastcnn.gemm(a, b, out=out)
+        _check(a, b, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_products_odd_strides(isa, dtype, rng):
+    a = rng.standard_normal((3, 40)).astype(dtype)
+    b = rng.standard_normal((40, 21)).astype(dtype)
+    cases = [
+        (a, np.broadcast_to(b[:1], b.shape)),  # B rows of stride 0
+        (np.broadcast_to(a[:1], a.shape), b),  # A rows of stride 0
+        (a[::-1], b[::-1]),  # negative row strides
+        (a[:, ::-1], b[::-1, ::-1].T.copy().T),  # B with contiguous columns, A reversed
+        (np.asfortranarray(a), b),  # column-major A
+    ]
+    for x, y in cases:
+        _check(x, y, fastcnn.gemm(x, y))
+
+
+@pytest.mark.usefixtures("any_size_threads")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("m,n,k,trans_b", [(3, 50, 784, False), (1, 300, 33, False),
+                                           (3, 784, 50, True), (24, 200, 100, False)])  # fmt: skip
+def test_small_products_bitwise_identical_for_any_thread_count(dtype, m, n, k, trans_b, rng):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    results = []
+    for nt in (1, 2, 3):
+        with fastcnn.threads(nt):
+            results.append(fastcnn.gemm(a, b, trans_b=trans_b))
+    _check(a, b, results[0], trans_b=trans_b)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+
+
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("m,n,k", [(300, 200, 700), (1000, 16, 9), (9, 16, 5000), (50, 300, 40)])
 def test_bitwise_identical_for_any_thread_count(dtype, m, n, k, rng):

@@ -508,6 +508,7 @@ def test_binding_checks_update_arity_and_state_types():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("any_size_threads")
 def test_bitwise_identical_across_threads(rng):
     x4 = rng.standard_normal((6, 5, 33, 31)).astype(np.float32)
     dy4 = rng.standard_normal(x4.shape).astype(np.float32)

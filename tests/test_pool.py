@@ -190,6 +190,7 @@ def test_empty(shape):
     assert F.avg_pool2d_backward(y, shape, 2, 2).shape == shape
 
 
+@pytest.mark.usefixtures("any_size_threads")
 @pytest.mark.parametrize("win,stride,pad", [(2, 2, 0), (3, 1, 1), (4, 2, 3)])
 def test_bitwise_identical_across_threads(win, stride, pad, rng):
     x = rng.standard_normal((3, 8, 17, 19)).astype(np.float32)

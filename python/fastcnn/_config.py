@@ -52,6 +52,28 @@ def threads(n: int) -> contextlib.AbstractContextManager[None]:
     return _scoped(get_num_threads, set_num_threads, _core.set_num_threads, n)
 
 
+def get_min_thread_work() -> float:
+    """Estimated work (ns) every thread of a parallel region must get before the kernels
+    wake a second thread (common/tuning.h's kMinNsPerThread unless set): smaller calls run on
+    the calling thread, whatever ``get_num_threads`` says."""
+    return float(_core.get_min_thread_work())
+
+
+def set_min_thread_work(ns: float) -> None:
+    """Set that threshold (process-wide); 0 lets every region with two or more work items use
+    all the threads (the tests use it to exercise the multithreaded paths on small shapes)."""
+    if isinstance(ns, bool) or not isinstance(ns, (int, float)):
+        raise TypeError(f"set_min_thread_work: ns must be a number, got {type(ns).__name__}")
+    if not ns >= 0:
+        raise ValueError(f"set_min_thread_work: ns must be >= 0, got {ns}")
+    _core.set_min_thread_work(float(ns))
+
+
+def min_thread_work(ns: float) -> contextlib.AbstractContextManager[None]:
+    """Context manager running its body with that threshold set to ``ns``, then restoring it."""
+    return _scoped(get_min_thread_work, set_min_thread_work, _core.set_min_thread_work, ns)
+
+
 def cpu_features() -> dict[str, bool]:
     """The CPU's SIMD features relevant to fastcnn's kernels."""
     return dict(_core.cpu_features())
@@ -102,6 +124,37 @@ def set_winograd(enabled: bool) -> None:
 def winograd(enabled: bool) -> contextlib.AbstractContextManager[None]:
     """Context manager running its body with Winograd allowed or not, then restoring it."""
     return _scoped(get_winograd, set_winograd, _core.set_winograd, enabled)
+
+
+def get_winograd_min_tiles() -> tuple[int, int]:
+    """(forward, weight gradient): the 2x2 output tiles of a whole call, N*ceil(P/2)*ceil(Q/2),
+    below which a convolution takes the direct form even where Winograd is allowed (its
+    weight transforms cost more than it saves on a few images)."""
+    forward, weights = _core.get_winograd_min_tiles()
+    return int(forward), int(weights)
+
+
+def set_winograd_min_tiles(forward: int, weights: int) -> None:
+    """Set those minimums (process-wide; ints >= 0). 0, 0: Winograd wherever it is allowed
+    (the tests use it to run Winograd on small shapes)."""
+    for name, v in (("forward", forward), ("weights", weights)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(
+                f"set_winograd_min_tiles: {name} must be an int, got {type(v).__name__}"
+            )
+        if v < 0:
+            raise ValueError(f"set_winograd_min_tiles: {name} must be >= 0, got {v}")
+    _core.set_winograd_min_tiles(forward, weights)
+
+
+def winograd_min_tiles(forward: int, weights: int) -> contextlib.AbstractContextManager[None]:
+    """Context manager running its body with those minimums, then restoring them."""
+    return _scoped(
+        get_winograd_min_tiles,
+        lambda t: set_winograd_min_tiles(*t),
+        lambda t: _core.set_winograd_min_tiles(*t),
+        (forward, weights),
+    )
 
 
 def config() -> dict[str, Any]:

@@ -5,6 +5,7 @@
 #include "common/cpu.h"
 #include "common/parallel.h"
 #include "conv/conv.h"
+#include "conv/winograd.h"
 #include "gemm/ukernel.h"
 
 namespace fastcnn::bind {
@@ -12,6 +13,10 @@ namespace fastcnn::bind {
 void bind_common(py::module_& m) {
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the kernels use.");
+  m.def("get_min_thread_work", &get_min_thread_work,
+        "Estimated work (ns) each thread of a parallel region must get before a second runs.");
+  m.def("set_min_thread_work", &set_min_thread_work, py::arg("ns"),
+        "Set that threshold (0: any region with two items or more runs on several threads).");
   m.def("forked_after_pool", &forked_after_pool,
         "True in a child forked after the parent started its thread pool (runs single-threaded).");
   m.def("cpu_features", [] {
@@ -32,6 +37,15 @@ void bind_common(py::module_& m) {
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
   m.def("set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); },
         py::arg("name"));
+  m.def("get_winograd_min_tiles", [] {
+    const WinogradMinTiles t = get_winograd_min_tiles();
+    return py::make_tuple(t.forward, t.weights);
+  });
+  m.def(
+      "set_winograd_min_tiles",
+      [](int64_t forward, int64_t weights) { set_winograd_min_tiles({forward, weights}); },
+      py::arg("forward"), py::arg("weights"),
+      "Output tiles (N * ceil(P/2) * ceil(Q/2)) a call needs before Winograd runs.");
   m.def("get_winograd", &winograd_enabled);
   m.def("set_winograd", &set_winograd_enabled, py::arg("enabled"));
   m.def("kernel_info", [] {

@@ -5,9 +5,12 @@
 #include <omp.h>
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 #include <string>
+
+#include "common/tuning.h"
 
 namespace fastcnn {
 
@@ -16,6 +19,7 @@ namespace {
 std::atomic<int> g_num_threads{0};       // 0: not set by the user, use OpenMP's default
 std::atomic<bool> g_pool_started{false};  // an OpenMP region has run in this process
 std::atomic<bool> g_forked_after_pool{false};
+std::atomic<double> g_min_thread_work{tuning::kMinNsPerThread};
 thread_local bool t_in_region = false;
 
 void on_fork_child() {
@@ -44,10 +48,26 @@ void set_num_threads(int n) {
 
 bool forked_after_pool() { return g_forked_after_pool.load(std::memory_order_relaxed); }
 
-int threads_for(int64_t items) {
+double get_min_thread_work() {
+  return g_min_thread_work.load(std::memory_order_relaxed);
+}
+
+void set_min_thread_work(double ns) {
+  if (!(ns >= 0)) {
+    throw std::invalid_argument("set_min_thread_work: ns must be >= 0, got " + std::to_string(ns));
+  }
+  g_min_thread_work.store(ns, std::memory_order_relaxed);
+}
+
+int threads_for(int64_t items, Work work) {
   if (items <= 1 || t_in_region || forked_after_pool()) return 1;
-  int64_t n = get_num_threads();
-  return static_cast<int>(n < items ? n : items);
+  int64_t n = std::min<int64_t>(get_num_threads(), items);
+  const double ns = work.flops / tuning::kFlopsPerNs + work.bytes / tuning::kBytesPerNs;
+  const double min_ns = get_min_thread_work();
+  if (min_ns > 0 && ns < static_cast<double>(n) * min_ns) {
+    n = std::max<int64_t>(1, static_cast<int64_t>(ns / min_ns));
+  }
+  return static_cast<int>(n);
 }
 
 namespace detail {

@@ -101,7 +101,7 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
   const int64_t count = row_padded_count(g, pg);
   const PrepackedPanels<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
   const int64_t pq = g.p * g.q;
-  parallel_run(threads_for(g.n), [&](int tid, int nt) {
+  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
     if (n0 >= n1) return;
@@ -166,7 +166,7 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
   const PrepackedPanels<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
   const ConvKernels<T> kernels = conv_kernels<T>();
   const std::vector<int64_t> pixel_offset = pixel_offsets(g, pg, group);
-  parallel_run(threads_for(g.n), [&](int tid, int nt) {
+  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
     if (n0 >= n1) return;
@@ -205,6 +205,7 @@ inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
 template <class T>
 void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
   g.validate("conv2d_forward");
+  if (g.n == 0) return;  // an empty batch: no weights packed, no scratch sized by C, K
   if (winograd_forward_applies(g) && conv2d_forward_winograd(g, x, w, b, y, relu)) return;
   const PaddedGeometry pg(g);
   const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
@@ -231,6 +232,7 @@ void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* 
 template <class T>
 void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   g.validate("conv2d_backward_data");
+  if (g.n == 0) return;
   // (Finite weights only: the forward form multiplies dy's zero padding by every weight, and
   // 0 * inf would put NaN where the scatter form has none.)
   if (g.sh == 1 && g.sw == 1 && g.ph < g.r && g.pw < g.s && g.c >= 8 &&
@@ -256,7 +258,7 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   const int64_t pq = g.p * g.q;
   // W^T, packed once.
   const PrepackedPanels<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
-  parallel_run(threads_for(g.n), [&](int tid, int nt) {
+  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int tid, int nt) {
     int64_t n0, n1;
     partition(g.n, tid, nt, n0, n1);
     if (n0 >= n1) return;
@@ -368,18 +370,23 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
 template <class T>
 void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   g.validate("conv2d_backward_weights");
+  if (g.n == 0) {  // sums over no images
+    std::fill(dw, dw + g.k * g.c * g.r * g.s, T(0));
+    if (db != nullptr) std::fill(db, db + g.k, T(0));
+    return;
+  }
   if (winograd_weights_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
   const PaddedGeometry pg(g);
   const WeightGradientPlan<T> plan(g, pg);
   // A chunk's partial sums are (CRS + 1) rows of K: dW^T, then db.
   AlignedBuffer<T> sum(checked_mul(pg.crs + 1, g.k, "conv2d dW"));
-  sum_over_image_chunks<T>(g.n, (pg.crs + 1) * g.k, sum.data(),
+  sum_over_image_chunks<T>(g.n, (pg.crs + 1) * g.k, sum.data(), conv_work<T>(g),
                            [&](int64_t i0, int64_t i1, T* part) {
                              bias_gradient(g, dy, i0, i1, part + pg.crs * g.k);
                              backward_weights_chunk(plan, dy, x, i0, i1, part);
                              return true;
                            });
-  parallel_for(g.k, [&](int64_t k0, int64_t k1) {
+  parallel_for(g.k, Work{0, 2.0 * sizeof(T) * g.k * pg.crs}, [&](int64_t k0, int64_t k1) {
     for (int64_t k = k0; k < k1; ++k)
       for (int64_t r = 0; r < pg.crs; ++r) dw[k * pg.crs + r] = sum.data()[r * g.k + k];
   });

@@ -19,6 +19,19 @@ inline T output_value(T v, T bias, bool relu) {
   return relu && out <= T(0) ? T(0) : out;
 }
 
+// The work of one convolution pass (forward, backward-data or weight gradient: the same
+// multiply-adds) for the parallel wrapper: 2*N*K*C*R*S*P*Q flops in float32 units, reading x
+// and w and writing y once.
+template <class T>
+Work conv_work(const Geometry2d& g) {
+  const double n = static_cast<double>(g.n);
+  const double macs =
+      n * static_cast<double>(g.k * g.c * g.r * g.s) * static_cast<double>(g.p * g.q);
+  const double bytes = sizeof(T) * (n * static_cast<double>(g.c * g.h * g.w + g.k * g.p * g.q) +
+                                    static_cast<double>(g.k * g.c * g.r * g.s));
+  return Work{2.0 * macs * (sizeof(T) / sizeof(float)), bytes};
+}
+
 // cfg with its KC block shrunk so that K splits into equal blocks (K = 288 with KC = 256 would
 // otherwise leave a 32-deep block that costs a whole extra pass over the C tiles).
 template <class T>
@@ -57,17 +70,17 @@ void bias_gradient(const Geometry2d& g, const T* dy, int64_t i0, int64_t i1, T* 
 // A weight gradient sums over the batch in fixed chunks of images, whatever the thread count:
 // chunk(i0, i1, part) writes the partial sums (`size` values) of images [i0, i1) to part, the
 // chunks run on the threads, and sum[e] then adds the chunks' part[e] in chunk order (any
-// split of e between threads gives the same bits). Returns false, with sum unwritten, if a
-// chunk returned false.
+// split of e between threads gives the same bits). `work` is all the chunks' work. Returns
+// false, with sum unwritten, if a chunk returned false.
 template <class T, class Chunk>
-bool sum_over_image_chunks(int64_t n, int64_t size, T* sum, Chunk&& chunk) {
+bool sum_over_image_chunks(int64_t n, int64_t size, T* sum, Work work, Chunk&& chunk) {
   const int64_t chunks = std::min<int64_t>(n, 16);
   if (chunks == 0) {
     std::fill(sum, sum + size, T(0));
     return true;
   }
   AlignedBuffer<T> partial(checked_mul(chunks, size, "conv2d weight gradient partial sums"));
-  const int threads = threads_for(chunks);
+  const int threads = threads_for(chunks, work);
   std::vector<char> ok(static_cast<std::size_t>(threads), 1);
   parallel_run(threads, [&](int tid, int nt) {
     int64_t c0, c1;
@@ -79,7 +92,8 @@ bool sum_over_image_chunks(int64_t n, int64_t size, T* sum, Chunk&& chunk) {
     }
   });
   if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;
-  parallel_for(size, [&](int64_t e0, int64_t e1) {
+  const Work add_work{0, sizeof(T) * static_cast<double>(chunks + 1) * static_cast<double>(size)};
+  parallel_for(size, add_work, [&](int64_t e0, int64_t e1) {
     std::copy(partial.data() + e0, partial.data() + e1, sum + e0);
     for (int64_t ch = 1; ch < chunks; ++ch) {
       const T* src = partial.data() + ch * size;

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "common/cpu.h"
 #include "common/memory.h"
 #include "common/parallel.h"
+#include "common/tuning.h"
 #include "conv/conv.h"
 #include "conv/conv_internal.h"
 #include "conv/conv_kernels.h"
@@ -166,7 +168,22 @@ std::atomic<bool> g_winograd{[] {
   return !(value == "0" || value == "false" || value == "off" || value == "no");
 }()};
 
+std::atomic<int64_t> g_forward_min_tiles{tuning::kWinogradForwardMinTiles};
+std::atomic<int64_t> g_weights_min_tiles{tuning::kWinogradWeightsMinTiles};
+
 }  // namespace
+
+WinogradMinTiles get_winograd_min_tiles() {
+  return {g_forward_min_tiles.load(std::memory_order_relaxed),
+          g_weights_min_tiles.load(std::memory_order_relaxed)};
+}
+void set_winograd_min_tiles(WinogradMinTiles t) {
+  if (t.forward < 0 || t.weights < 0) {
+    throw std::invalid_argument("set_winograd_min_tiles: tile counts must be >= 0");
+  }
+  g_forward_min_tiles.store(t.forward, std::memory_order_relaxed);
+  g_weights_min_tiles.store(t.weights, std::memory_order_relaxed);
+}
 
 bool winograd_enabled() {
   return g_winograd.load(std::memory_order_relaxed);
@@ -184,14 +201,21 @@ bool winograd_shape(const Geometry2d& g) {
 }
 }  // namespace
 
+// 2x2 output tiles of the whole batch.
+int64_t winograd_tiles(const Geometry2d& g) {
+  return g.n * ceil_div(g.p, 2) * ceil_div(g.q, 2);
+}
+
 // Measured against the direct form on this project's development machine (Zen 4): with fewer
 // than 16 output channels the forward's GEMMs fill half a 16-wide micro-tile and lose; the
-// weight gradient loses below 256 channel pairs (8 x 8, 12 x 12), where transforms dominate.
+// weight gradient loses below 256 channel pairs (8 x 8, 12 x 12), where transforms dominate;
+// and both lose on calls with too few tiles to amortise the weight transforms (tuning.h).
 bool winograd_forward_applies(const Geometry2d& g) {
-  return winograd_shape(g) && g.k >= 16;
+  return winograd_shape(g) && g.k >= 16 && winograd_tiles(g) >= get_winograd_min_tiles().forward;
 }
 bool winograd_weights_applies(const Geometry2d& g) {
-  return winograd_shape(g) && g.c * g.k >= 256;
+  return winograd_shape(g) && g.c * g.k >= 256 &&
+         winograd_tiles(g) >= get_winograd_min_tiles().weights;
 }
 
 template <class T>
@@ -205,14 +229,17 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
 
   AlignedBuffer<T> u(checked_mul(16 * C, K, "conv2d Winograd weights"));
   std::vector<PrepackedPanels<T>> upack(16);
-  parallel_for(K, [&](int64_t k0, int64_t k1) { transform_weights(g, w, k0, k1, u.data()); });
-  parallel_for(16, [&](int64_t x0, int64_t x1) {
+  // Weights: ~100 flops per filter plane into 16 values; then 16 packed copies of U.
+  const double planes = static_cast<double>(K * C);
+  parallel_for(K, Work{100 * planes, 25 * sizeof(T) * planes},
+               [&](int64_t k0, int64_t k1) { transform_weights(g, w, k0, k1, u.data()); });
+  parallel_for(16, Work{0, 32 * sizeof(T) * planes}, [&](int64_t x0, int64_t x1) {
     for (int64_t xi = x0; xi < x1; ++xi)
       upack[xi] = prepack_b(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K);
   });
 
   const int64_t rows = g.n * plan.th;
-  const int threads = threads_for(rows);
+  const int threads = threads_for(rows, conv_work<T>(g));
   std::vector<char> finite(static_cast<std::size_t>(threads), 1);
   parallel_run(threads, [&](int tid, int nt) {
     int64_t u0, u1;
@@ -300,8 +327,9 @@ bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T*
   // A chunk's partial sums are dU (16 x C x K), then db (K).
   const int64_t du_size = 16 * C * K;
   AlignedBuffer<T> sum(du_size + K);
-  const bool finite =
-      sum_over_image_chunks<T>(g.n, du_size + K, sum.data(), [&](int64_t i0, int64_t i1, T* du) {
+  const Work work = conv_work<T>(g);
+  const bool finite = sum_over_image_chunks<T>(
+      g.n, du_size + K, sum.data(), work, [&](int64_t i0, int64_t i1, T* du) {
         TileBlock<T> blk(g, plan);
         AlignedBuffer<T> v(16 * plan.max_tiles * C), z(16 * plan.max_tiles * kpad),
             dyt(2 * plan.block_rows * Q * K);

@@ -18,9 +18,19 @@ namespace fastcnn {
 
 // True when Winograd is on and faster for g than the direct form: SIMD micro-kernels (not the
 // generic ISA), 3 x 3 windows, unit strides, at least 8 input and 8 output channels, and for
-// the forward at least 16 output channels, for the weight gradient at least 256 channel pairs.
+// the forward at least 16 output channels, for the weight gradient at least 256 channel pairs,
+// and enough 2 x 2 output tiles in the batch to amortise the weight transforms (the minimums
+// below).
 bool winograd_forward_applies(const Geometry2d& g);
 bool winograd_weights_applies(const Geometry2d& g);
+
+// Those minimum tile counts (tuning::kWinograd*MinTiles unless set); tests set 0 so that
+// Winograd runs on small shapes wherever it may.
+struct WinogradMinTiles {
+  int64_t forward, weights;
+};
+WinogradMinTiles get_winograd_min_tiles();
+void set_winograd_min_tiles(WinogradMinTiles t);  // both >= 0, else std::invalid_argument
 
 // conv2d_forward (see conv.h) by F(2x2, 3x3). Returns false, with y partly written, when x or
 // w holds an infinity or NaN (the transforms' differences would turn inf - inf into NaN where

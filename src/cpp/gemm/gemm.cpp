@@ -9,6 +9,7 @@
 
 #include <type_traits>
 
+#include "common/tuning.h"
 #include "gemm/gemm_driver.h"
 #include "gemm/pack.h"
 
@@ -16,12 +17,13 @@ namespace fastcnn {
 
 namespace {
 
-// {packed-A, strided-A, indirect-B and indirect-A kernels, MR, NR, MC, KC, NC, name} for
-// <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b|_indirect_a]__<isa>.
+// {packed-A, strided-A, indirect-B, indirect-A and strided-AB kernels, MR, NR, MC, KC, NC,
+// name} for <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b|_indirect_a|_strided_ab]__<isa>.
 #define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc)                                 \
   {dt##_gemm_ukernel_##tile##__##isa, dt##_gemm_ukernel_##tile##_strided_a__##isa,             \
    dt##_gemm_ukernel_##tile##_indirect_b__##isa, dt##_gemm_ukernel_##tile##_indirect_a__##isa, \
-   mr, nr, mc, kc, nc, #dt "_gemm_ukernel_" #tile "__" #isa}
+   dt##_gemm_ukernel_##tile##_strided_ab__##isa, mr, nr, mc, kc, nc,                           \
+   #dt "_gemm_ukernel_" #tile "__" #isa}
 
 // One dtype's configurations; an ISA this build has no kernels for falls back to generic.
 template <class T>
@@ -146,11 +148,71 @@ template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>
 template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t,
                                                            int64_t, int);
 
+namespace {
+
+// Small products: at most tuning::kSmallGemmMaxRowTiles rows of micro-tiles (a layer's
+// forward or backward on a few images), where each element of B meets so few tiles that
+// packing it would cost about as much as the product, and the scratch and K blocking of the
+// general driver are pure overhead. Both operands are read in place, the K loop runs whole in
+// registers, nothing is allocated:
+//  - B with contiguous rows (x . W): the strided-AB micro-kernel reads B's rows through their
+//    stride, masking the edge columns;
+//  - B with contiguous columns (dy . W^T): C^T = B^T . A^T, B^T read in place by the strided-A
+//    micro-kernel and A^T (K x M, at most one micro-panel) packed, into an N x M scratch that
+//    is then transposed into C.
+// Each element of C is computed by one micro-kernel call whatever the thread count (threads
+// split the column tiles, or the tiles of C^T), so results do not depend on it. Returns false
+// when the product is not small or B's layout fits neither form.
+template <class T>
+bool gemm_small(const GemmConfig<T>& active, int64_t M, int64_t N, int64_t K, T alpha,
+                const StridedMatrix<T>& A, const StridedMatrix<T>& B, T beta, T* c, int64_t ldc) {
+  if (M <= 0 || N <= 0 || K <= 0 || alpha == T(0)) return false;  // the driver's degenerate cases
+  const Work work = gemm_work<T>(M, N, K);
+  if (B.cs == 1 || N == 1) {
+    const GemmConfig<T>& cfg = gemm_config_for(active, M, N);
+    if (ceil_div(M, cfg.mr) > tuning::kSmallGemmMaxRowTiles) return false;
+    parallel_for(ceil_div(N, cfg.nr), work, [&](int64_t t0, int64_t t1) {
+      for (int64_t j0 = t0 * cfg.nr; j0 < std::min(N, t1 * cfg.nr); j0 += cfg.nr) {
+        for (int64_t i0 = 0; i0 < M; i0 += cfg.mr) {
+          cfg.ukernel_strided_ab(
+              K, A.p + i0 * A.rs, A.rs, A.cs, B.p + j0 * B.cs, B.rs, c + i0 * ldc + j0, ldc, alpha,
+              beta, std::min<int64_t>(cfg.mr, M - i0), std::min<int64_t>(cfg.nr, N - j0));
+        }
+      }
+    });
+    return true;
+  }
+  if (B.rs != 1) return false;
+  // C^T (N x M) = B^T (N x K, rows of B^T are B's contiguous columns) . A^T (K x M).
+  const GemmConfig<T>& cfg = gemm_config_for(active, N, M);
+  if (M > cfg.nr || ceil_div(M, active.mr) > tuning::kSmallGemmMaxRowTiles) return false;
+  AlignedBuffer<T> at(K * cfg.nr), ct(checked_mul(N, M, "gemm scratch"));
+  pack_b(StridedMatrix<T>{A.p, A.cs, A.rs}, cfg.nr, 0, K, 0, M, at.data());
+  parallel_for(ceil_div(N, cfg.mr), work, [&](int64_t t0, int64_t t1) {
+    for (int64_t i0 = t0 * cfg.mr; i0 < std::min(N, t1 * cfg.mr); i0 += cfg.mr) {
+      cfg.ukernel_strided_a(K, B.p + i0 * B.cs, B.cs, B.rs, at.data(), ct.data() + i0 * M, M, alpha,
+                            T(0), std::min<int64_t>(cfg.mr, N - i0), M);
+    }
+  });
+  for (int64_t i = 0; i < M; ++i) {
+    T* row = c + i * ldc;
+    if (beta == T(0)) {
+      for (int64_t j = 0; j < N; ++j) row[j] = ct.data()[j * M + i];
+    } else {
+      for (int64_t j = 0; j < N; ++j) row[j] = ct.data()[j * M + i] + beta * row[j];
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 template <class T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t rsa, int64_t csa,
           const T* b, int64_t rsb, int64_t csb, T beta, T* c, int64_t ldc) {
-  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), M, N);
   const StridedMatrix<T> A{a, rsa, csa}, B{b, rsb, csb};
+  if (gemm_small(gemm_config<T>(), M, N, K, alpha, A, B, beta, c, ldc)) return;
+  const GemmConfig<T>& cfg = gemm_config_for(gemm_config<T>(), M, N);
   auto pb = [&](int64_t k0, int64_t kc, int64_t j0, int64_t nc, T* dst) {
     pack_b(B, cfg.nr, k0, kc, j0, nc, dst);
   };

@@ -135,10 +135,19 @@ void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t 
   }
 }
 
+// The work of an M x N x K product for the parallel wrapper: its multiply-adds, counted in
+// float32 flops (a float64 FMA vector does half as many), and reading A and B, updating C.
+template <class T>
+Work gemm_work(int64_t M, int64_t N, int64_t K) {
+  const double m = static_cast<double>(M), n = static_cast<double>(N), k = static_cast<double>(K);
+  return Work{2.0 * m * n * k * (sizeof(T) / sizeof(float)),
+              sizeof(T) * (m * k + k * n + 2 * m * n)};
+}
+
 // C = beta * C for the degenerate products (K == 0 or alpha == 0); beta == 0 never reads C.
 template <class T>
 void gemm_scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
-  parallel_for(M, [&](int64_t i0, int64_t i1) {
+  parallel_for(M, Work{0, 2.0 * sizeof(T) * M * N}, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       T* row = C + i * ldc;
       if (beta == T(0)) {
@@ -166,7 +175,7 @@ void gemm_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T a
   const int64_t chunks = ceil_div(K, chunk);
   const int64_t mn = checked_mul(M, N, "gemm split-K partials");
   AlignedBuffer<T> partial(checked_mul(chunks, mn, "gemm split-K partials"));
-  parallel_run(threads_for(chunks), [&](int tid, int nt) {
+  parallel_run(threads_for(chunks, gemm_work<T>(M, N, K)), [&](int tid, int nt) {
     int64_t c0, c1;
     partition(chunks, tid, nt, c0, c1);
     if (c0 >= c1) return;
@@ -185,7 +194,8 @@ void gemm_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T a
                           scratch);
     }
   });
-  parallel_for(M, [&](int64_t i0, int64_t i1) {
+  const Work add_work{0, sizeof(T) * static_cast<double>(chunks + 1) * static_cast<double>(mn)};
+  parallel_for(M, add_work, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       for (int64_t j = 0; j < N; ++j) {
         T sum = partial.data()[i * N + j];
@@ -217,7 +227,7 @@ void gemm_driver(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T al
   const int64_t tiles_m = ceil_div(M, cfg.mr), tiles_n = ceil_div(N, cfg.nr);
   const bool split_m = tiles_m >= tiles_n;
   const int64_t tiles = split_m ? tiles_m : tiles_n;
-  parallel_run(threads_for(tiles), [&](int tid, int nt) {
+  parallel_run(threads_for(tiles, gemm_work<T>(M, N, K)), [&](int tid, int nt) {
     int64_t t0, t1;
     partition(tiles, tid, nt, t0, t1);
     if (t0 >= t1) return;

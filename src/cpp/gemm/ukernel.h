@@ -18,6 +18,14 @@ template <class T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c,
                                int64_t ldc, T alpha, T beta, int64_t m, int64_t n);
 
+// The strided-AB variant, for small products that pack nothing: A is read in place as in the
+// *_strided_a kernels, and B too, B(k, j) = b[k*rsb + j] for j < n only (the edge columns are
+// loaded under a mask, so nothing past column n is read).
+template <class T>
+using GemmStridedAbUkernelFn = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa,
+                                        const T* b, int64_t rsb, T* c, int64_t ldc, T alpha, T beta,
+                                        int64_t m, int64_t n);
+
 // The indirect-B variant: A is a packed micro-panel as above, and B is read in place through
 // row offsets, B(k, j) = b[boff[k] + j], for all j < NR even when n < NR (the caller keeps that
 // memory readable): a convolution's im2col rows read straight from the padded image. alpha = 1.
@@ -42,6 +50,7 @@ struct GemmConfig {
   GemmUkernelFn<T> ukernel_strided_a = nullptr;  // A read in place
   GemmIndirectBUkernelFn<T> ukernel_indirect_b = nullptr;  // packed A, B rows read in place
   GemmIndirectAUkernelFn<T> ukernel_indirect_a = nullptr;  // A read by offsets, packed B
+  GemmStridedAbUkernelFn<T> ukernel_strided_ab = nullptr;  // A and B read in place
   int mr = 0;  // rows of C per micro-tile
   int nr = 0;  // columns of C per micro-tile (a multiple of the vector width)
   // Cache blocking, see gemm.cpp: a kc x nr B micro-panel stays in L1, an mc x kc A block in
@@ -65,8 +74,8 @@ const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int
                                      int max_mr = 1 << 30);
 
 // Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
-// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a|_indirect_b|_indirect_a]__<isa>;
-// FASTCNN_DECLARE_GEMM_UKERNELS declares a tile's four.
+// <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a|_indirect_b|_indirect_a|_strided_ab]__<isa>;
+// FASTCNN_DECLARE_GEMM_UKERNELS declares a tile's five.
 #define FASTCNN_DECLARE_GEMM_UKERNEL(name, T)                                                \
   void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c, int64_t ldc, \
             T alpha, T beta, int64_t m, int64_t n)
@@ -76,11 +85,15 @@ const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int
 #define FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(name, T)                                      \
   void name(int64_t kc, const T* a, const int64_t* arow, const int64_t* koff, const T* b, T* c, \
             int64_t ldc, T beta, int64_t m, int64_t n)
-#define FASTCNN_DECLARE_GEMM_UKERNELS(dt, T, tile, isa)                                  \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T);                         \
-  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T);               \
+#define FASTCNN_DECLARE_GEMM_STRIDED_AB_UKERNEL(name, T)                                     \
+  void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, int64_t rsb, T* c, \
+            int64_t ldc, T alpha, T beta, int64_t m, int64_t n)
+#define FASTCNN_DECLARE_GEMM_UKERNELS(dt, T, tile, isa)                                     \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##__##isa, T);                       \
+  FASTCNN_DECLARE_GEMM_UKERNEL(dt##_gemm_ukernel_##tile##_strided_a__##isa, T);             \
   FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_b__##isa, T); \
-  FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_a__##isa, T)
+  FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(dt##_gemm_ukernel_##tile##_indirect_a__##isa, T); \
+  FASTCNN_DECLARE_GEMM_STRIDED_AB_UKERNEL(dt##_gemm_ukernel_##tile##_strided_ab__##isa, T)
 FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 4x8, generic);
 FASTCNN_DECLARE_GEMM_UKERNELS(f64, double, 4x4, generic);
 FASTCNN_DECLARE_GEMM_UKERNELS(f32, float, 6x16, avx2);

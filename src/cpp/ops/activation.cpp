@@ -12,11 +12,12 @@
 
 namespace fastcnn {
 
+using ops_detail::element_work;
 using ops_detail::parallel_elements;
 
 template <class T>
 void relu_forward(int64_t n, const T* x, T* y) {
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(2, sizeof(T)), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T v = x[i];
       // numpy's maximum(v, 0): v if v > 0 or v is NaN, else +0 (so -0 becomes +0).
@@ -27,7 +28,7 @@ void relu_forward(int64_t n, const T* x, T* y) {
 
 template <class T>
 void relu_backward(int64_t n, const T* dy, const T* x, T* dx) {
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(3, sizeof(T)), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T d = dy[i];  // loaded unconditionally so the select vectorises
       dx[i] = x[i] > T(0) ? d : T(0);
@@ -37,7 +38,7 @@ void relu_backward(int64_t n, const T* dy, const T* x, T* dx) {
 
 template <class T>
 void sigmoid_forward(int64_t n, const T* x, T* y) {
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(2, sizeof(T), 20), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T v = x[i];
       const T ex = std::exp(-std::fabs(v));  // <= 1: never overflows
@@ -48,7 +49,7 @@ void sigmoid_forward(int64_t n, const T* x, T* y) {
 
 template <class T>
 void sigmoid_backward(int64_t n, const T* dy, const T* y, T* dx) {
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(3, sizeof(T)), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) dx[i] = dy[i] * y[i] * (T(1) - y[i]);
   });
 }

@@ -43,9 +43,11 @@ void channel_sums(const BnLayout& L, Term0&& t0, Term1&& t1, double* out0, doubl
   auto chunk_rows = [&](int64_t k, int64_t& n0, int64_t& n1) {
     partition(N, static_cast<int>(k), static_cast<int>(chunks), n0, n1);
   };
-  const int64_t total = total_of(L);
+  // Per element and sum: a read (at most 8 bytes) and an add or two.
+  const Work work =
+      Work{2.0 * (kTwo ? 2 : 1), 8.0 * (kTwo ? 2 : 1)} * static_cast<double>(total_of(L));
   if (S == 1) {  // (N, D): a chunk of rows at a time, vectorised across the features
-    parallel_run(ops_detail::threads_for_work(chunks, total), [&](int tid, int nt) {
+    parallel_run(threads_for(chunks, work), [&](int tid, int nt) {
       int64_t k0, k1;
       partition(chunks, tid, nt, k0, k1);
       for (int64_t k = k0; k < k1; ++k) {
@@ -64,7 +66,7 @@ void channel_sums(const BnLayout& L, Term0&& t0, Term1&& t1, double* out0, doubl
     });
   } else {  // (N, C, S): one channel of one chunk at a time, vectorised along S
     const int64_t items = chunks * C;
-    parallel_run(ops_detail::threads_for_work(items, total), [&](int tid, int nt) {
+    parallel_run(threads_for(items, work), [&](int tid, int nt) {
       int64_t i0, i1;
       partition(items, tid, nt, i0, i1);
       for (int64_t item = i0; item < i1; ++item) {
@@ -114,9 +116,11 @@ constexpr auto kNone = [](int64_t, int64_t) { return 0.0; };
 // loads are contiguous), (n, c) planes in parallel otherwise (c fixed along the inner loop).
 template <class F>
 void for_each_element(const BnLayout& L, F&& f) {
-  const int64_t C = L.c, S = L.s, total = total_of(L);
+  const int64_t C = L.c, S = L.s;
   const int64_t items = S == 1 ? L.n : L.n * C;
-  parallel_run(ops_detail::threads_for_work(items, total), [&](int tid, int nt) {
+  // Per element: up to three reads and a write (at most 8 bytes each), a few flops.
+  const Work work = Work{6, 32} * static_cast<double>(total_of(L));
+  parallel_run(threads_for(items, work), [&](int tid, int nt) {
     int64_t t0, t1;
     partition(items, tid, nt, t0, t1);
     for (int64_t t = t0; t < t1; ++t) {

@@ -39,7 +39,7 @@ inline uint8_t keep_bit(uint64_t key, uint64_t i, uint64_t threshold) {
 
 void dropout_mask(int64_t n, double ratio, uint64_t seed, uint8_t* keep) {
   const uint64_t key = splitmix64(seed), threshold = keep_threshold(ratio);
-  ops_detail::parallel_elements(n, [&](int64_t b, int64_t e) {
+  ops_detail::parallel_elements(n, ops_detail::element_work(1, 1, 10), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) keep[i] = keep_bit(key, static_cast<uint64_t>(i), threshold);
   });
 }
@@ -47,7 +47,7 @@ void dropout_mask(int64_t n, double ratio, uint64_t seed, uint8_t* keep) {
 template <class T>
 void dropout_forward(int64_t n, const T* x, double ratio, uint64_t seed, uint8_t* keep, T* y) {
   const uint64_t key = splitmix64(seed), threshold = keep_threshold(ratio);
-  ops_detail::parallel_elements(n, [&](int64_t b, int64_t e) {
+  ops_detail::parallel_elements(n, Work{10, 2.0 * sizeof(T) + 1}, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const uint8_t k = keep_bit(key, static_cast<uint64_t>(i), threshold);
       keep[i] = k;
@@ -58,7 +58,7 @@ void dropout_forward(int64_t n, const T* x, double ratio, uint64_t seed, uint8_t
 
 template <class T>
 void dropout_apply(int64_t n, const T* x, const uint8_t* keep, T* y) {
-  ops_detail::parallel_elements(n, [&](int64_t b, int64_t e) {
+  ops_detail::parallel_elements(n, Work{0, 2.0 * sizeof(T) + 1}, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const T k = keep[i] != 0 ? T(1) : T(0);  // a select vectorises, a bool-to-T cast does not
       y[i] = x[i] * k;
@@ -69,9 +69,10 @@ void dropout_apply(int64_t n, const T* x, const uint8_t* keep, T* y) {
 template <class T>
 void scale_forward(int64_t n, const T* x, double scale, T* y) {
   const T s = static_cast<T>(scale);
-  ops_detail::parallel_elements(n, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) y[i] = x[i] * s;
-  });
+  ops_detail::parallel_elements(n, ops_detail::element_work(2, sizeof(T)),
+                                [&](int64_t b, int64_t e) {
+                                  for (int64_t i = b; i < e; ++i) y[i] = x[i] * s;
+                                });
 }
 
 #define FASTCNN_INSTANTIATE_DROPOUT(T)                                                      \

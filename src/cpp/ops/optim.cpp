@@ -75,19 +75,21 @@ void adam_range(int64_t b, int64_t e, T* __restrict param, const T* __restrict g
 
 }  // namespace
 
+using ops_detail::element_work;
 using ops_detail::parallel_elements;
 
 template <class T>
 void sgd_update(int64_t n, T* param, const T* grad, double lr) {
   const T a = static_cast<T>(lr);
-  parallel_elements(n, [&](int64_t b, int64_t e) { sgd_range(b, e, param, grad, a); });
+  parallel_elements(n, element_work(3, sizeof(T)),
+                    [&](int64_t b, int64_t e) { sgd_range(b, e, param, grad, a); });
 }
 
 template <class T>
 void momentum_update(int64_t n, T* param, const T* grad, T* velocity, double lr,
                      double momentum) {
   const T a = static_cast<T>(lr), mu = static_cast<T>(momentum);
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(5, sizeof(T)), [&](int64_t b, int64_t e) {
     momentum_range(b, e, param, grad, velocity, a, mu);
   });
 }
@@ -99,7 +101,7 @@ void nesterov_update(int64_t n, T* param, const T* grad, T* velocity, double lr,
   // momentum*momentum and (1 + momentum)*lr are Python-float products in the reference.
   const T mu2 = static_cast<T>(momentum * momentum);
   const T c = static_cast<T>((1.0 + momentum) * lr);
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(5, sizeof(T)), [&](int64_t b, int64_t e) {
     nesterov_range(b, e, param, grad, velocity, a, mu, mu2, c);
   });
 }
@@ -107,7 +109,7 @@ void nesterov_update(int64_t n, T* param, const T* grad, T* velocity, double lr,
 template <class T>
 void adagrad_update(int64_t n, T* param, const T* grad, T* h, double lr, double eps) {
   const T a = static_cast<T>(lr), ep = static_cast<T>(eps);
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(5, sizeof(T), 10), [&](int64_t b, int64_t e) {
     adaptive_range<T, true>(b, e, param, grad, h, a, T(1), T(0), ep);
   });
 }
@@ -117,7 +119,7 @@ void rmsprop_update(int64_t n, T* param, const T* grad, T* h, double lr, double 
                     double eps) {
   const T a = static_cast<T>(lr), ep = static_cast<T>(eps);
   const T d = static_cast<T>(decay_rate), d1 = static_cast<T>(1.0 - decay_rate);
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(5, sizeof(T), 10), [&](int64_t b, int64_t e) {
     adaptive_range<T, false>(b, e, param, grad, h, a, d, d1, ep);
   });
 }
@@ -127,7 +129,7 @@ void adam_update(int64_t n, T* param, const T* grad, T* m, T* v, double lr_t, do
                  double beta2, double eps) {
   const T a = static_cast<T>(lr_t), ep = static_cast<T>(eps);
   const T b1 = static_cast<T>(1.0 - beta1), b2 = static_cast<T>(1.0 - beta2);
-  parallel_elements(n, [&](int64_t b, int64_t e) {
+  parallel_elements(n, element_work(7, sizeof(T), 15), [&](int64_t b, int64_t e) {
     adam_range(b, e, param, grad, m, v, a, b1, b2, ep);
   });
 }

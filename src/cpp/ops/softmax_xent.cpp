@@ -46,7 +46,9 @@ T softmax_row(int64_t M, const T* x, T* p, T& mx) {
 template <class T, class RowLoss>
 double mean_loss(int64_t N, int64_t M, RowLoss&& row_loss) {
   std::vector<double> loss(static_cast<size_t>(N));
-  const int nt = ops_detail::threads_for_work(N, checked_mul(N, M, "softmax_xent"));
+  // Per element: exp and a division, two reads and a write.
+  const double elements = static_cast<double>(checked_mul(N, M, "softmax_xent"));
+  const int nt = threads_for(N, Work{30 * elements, 3 * sizeof(T) * elements});
   parallel_run(nt, [&](int tid, int nthreads) {
     int64_t r0, r1;
     partition(N, tid, nthreads, r0, r1);
@@ -89,9 +91,10 @@ void softmax_xent_backward_labels(int64_t N, int64_t M, const T* p, const int64_
   // dx = p * s everywhere (p - 0 == p exactly, signed zeros included), then the N label
   // entries get (p - 1) * s: a flat vectorised pass instead of N short rows.
   const T s = static_cast<T>(scale);
-  ops_detail::parallel_elements(checked_mul(N, M, "softmax_xent"), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = p[i] * s;
-  });
+  ops_detail::parallel_elements(checked_mul(N, M, "softmax_xent"),
+                                ops_detail::element_work(2, sizeof(T)), [&](int64_t b, int64_t e) {
+                                  for (int64_t i = b; i < e; ++i) dx[i] = p[i] * s;
+                                });
   for (int64_t r = 0; r < N; ++r) {
     const int64_t i = r * M + labels[r];
     dx[i] = (p[i] - T(1)) * s;
@@ -102,9 +105,10 @@ template <class T>
 void softmax_xent_backward_targets(int64_t N, int64_t M, const T* p, const T* t, double scale,
                                    T* dx) {
   const T s = static_cast<T>(scale);
-  ops_detail::parallel_elements(checked_mul(N, M, "softmax_xent"), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) dx[i] = (p[i] - t[i]) * s;
-  });
+  ops_detail::parallel_elements(checked_mul(N, M, "softmax_xent"),
+                                ops_detail::element_work(3, sizeof(T)), [&](int64_t b, int64_t e) {
+                                  for (int64_t i = b; i < e; ++i) dx[i] = (p[i] - t[i]) * s;
+                                });
 }
 
 #define FASTCNN_INSTANTIATE_SOFTMAX_XENT(T)                                                     \

@@ -41,10 +41,19 @@ void valid_outputs(int64_t off, int64_t pad, int64_t st, int64_t size, int64_t o
   if (hi < lo) hi = lo;
 }
 
+// The work of a pooling pass: a compare or add per window element of each output, and reading
+// and writing x (or dx), y (or dy) and, for max pooling, argmax (8 bytes per output).
+template <class T>
+Work pool_work(const Geometry2d& g) {
+  const double planes = static_cast<double>(g.n * g.c), pq = static_cast<double>(g.p * g.q);
+  return Work{planes * pq * static_cast<double>(g.r * g.s),
+              planes * (static_cast<double>(g.h * g.w) * sizeof(T) + pq * (sizeof(T) + 8))};
+}
+
 // Runs plane(x_plane_index) over all n*c planes on the pool of threads.
-template <class Plane>
+template <class T, class Plane>
 void for_each_plane(const Geometry2d& g, Plane&& plane) {
-  parallel_for(g.n * g.c, [&](int64_t begin, int64_t end) {
+  parallel_for(g.n * g.c, pool_work<T>(g), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) plane(i);
   });
 }
@@ -308,7 +317,7 @@ template <class T>
 void max_pool2d_forward(const Geometry2d& g, const T* x, T* y, int64_t* argmax) {
   const int64_t HW = g.h * g.w, PQ = g.p * g.q;
   const bool fast = is_2x2_stride2(g);
-  for_each_plane(g, [&](int64_t i) {
+  for_each_plane<T>(g, [&](int64_t i) {
     if (fast) {
       max_forward_2x2s2(g, x + i * HW, y + i * PQ, argmax + i * PQ);
     } else {
@@ -321,7 +330,7 @@ template <class T>
 void max_pool2d_backward(const Geometry2d& g, const T* dy, const int64_t* argmax, T* dx) {
   const int64_t HW = g.h * g.w, PQ = g.p * g.q;
   const bool fast = is_2x2_stride2(g);
-  for_each_plane(g, [&](int64_t i) {
+  for_each_plane<T>(g, [&](int64_t i) {
     if (fast) {
       max_backward_2x2s2(g, dy + i * PQ, argmax + i * PQ, dx + i * HW);
     } else {
@@ -334,7 +343,7 @@ template <class T>
 void avg_pool2d_forward(const Geometry2d& g, const T* x, T* y) {
   const int64_t HW = g.h * g.w, PQ = g.p * g.q;
   const bool fast = is_2x2_stride2(g);
-  for_each_plane(g, [&](int64_t i) {
+  for_each_plane<T>(g, [&](int64_t i) {
     if (fast) {
       avg_forward_2x2s2(g, x + i * HW, y + i * PQ);
     } else {
@@ -347,12 +356,10 @@ template <class T>
 void avg_pool2d_backward(const Geometry2d& g, const T* dy, T* dx) {
   const int64_t HW = g.h * g.w, PQ = g.p * g.q;
   if (is_2x2_stride2(g)) {
-    for_each_plane(g, [&](int64_t i) {
-      avg_backward_2x2s2(g, dy + i * PQ, dx + i * HW);
-    });
+    for_each_plane<T>(g, [&](int64_t i) { avg_backward_2x2s2(g, dy + i * PQ, dx + i * HW); });
     return;
   }
-  parallel_for(g.n * g.c, [&](int64_t begin, int64_t end) {
+  parallel_for(g.n * g.c, pool_work<T>(g), [&](int64_t begin, int64_t end) {
     AlignedBuffer<T> share(PQ);  // per thread, per call
     for (int64_t i = begin; i < end; ++i) {
       avg_backward_general(g, dy + i * PQ, dx + i * HW, share.data());

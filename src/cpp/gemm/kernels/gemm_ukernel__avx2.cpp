@@ -21,6 +21,15 @@ struct Avx2<float> {
   static V set1(float x) { return _mm256_set1_ps(x); }
   static V load(const float* p) { return _mm256_load_ps(p); }
   static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  // Lanes below count all ones (the sign bit selects a lane in vmaskmov).
+  using Mask = __m256i;
+  static Mask mask(int count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V loadu_mask(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  // Edge tiles go through write_tile's buffer: AMD cores run vmaskmov stores slowly.
+  static constexpr bool kMaskedStores = false;
+  static void storeu_mask(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
   static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
   static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
@@ -35,6 +44,13 @@ struct Avx2<double> {
   static V set1(double x) { return _mm256_set1_pd(x); }
   static V load(const double* p) { return _mm256_load_pd(p); }
   static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+  using Mask = __m256i;
+  static Mask mask(int count) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(count), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static V loadu_mask(const double* p, Mask m) { return _mm256_maskload_pd(p, m); }
+  static constexpr bool kMaskedStores = false;
+  static void storeu_mask(double* p, Mask m, V v) { _mm256_maskstore_pd(p, m, v); }
   static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
   static V broadcast(const double* p) { return _mm256_broadcast_sd(p); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }

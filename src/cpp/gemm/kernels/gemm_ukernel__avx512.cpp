@@ -24,6 +24,11 @@ struct Avx512<float> {
   static V set1(float x) { return _mm512_set1_ps(x); }
   static V load(const float* p) { return _mm512_load_ps(p); }
   static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  using Mask = __mmask16;
+  static Mask mask(int count) { return static_cast<Mask>((1u << count) - 1); }  // first count
+  static V loadu_mask(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static constexpr bool kMaskedStores = true;  // edge tiles stored under masks
+  static void storeu_mask(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
   static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
   static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
@@ -38,6 +43,11 @@ struct Avx512<double> {
   static V set1(double x) { return _mm512_set1_pd(x); }
   static V load(const double* p) { return _mm512_load_pd(p); }
   static V loadu(const double* p) { return _mm512_loadu_pd(p); }
+  using Mask = __mmask8;
+  static Mask mask(int count) { return static_cast<Mask>((1u << count) - 1); }
+  static V loadu_mask(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+  static constexpr bool kMaskedStores = true;
+  static void storeu_mask(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
   static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
   static V broadcast(const double* p) { return _mm512_set1_pd(*p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }

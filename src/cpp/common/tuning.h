@@ -1,0 +1,42 @@
+// Machine-model constants that decide how a call is run, kept in one place: when a parallel
+// region is worth its threads, and when a GEMM is small enough to skip packing. The cache
+// blocking of each GEMM configuration stays beside its micro-kernel table (gemm/gemm.cpp).
+//
+// Measured on the development machine (AMD Zen 4, 2 cores, AVX-512), see docs/performance.md.
+#pragma once
+
+#include <cstdint>
+
+namespace fastcnn::tuning {
+
+// What one core does per nanosecond in fastcnn's kernels, roughly: multiply-add code runs at
+// ~100 float32 GFLOP/s (half for float64) and streaming code moves ~30 bytes/ns through the
+// caches. Used only to turn a region's work (flops, bytes) into an estimated time.
+constexpr double kFlopsPerNs = 64.0;
+constexpr double kBytesPerNs = 32.0;
+
+// THE threshold: a parallel region gets another thread only if every thread then has at least
+// this much estimated work (ns). Waking a sleeping pool thread costs ~10 us on an idle machine;
+// when another process holds the other core the woken thread waits for a time slice and the
+// region's closing barrier waits for it (measured 100-200 us per region), while a static split
+// then gains nothing: on the shared development VM (load 3-4 from other sessions) DeepConvNet's
+// conv3 forward at batch 8 took 132 us on one thread and 238 us on two. 250 us per thread keeps
+// calls under ~0.5 ms (a layer on up to ~8 images) on the calling thread; larger ones use both
+// cores, where the split pays even with some waiting.
+constexpr double kMinNsPerThread = 250'000.0;
+
+// GEMM products with at most this many rows of micro-tiles read B in place (rows through its
+// stride, vector loads) instead of packing it: each B element then meets at most this many
+// tiles, too few to amortise a packed copy.
+constexpr int64_t kSmallGemmMaxRowTiles = 4;
+
+// Winograd F(2x2, 3x3) pays per call for its weight transform (16 transformed and packed
+// copies of the weights; the weight gradient's 16 C x K partial sums and their transform back)
+// and saves per 2x2 output tile: both scale with C*K, so the break-even is a number of tiles,
+// N * ceil(P/2) * ceil(Q/2). Measured against the direct form (DeepConvNet's layers at batch
+// 1, 3 and 8, one thread): the forward broke even at ~200-250 tiles (conv6 64->64 at 8x8, 128
+// tiles: 0.42 vs 0.39 ms direct; 1 image: 0.24 vs 0.09 ms), the weight gradient at ~130-190.
+constexpr int64_t kWinogradForwardMinTiles = 256;
+constexpr int64_t kWinogradWeightsMinTiles = 128;
+
+}  // namespace fastcnn::tuning
