@@ -20,6 +20,15 @@ def _element_strided(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x) if any(s % x.itemsize for s in x.strides) else x
 
 
+def product_into(op_a: np.ndarray, op_b: np.ndarray, out: np.ndarray, alpha: float,
+                 beta: float) -> np.ndarray:  # fmt: skip
+    """out = alpha * op_a @ op_b + beta * out on the kernel, for callers that have checked
+    the arguments (gemm, the affine layers): operands of out's dtype, out C-contiguous and
+    not overlapping them. Small products are bound by per-call cost, so nothing else runs."""
+    _core.gemm(_element_strided(op_a), _element_strided(op_b), out, alpha, beta)
+    return out
+
+
 def gemm(
     a: Any,
     b: Any,
@@ -49,13 +58,7 @@ def gemm(
         (out.shape[1] > 1 and out.strides[1] != out.itemsize) or out.strides[0] % out.itemsize
     ):
         target = np.ascontiguousarray(out)
-    _core.gemm(
-        _element_strided(op_a.astype(dt, copy=False)),
-        _element_strided(op_b.astype(dt, copy=False)),
-        target,
-        alpha,
-        beta,
-    )
+    product_into(op_a.astype(dt, copy=False), op_b.astype(dt, copy=False), target, alpha, beta)
     if out is None:
         return target
     if target is not out:

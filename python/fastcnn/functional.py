@@ -16,7 +16,7 @@ import numpy as np
 
 from fastcnn import _validation as V
 from fastcnn._conv import conv2d_backward, conv2d_forward, conv2d_relu_forward
-from fastcnn._gemm import gemm
+from fastcnn._gemm import gemm, product_into
 from fastcnn._ops import (
     adagrad_update,
     adam_update,
@@ -95,7 +95,7 @@ def affine_forward(x: Any, w: Any, b: Any) -> np.ndarray:
     x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
     y = np.empty((x.shape[0], w.shape[1]), dtype=dt)
     y[...] = b
-    return gemm(x2, _as(w, dt), beta=1.0, out=y)
+    return product_into(x2, _as(w, dt), y, 1.0, 1.0)
 
 
 def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,5 +106,8 @@ def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np
     dy, x, w, dt = V.check_affine_backward(dy, x, w)
     dy = _as(dy, dt)
     x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
-    dx = gemm(dy, _as(w, dt), trans_b=True).reshape(x.shape)
-    return dx, gemm(x2, dy, trans_a=True), dy.sum(axis=0)
+    # Checked above, so the products go straight to the kernel (gemm's checks would cost more
+    # than a few-image product).
+    dx = product_into(dy, _as(w, dt).T, np.empty((dy.shape[0], w.shape[0]), dt), 1.0, 0.0)
+    dw = product_into(x2.T, dy, np.empty(w.shape, dt), 1.0, 0.0)
+    return dx.reshape(x.shape), dw, dy.sum(axis=0)
