@@ -44,6 +44,7 @@ from fastcnn._pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from fastcnn.reference import functional as _reference
 from fastcnn.reference.functional import col2im, im2col, softmax
 
 __all__ = [
@@ -86,25 +87,13 @@ def _as(a: np.ndarray, dt: np.dtype) -> np.ndarray:
     return a.astype(dt, copy=False)
 
 
-# Below this many multiply-adds an affine product costs less in numpy's matmul than the fixed
-# cost of a kernel call (pybind11 converting three arrays, releasing the GIL, the driver's
-# setup: 3-5 us). Measured on the Zen 4 machine with bench_small's affine shapes (one call,
-# idle): 1x50x10 numpy 1.6 us vs kernel 3.2; 1x1024x50 5.5 vs 6.9; 3x1024x50 9.4 vs 7.9;
-# 8x1024x50 12.7 vs 13.6; 32x1024x50 256 vs 47 (numpy's threads). The layers' results stay
-# within the usual tolerance of the reference either way.
+# Below this many multiply-adds an affine layer costs less as the reference's numpy
+# expression than as a kernel call, whose fixed cost (pybind11 converting three arrays,
+# releasing the GIL, the driver's setup: 3-5 us) exceeds numpy's whole product. Measured on
+# the Zen 4 machine with bench_small's affine shapes (one call, idle): 1x50x10 numpy 1.6 us vs
+# kernel 3.2; 1x1024x50 5.5 vs 6.9; 3x1024x50 9.4 vs 7.9; 8x1024x50 12.7 vs 13.6; 32x1024x50
+# 256 vs 47 (numpy's threads).
 SMALL_AFFINE_MACS = 1 << 19
-
-
-def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray, beta: float) -> np.ndarray:
-    """out = a @ b + beta * out (beta 0 or 1): numpy's matmul for tiny products, else fastcnn's
-    GEMM kernel."""
-    if a.shape[0] * a.shape[1] * b.shape[1] < SMALL_AFFINE_MACS:
-        if beta:
-            out += a @ b
-        else:
-            np.matmul(a, b, out=out)
-        return out
-    return product_into(a, b, out, 1.0, beta)
 
 
 def affine_forward(x: Any, w: Any, b: Any) -> np.ndarray:
@@ -113,10 +102,12 @@ def affine_forward(x: Any, w: Any, b: Any) -> np.ndarray:
     x is (N, ...) with D features per sample, w is (D, M), b is (M,); y is (N, M).
     """
     x, w, b, dt = V.check_affine_forward(x, w, b)
+    if x.shape[0] * w.size < SMALL_AFFINE_MACS:
+        return _reference._affine_forward(x, w, b, dt)
     x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
     y = np.empty((x.shape[0], w.shape[1]), dtype=dt)
     y[...] = b
-    return _product(x2, _as(w, dt), y, 1.0)
+    return product_into(x2, _as(w, dt), y, 1.0, 1.0)
 
 
 def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,10 +116,12 @@ def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np
     dy is (N, M), x is (N, ...), w is (D, M); dx has x's shape, dw is (D, M), db is (M,).
     """
     dy, x, w, dt = V.check_affine_backward(dy, x, w)
+    if x.shape[0] * w.size < SMALL_AFFINE_MACS:
+        return _reference._affine_backward(dy, x, w, dt)
     dy = _as(dy, dt)
     x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
     # Checked above, so the products skip gemm's checks (they cost more than a few-image
     # product).
-    dx = _product(dy, _as(w, dt).T, np.empty((dy.shape[0], w.shape[0]), dt), 0.0)
-    dw = _product(x2.T, dy, np.empty(w.shape, dt), 0.0)
+    dx = product_into(dy, _as(w, dt).T, np.empty((dy.shape[0], w.shape[0]), dt), 1.0, 0.0)
+    dw = product_into(x2.T, dy, np.empty(w.shape, dt), 1.0, 0.0)
     return dx.reshape(x.shape), dw, dy.sum(axis=0)
