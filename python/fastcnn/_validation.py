@@ -972,7 +972,10 @@ def check_batchnorm_forward(
                 _msg(where, "inference (train=False) needs running_mean and running_var")
             )
     else:
-        shape_of = f"one per {feat} of x.shape={_shape(x.shape)}"
+
+        def shape_of() -> str:
+            return f"one per {feat} of x.shape={_shape(x.shape)}"
+
         if train:
             running_mean = check_inplace_array(running_mean, "running_mean", where)
             running_var = check_inplace_array(running_var, "running_var", where)

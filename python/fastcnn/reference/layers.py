@@ -10,6 +10,7 @@ reference functional module by default). A fast backend gets its layers by subcl
 
 from __future__ import annotations
 
+import math
 from types import ModuleType
 from typing import Any, Union
 
@@ -149,7 +150,7 @@ class Affine(Layer):
         x = np.asarray(x)
         y = self.F.affine_forward(x, self.W, self.b)
         self.original_x_shape = x.shape
-        self.x = x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
+        self.x = x.reshape(x.shape[0], math.prod(x.shape[1:]))
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -330,7 +331,7 @@ class BatchNormalization(_BatchNormBase):
     def _to_op_layout(self, a: np.ndarray) -> np.ndarray:
         if a.ndim in (0, 2):
             return a  # 0-d is left for the functional op to reject
-        return a.reshape(a.shape[0], int(np.prod(a.shape[1:])))
+        return a.reshape(a.shape[0], math.prod(a.shape[1:]))
 
     def _from_op_layout(self, a: np.ndarray) -> np.ndarray:
         return a.reshape(self.input_shape)
