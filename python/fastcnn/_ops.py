@@ -348,7 +348,8 @@ def spatial_batchnorm_backward(
 def _kernel_ok(param: np.ndarray, grad: np.ndarray, states: list[np.ndarray]) -> bool:
     """True when the fused kernel reproduces the reference: one dtype, no overlapping arrays."""
     arrays = [param, grad, *states]
-    if any(a.dtype != param.dtype for a in arrays):
+    # float16 or byte-swapped in-place arrays are updated by the reference's numpy.
+    if param.dtype not in V.FLOAT_DTYPES or any(a.dtype != param.dtype for a in arrays):
         return False
     return not any(np.may_share_memory(a, b) for i, a in enumerate(arrays) for b in arrays[i + 1 :])
 
