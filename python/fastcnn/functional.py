@@ -1,11 +1,14 @@
 """fastcnn.functional: the fast backend, name for name and signature for signature the same as
 fastcnn.reference.functional.
 
-Convolution and pooling run on the C++ kernels, affine layers on fastcnn's GEMM; every other
-name is taken from the compiled core where it has a kernel and from the reference otherwise
-(im2col/col2im are kept for code that calls them directly: they are the reference's).
-Arguments are checked by the same validators as the reference, so both backends accept and
-reject exactly the same calls; mixed float32/float64 operands promote to float64 like numpy.
+Convolution and pooling run on the C++ kernels, affine layers on fastcnn's GEMM (below
+SMALL_AFFINE_MACS on the reference's own numpy expression, cheaper than a kernel call there);
+every other name is taken from the compiled core where it has a kernel and from the reference
+otherwise (im2col/col2im are kept for code that calls them directly: they are the reference's).
+Calls with an empty dimension go to the reference too. Arguments are checked by the same
+validators as the reference, so both backends accept and reject exactly the same calls and
+compute in the same dtype (numpy's promotion, float16/integer/bool read as
+_validation.compute_dtype says).
 """
 
 from __future__ import annotations
