@@ -209,9 +209,12 @@ def test_sigint_stops_after_the_iteration_and_saves(embedded, tmp_path):
 
     trainer = tiny_trainer(tiny_deep(), embedded, epochs=1, out_dir=tmp_path,
                            callbacks=[send_sigint])  # fmt: skip
+    # What was installed before (default_int_handler; SIG_IGN when pytest was started in the
+    # background by a non-interactive shell) must be back afterwards.
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(train.TrainingInterrupted, match="iteration 2"):
         trainer.fit()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
     resumed = train.Trainer.resume(tmp_path / "checkpoint.npz", embedded, progress=False,
                                    verbose=False)  # fmt: skip
     result = resumed.fit()
