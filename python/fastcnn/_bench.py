@@ -358,7 +358,7 @@ def main(
     print("# times are best-of-N wall clock; ratios > 1 mean fastcnn is faster\n", file=out)
     results: dict[str, Any] = {"layers": {}, "step": {}, "memory": {}}
     # Each backend is timed as a block (all layers, then the next backend) with a pause in
-    # between: fastcnn, numpy's BLAS and torch each keep an OpenMP/BLAS thread pool whose
+    # between: fastcnn, numpy's BLAS and torch each keep a thread pool whose
     # threads spin for a while after a parallel region, and interleaving the backends call by
     # call would make each one pay for the others' spinning on a 2-core machine. Without
     # --quick the fast backends' blocks run twice, alternating, and each case keeps its best

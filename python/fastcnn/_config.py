@@ -190,5 +190,5 @@ def show_config(file: TextIO | None = None) -> None:
     lines += [f"  {name + ' kernel:':<17}{kernel}" for name, kernel in cfg["kernels"].items()]
     lines.append(f"  winograd conv:   {'on' if cfg['winograd'] else 'off'} (3x3, stride 1)")
     build = cfg["build"]
-    lines.append(f"  build:           {build['compiler']}, OpenMP {build['openmp']}")
+    lines.append(f"  build:           {build['compiler']}")
     print("\n".join(lines), file=out)

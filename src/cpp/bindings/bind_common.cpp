@@ -1,6 +1,4 @@
 // Runtime configuration: threads, CPU features, the active ISA and its micro-kernels.
-#include <omp.h>
-
 #include "bindings/bindings.h"
 #include "common/cpu.h"
 #include "common/parallel.h"
@@ -17,8 +15,6 @@ void bind_common(py::module_& m) {
         "Estimated work (ns) each thread of a parallel region must get before a second runs.");
   m.def("set_min_thread_work", &set_min_thread_work, py::arg("ns"),
         "Set that threshold (0: any region with two items or more runs on several threads).");
-  m.def("forked_after_pool", &forked_after_pool,
-        "True in a child forked after the parent started its thread pool (runs single-threaded).");
   m.def("cpu_features", [] {
     const CpuFeatures& f = cpu_features();
     py::dict d;
@@ -56,7 +52,6 @@ void bind_common(py::module_& m) {
   });
   py::dict build;
   build["compiler"] = __VERSION__;
-  build["openmp"] = _OPENMP;
 #if defined(FASTCNN_HAVE_AVX2)
   build["avx2_kernels"] = true;
 #else

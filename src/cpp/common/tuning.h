@@ -5,6 +5,7 @@
 // Measured on the development machine (AMD Zen 4, 2 cores, AVX-512), see docs/performance.md.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 
 namespace fastcnn::tuning {
@@ -16,14 +17,20 @@ constexpr double kFlopsPerNs = 64.0;
 constexpr double kBytesPerNs = 32.0;
 
 // THE threshold: a parallel region gets another thread only if every thread then has at least
-// this much estimated work (ns). Waking a sleeping pool thread costs ~10 us on an idle machine;
-// when another process holds the other core the woken thread waits for a time slice and the
-// region's closing barrier waits for it (measured 100-200 us per region), while a static split
-// then gains nothing: on the shared development VM (load 3-4 from other sessions) DeepConvNet's
-// conv3 forward at batch 8 took 132 us on one thread and 238 us on two. 250 us per thread keeps
-// calls under ~0.5 ms (a layer on up to ~8 images) on the calling thread; larger ones use both
-// cores, where the split pays even with some waiting.
-constexpr double kMinNsPerThread = 250'000.0;
+// this much estimated work (ns). Waking a sleeping pool thread costs the caller a system call
+// (a few us) and the helper 10-50 us before it claims a part; the caller meanwhile works on its
+// own part, and takes the helper's part too if the helper has not started (common/parallel.cpp),
+// so a late helper costs little. Measured over DeepConvNet's convolutions, pools and ReLUs at
+// batch 2-8 (bench_small's cases, idle and with one core busy): 20 us against 50 us, 3 % faster
+// idle and 1 % slower loaded; against the 250 us that OpenMP's barrier needed, conv5 forward
+// at batch 8 went from 198 to 134 us idle, affine1's backward at batch 32 from 123 to 79 us.
+constexpr double kMinNsPerThread = 20'000.0;
+
+// How long a pool thread spins for the next region after finishing one before it sleeps (the
+// next layer's region usually follows within microseconds), and how long a waiting thread
+// spins before it yields its CPU to others between checks.
+constexpr std::chrono::microseconds kHelperSpin{50};
+constexpr std::chrono::microseconds kSpinBeforeYield{20};
 
 // GEMM products with at most this many rows of micro-tiles read B in place (rows through its
 // stride, vector loads) instead of packing it: each B element then meets at most this many

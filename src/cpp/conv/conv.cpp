@@ -101,9 +101,9 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
   const int64_t count = row_padded_count(g, pg);
   const PrepackedPanels<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, pg.crs, 1}, g.k, pg.crs);
   const int64_t pq = g.p * g.q;
-  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int tid, int nt) {
+  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int part, int parts) {
     int64_t n0, n1;
-    partition(g.n, tid, nt, n0, n1);
+    partition(g.n, part, parts, n0, n1);
     if (n0 >= n1) return;
     AlignedBuffer<T> xpad = padded_image_buffer<T>(g, pg), prod(g.k * count);
     for (int64_t n = n0; n < n1; ++n) {
@@ -166,9 +166,9 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
   const PrepackedPanels<T> wpack = prepack_b(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
   const ConvKernels<T> kernels = conv_kernels<T>();
   const std::vector<int64_t> pixel_offset = pixel_offsets(g, pg, group);
-  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int tid, int nt) {
+  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int part, int parts) {
     int64_t n0, n1;
-    partition(g.n, tid, nt, n0, n1);
+    partition(g.n, part, parts, n0, n1);
     if (n0 >= n1) return;
     AlignedBuffer<T> xpad(group * image), prod(group * pq * g.k);
     for (int64_t ng = n0; ng < n1; ng += group) {
@@ -258,9 +258,9 @@ void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   const int64_t pq = g.p * g.q;
   // W^T, packed once.
   const PrepackedPanels<T> wpack = prepack_a(cfg, StridedMatrix<T>{w, 1, pg.crs}, pg.crs, g.k);
-  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int tid, int nt) {
+  parallel_run(threads_for(g.n, conv_work<T>(g)), [&](int part, int parts) {
     int64_t n0, n1;
-    partition(g.n, tid, nt, n0, n1);
+    partition(g.n, part, parts, n0, n1);
     if (n0 >= n1) return;
     AlignedBuffer<T> dxpad(g.c * pg.plane), dcol(pg.crs * pq);
     GemmScratch<T> scratch(cfg, pg.crs, pq, g.k);

@@ -80,15 +80,15 @@ bool sum_over_image_chunks(int64_t n, int64_t size, T* sum, Work work, Chunk&& c
     return true;
   }
   AlignedBuffer<T> partial(checked_mul(chunks, size, "conv2d weight gradient partial sums"));
-  const int threads = threads_for(chunks, work);
-  std::vector<char> ok(static_cast<std::size_t>(threads), 1);
-  parallel_run(threads, [&](int tid, int nt) {
+  const int n_parts = threads_for(chunks, work);
+  std::vector<char> ok(static_cast<std::size_t>(n_parts), 1);
+  parallel_run(n_parts, [&](int part, int parts) {
     int64_t c0, c1;
-    partition(chunks, tid, nt, c0, c1);
-    for (int64_t ch = c0; ch < c1 && ok[tid]; ++ch) {
+    partition(chunks, part, parts, c0, c1);
+    for (int64_t ch = c0; ch < c1 && ok[part]; ++ch) {
       int64_t i0, i1;
       partition(n, static_cast<int>(ch), static_cast<int>(chunks), i0, i1);
-      ok[tid] = chunk(i0, i1, partial.data() + ch * size);
+      ok[part] = chunk(i0, i1, partial.data() + ch * size);
     }
   });
   if (std::find(ok.begin(), ok.end(), 0) != ok.end()) return false;

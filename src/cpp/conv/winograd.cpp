@@ -239,18 +239,18 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
   });
 
   const int64_t rows = g.n * plan.th;
-  const int threads = threads_for(rows, conv_work<T>(g));
-  std::vector<char> finite(static_cast<std::size_t>(threads), 1);
-  parallel_run(threads, [&](int tid, int nt) {
+  const int n_parts = threads_for(rows, conv_work<T>(g));
+  std::vector<char> finite(static_cast<std::size_t>(n_parts), 1);
+  parallel_run(n_parts, [&](int part, int parts) {
     int64_t u0, u1;
-    partition(rows, tid, nt, u0, u1);
+    partition(rows, part, parts, u0, u1);
     if (u0 >= u1) return;
     TileBlock<T> blk(g, plan);
     AlignedBuffer<T> v(16 * plan.max_tiles * C), m(16 * plan.max_tiles * K),
         yt(2 * plan.block_rows * Q * K);
     for (int64_t b0 = u0; b0 < u1; b0 += plan.block_rows) {
       if (!blk.load(kernels, x, b0, std::min(u1, b0 + plan.block_rows))) {
-        finite[tid] = 0;
+        finite[part] = 0;
         return;
       }
       const int64_t ntiles = blk.ntiles, vs = ntiles * C, ms = ntiles * K;
@@ -278,7 +278,7 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
         const auto [p0, p1] = blk.output_rows(s);
         if (!kernels.from_pixel_major(yt.data() + s.orow * Q * K, (p1 - p0) * Q, K, K, b, relu,
                                       y + (s.n * K * P + p0) * Q, P * Q)) {
-          finite[tid] = 0;
+          finite[part] = 0;
           return;
         }
       }

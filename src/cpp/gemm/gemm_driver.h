@@ -175,9 +175,9 @@ void gemm_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T a
   const int64_t chunks = ceil_div(K, chunk);
   const int64_t mn = checked_mul(M, N, "gemm split-K partials");
   AlignedBuffer<T> partial(checked_mul(chunks, mn, "gemm split-K partials"));
-  parallel_run(threads_for(chunks, gemm_work<T>(M, N, K)), [&](int tid, int nt) {
+  parallel_run(threads_for(chunks, gemm_work<T>(M, N, K)), [&](int part, int parts) {
     int64_t c0, c1;
-    partition(chunks, tid, nt, c0, c1);
+    partition(chunks, part, parts, c0, c1);
     if (c0 >= c1) return;
     GemmScratch<T> scratch(cfg, M, N, chunk);
     for (int64_t c = c0; c < c1; ++c) {
@@ -227,9 +227,9 @@ void gemm_driver(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T al
   const int64_t tiles_m = ceil_div(M, cfg.mr), tiles_n = ceil_div(N, cfg.nr);
   const bool split_m = tiles_m >= tiles_n;
   const int64_t tiles = split_m ? tiles_m : tiles_n;
-  parallel_run(threads_for(tiles, gemm_work<T>(M, N, K)), [&](int tid, int nt) {
+  parallel_run(threads_for(tiles, gemm_work<T>(M, N, K)), [&](int part, int parts) {
     int64_t t0, t1;
-    partition(tiles, tid, nt, t0, t1);
+    partition(tiles, part, parts, t0, t1);
     if (t0 >= t1) return;
     int64_t m0 = 0, m1 = M, n0 = 0, n1 = N;
     if (split_m) {

@@ -47,9 +47,9 @@ void channel_sums(const BnLayout& L, Term0&& t0, Term1&& t1, double* out0, doubl
   const Work work =
       Work{2.0 * (kTwo ? 2 : 1), 8.0 * (kTwo ? 2 : 1)} * static_cast<double>(total_of(L));
   if (S == 1) {  // (N, D): a chunk of rows at a time, vectorised across the features
-    parallel_run(threads_for(chunks, work), [&](int tid, int nt) {
+    parallel_run(threads_for(chunks, work), [&](int part, int parts) {
       int64_t k0, k1;
-      partition(chunks, tid, nt, k0, k1);
+      partition(chunks, part, parts, k0, k1);
       for (int64_t k = k0; k < k1; ++k) {
         double* acc0 = partial.data() + 2 * k * C;
         double* acc1 = acc0 + C;
@@ -66,9 +66,9 @@ void channel_sums(const BnLayout& L, Term0&& t0, Term1&& t1, double* out0, doubl
     });
   } else {  // (N, C, S): one channel of one chunk at a time, vectorised along S
     const int64_t items = chunks * C;
-    parallel_run(threads_for(items, work), [&](int tid, int nt) {
+    parallel_run(threads_for(items, work), [&](int part, int parts) {
       int64_t i0, i1;
-      partition(items, tid, nt, i0, i1);
+      partition(items, part, parts, i0, i1);
       for (int64_t item = i0; item < i1; ++item) {
         const int64_t k = item / C, c = item % C;
         double acc0[kLanes] = {}, acc1[kLanes] = {};
@@ -120,9 +120,9 @@ void for_each_element(const BnLayout& L, F&& f) {
   const int64_t items = S == 1 ? L.n : L.n * C;
   // Per element: up to three reads and a write (at most 8 bytes each), a few flops.
   const Work work = Work{6, 32} * static_cast<double>(total_of(L));
-  parallel_run(threads_for(items, work), [&](int tid, int nt) {
+  parallel_run(threads_for(items, work), [&](int part, int parts) {
     int64_t t0, t1;
-    partition(items, tid, nt, t0, t1);
+    partition(items, part, parts, t0, t1);
     for (int64_t t = t0; t < t1; ++t) {
       if (S == 1) {
         for (int64_t c = 0; c < C; ++c) f(t * C + c, c);

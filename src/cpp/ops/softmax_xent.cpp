@@ -48,10 +48,10 @@ double mean_loss(int64_t N, int64_t M, RowLoss&& row_loss) {
   std::vector<double> loss(static_cast<size_t>(N));
   // Per element: exp and a division, two reads and a write.
   const double elements = static_cast<double>(checked_mul(N, M, "softmax_xent"));
-  const int nt = threads_for(N, Work{30 * elements, 3 * sizeof(T) * elements});
-  parallel_run(nt, [&](int tid, int nthreads) {
+  const int parts = threads_for(N, Work{30 * elements, 3 * sizeof(T) * elements});
+  parallel_run(parts, [&](int part, int n_parts) {
     int64_t r0, r1;
-    partition(N, tid, nthreads, r0, r1);
+    partition(N, part, n_parts, r0, r1);
     for (int64_t r = r0; r < r1; ++r) loss[static_cast<size_t>(r)] = row_loss(r);
   });
   double sum = 0.0;
