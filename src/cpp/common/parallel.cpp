@@ -32,6 +32,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "common/tuning.h"
@@ -52,6 +53,19 @@ using Clock = std::chrono::steady_clock;
 std::atomic<int> g_num_threads{0};  // 0: not set by the user
 std::atomic<double> g_min_thread_work{tuning::kMinNsPerThread};
 thread_local bool t_in_region = false;
+
+// Marks the calling thread as inside a region for its lifetime and restores the previous state
+// after (a nested region's end must not mark the enclosing part as outside a region).
+class InRegion {
+ public:
+  InRegion() : saved_(t_in_region) { t_in_region = true; }
+  ~InRegion() { t_in_region = saved_; }
+  InRegion(const InRegion&) = delete;
+  InRegion& operator=(const InRegion&) = delete;
+
+ private:
+  bool saved_;
+};
 
 // Threads when the user has not chosen: OMP_NUM_THREADS (the variable users and other
 // libraries set to limit threads; its first entry), else the CPUs this process may run on.
@@ -110,26 +124,31 @@ class Pool {
     open_.store(false);
     wait_until([&] { return done_.load(std::memory_order_acquire) == parts_; },
                tuning::kSpinBeforeYield);
-    if (error_) std::rethrow_exception(error_);
+    if (error_) {
+      std::exception_ptr error;
+      error.swap(error_);  // the pool keeps no reference: the exception dies where it is caught
+      std::rethrow_exception(error);
+    }
   }
 
   static void run_serial(int parts, void (*fn)(void*, int, int), void* ctx) {
-    t_in_region = true;
     std::exception_ptr error;
-    for (int p = 0; p < parts; ++p) {
-      try {
-        fn(ctx, p, parts);
-      } catch (...) {
-        if (!error) error = std::current_exception();
+    {
+      InRegion in_region;
+      for (int p = 0; p < parts; ++p) {
+        try {
+          fn(ctx, p, parts);
+        } catch (...) {
+          if (!error) error = std::current_exception();
+        }
       }
     }
-    t_in_region = false;
     if (error) std::rethrow_exception(error);
   }
 
  private:
   void claim_parts() {
-    t_in_region = true;
+    InRegion in_region;
     for (int p; (p = next_.fetch_add(1)) < parts_;) {
       try {
         fn_(ctx_, p, parts_);
@@ -138,12 +157,15 @@ class Pool {
       }
       done_.fetch_add(1, std::memory_order_release);
     }
-    t_in_region = false;
   }
 
   void start_helpers(int wanted) {
     while (helpers_ < wanted) {
-      std::thread(&Pool::helper_loop, this).detach();  // lives as long as the process
+      try {
+        std::thread(&Pool::helper_loop, this).detach();  // lives as long as the process
+      } catch (const std::system_error&) {
+        return;  // no thread to be had (EAGAIN): the caller runs the parts no helper takes
+      }
       ++helpers_;
     }
   }
