@@ -36,7 +36,15 @@ def test_same_signature_as_the_reference(name):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "x_shape, m",
-    [((1, 1), 1), ((7, 13), 5), ((100, 64, 3, 3), 50), ((100, 50), 10), ((3, 2, 5), 17)],
+    [
+        ((1, 1), 1),
+        ((7, 13), 5),
+        ((100, 64, 3, 3), 50),
+        ((100, 50), 10),
+        ((3, 2, 5), 17),
+        ((1, 64, 4, 4), 100),  # one sample, dw an outer product on the kernel
+        ((1, 10, 10), 30),  # one sample, below OUTER_PRODUCT_KERNEL_MIN weights
+    ],
 )
 def test_affine_matches_reference(x_shape, m, dtype, rng):
     x = rng.standard_normal(x_shape).astype(dtype)
