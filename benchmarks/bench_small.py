@@ -12,7 +12,9 @@ Cases, every one checked against the reference before it is timed:
   * SimpleConvNet (conv 30 5x5, relu, pool 2, affine 100, relu, affine 10; float64) on one
     1x10x10 image, the book's gradient-check shape, loss and loss + gradient;
   * the book's batch-norm gradient check net (784-100-100-10 with batch normalisation,
-    float64) on one image, loss and loss + gradient.
+    float64) on one image, loss and loss + gradient;
+  * A/A controls (control_*): affine2's cases with the reference on both sides, whose ratio
+    is 1.0 but for the noise of the machine.
 
 The script prints fast/reference time ratios (< 1: fastcnn is faster) on the machine as it is
 ("idle") and with one core kept busy by a spinning child process it starts itself ("loaded";
@@ -196,10 +198,19 @@ def net_cases(name: str) -> list[Case]:
     ]
 
 
+# A/A controls: these cases again with the reference on both sides, so the table shows the
+# spread of a ratio whose true value is 1.0 (for calls of a few us, where the fast backend runs
+# the reference's own numpy expression: affine2's products are below SMALL_AFFINE_MACS).
+CONTROL_PREFIX = "control_"
+CONTROLLED = "affine2"
+
+
 def all_cases(batches: tuple[int, ...] = BATCHES, only: str = "") -> list[Case]:
     cases = [c for name in NETS for c in net_cases(name)]
     for n in batches:
         cases += deep_layer_cases(n)
+    cases += [Case(CONTROL_PREFIX + c.name, {b: c.fns["reference"] for b in BACKENDS})
+              for c in cases if CONTROLLED in c.name]  # fmt: skip
     return [c for c in cases if only in c.name]
 
 
@@ -299,8 +310,14 @@ def main(argv: list[str] | None = None) -> None:
     from fastcnn._bench import _table
 
     _table(header, rows, sys.stdout)
-    worst = [max(r[0] / r[1] for r in runs) for runs in (idle, loaded) if runs]
-    print("worst fast/ref: " + ", ".join(f"{w:.2f}" for w in worst))
+    control = [c.name.startswith(CONTROL_PREFIX) for c in cases]
+    spread = f"{CONTROL_PREFIX}* (reference/reference) spread"
+    for label, want in (("worst fast/ref", False), (spread, True)):
+        ratios = [[r[0] / r[1] for r, is_control in zip(runs, control) if is_control == want]
+                  for runs in (idle, loaded) if runs]  # fmt: skip
+        if all(ratios):
+            print(f"{label}: " + ", ".join(f"{min(r):.2f}-{max(r):.2f}" if want else f"{max(r):.2f}"
+                                        for r in ratios))  # fmt: skip
 
 
 if __name__ == "__main__":
