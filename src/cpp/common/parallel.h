@@ -12,7 +12,7 @@
 // thread count.
 //
 // Fork safety: a child of fork() has none of its parent's threads; its first region starts a
-// new pool.
+// new pool. A part must not fork: the child would wait for parts its parent's helpers held.
 #pragma once
 
 #include <cstdint>
