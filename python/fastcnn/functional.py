@@ -92,11 +92,12 @@ def _as(a: np.ndarray, dt: np.dtype) -> np.ndarray:
 
 # Below this many multiply-adds an affine layer costs less as the reference's numpy
 # expression than as a kernel call, whose fixed cost (pybind11 converting three arrays,
-# releasing the GIL, the driver's setup: 3-5 us) exceeds numpy's whole product. Measured on
-# the Zen 4 machine with bench_small's affine shapes (one call, idle): 1x50x10 numpy 1.6 us vs
-# kernel 3.2; 1x1024x50 5.5 vs 6.9; 3x1024x50 9.4 vs 7.9; 8x1024x50 12.7 vs 13.6; 32x1024x50
-# 256 vs 47 (numpy's threads).
-SMALL_AFFINE_MACS = 1 << 19
+# releasing the GIL, the driver's setup: 3-5 us) exceeds numpy's whole product, and whose
+# products stay on one thread (under common/tuning.h's kMinNsPerThread per thread) where
+# OpenBLAS uses two. Measured on the Zen 4 machine with bench_small's affine shapes (one call,
+# idle): 1x50x10 numpy 1.6 us vs kernel 3.2; 3x1024x50 9.4 vs 7.9; 8x1024x100 forward 17-20
+# vs 22-27 us (0.8 M multiply-adds); 32x1024x100 forward 65 vs 50 us (3.3 M, two threads).
+SMALL_AFFINE_MACS = 1 << 20
 
 # Except one product: numpy computes the weight gradient of a single sample, the outer product
 # x^T (D x 1) . dy (1 x M), without BLAS at ~1.5 ns per element (1024x100 float32: 167 us
