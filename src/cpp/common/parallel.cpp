@@ -87,16 +87,22 @@ int default_threads() {
   return n >= 1 ? static_cast<int>(n) : 1;
 }
 
-// Spins with a pause until pred() holds; after `spin`, yields the CPU between checks.
+// Spins with a pause until pred() holds or `spin` has passed; returns whether it holds.
 template <class Pred>
-void wait_until(Pred&& pred, std::chrono::microseconds spin) {
-  if (pred()) return;
+bool spin_until(Pred&& pred, std::chrono::microseconds spin) {
+  if (pred()) return true;
   const Clock::time_point until = Clock::now() + spin;
   for (int i = 0;; ++i) {
-    if (pred()) return;
-    if ((i & 63) == 63 && Clock::now() > until) break;
+    if (pred()) return true;
+    if ((i & 63) == 63 && Clock::now() > until) return false;
     FASTCNN_CPU_RELAX();
   }
+}
+
+// Spins until pred() holds; after `spin`, yields the CPU between checks.
+template <class Pred>
+void wait_until(Pred&& pred, std::chrono::microseconds spin) {
+  if (spin_until(pred, spin)) return;
   while (!pred()) std::this_thread::yield();
 }
 
@@ -192,11 +198,9 @@ class Pool {
   }
 
   void wait_until_new_epoch(uint64_t seen, bool spin) {
-    const Clock::time_point until = Clock::now() + tuning::kHelperSpin;
-    for (int i = 0; spin; ++i) {
-      if (epoch_.load(std::memory_order_relaxed) != seen) return;
-      if ((i & 63) == 63 && Clock::now() > until) break;
-      FASTCNN_CPU_RELAX();
+    if (spin && spin_until([&] { return epoch_.load(std::memory_order_relaxed) != seen; },
+                           tuning::kHelperSpin)) {
+      return;
     }
     std::unique_lock<std::mutex> lock(mutex_);
     wake_.wait(lock, [&] { return epoch_.load() != seen; });
