@@ -14,8 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from fastcnn import __version__
-from fastcnn._native import core as _core
+from fastcnn import __version__, _core
 
 
 def get_num_threads() -> int:
