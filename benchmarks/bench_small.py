@@ -200,7 +200,7 @@ def net_cases(name: str) -> list[Case]:
 
 # A/A controls: these cases again with the reference on both sides, so the table shows the
 # spread of a ratio whose true value is 1.0 (for calls of a few us, where the fast backend runs
-# the reference's own numpy expression: affine2's products are below SMALL_AFFINE_MACS).
+# numpy's products: affine2's are below fastcnn.functional.AFFINE_KERNEL_MACS).
 CONTROL_PREFIX = "control_"
 CONTROLLED = "affine2"
 

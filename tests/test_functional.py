@@ -44,6 +44,8 @@ def test_same_signature_as_the_reference(name):
         ((3, 2, 5), 17),
         ((1, 64, 4, 4), 100),  # one sample, dw an outer product on the kernel
         ((1, 10, 10), 30),  # one sample, below OUTER_PRODUCT_KERNEL_MIN weights
+        ((2, 64, 4, 4), 32),  # two samples at AFFINE_KERNEL_MACS: the kernel's products
+        ((2, 64, 4, 4), 31),  # just below it: numpy's
     ],
 )
 def test_affine_matches_reference(x_shape, m, dtype, rng):

@@ -64,19 +64,25 @@ def _c(a: np.ndarray, dtype: Any = None) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
-def _unary_forward(where: str, x: np.ndarray) -> np.ndarray:
-    """_core.<where> elementwise into a new array of x's dtype (a 0-d x: the reference's)."""
+def _unary_forward(where: str, kernel: Callable[..., None], x: np.ndarray) -> np.ndarray:
+    """kernel (_core.<where>) elementwise into a new array of x's dtype (0-d x: the reference's).
+
+    Written for one-image calls too, where a numpy ufunc costs ~0.5 us: no copy of a
+    C-contiguous x, and empty_like (cheaper than empty(shape, dtype)) for the output.
+    """
     x = V.check_unary_forward(x, where)
     if x.ndim == 0:
         return getattr(R, where)(x)
-    y = np.empty(x.shape, dtype=x.dtype)
-    getattr(_core, where)(_c(x), y)
+    if not x.flags.c_contiguous:
+        x = _c(x)
+    y = np.empty_like(x)
+    kernel(x, y)
     return y
 
 
 def relu_forward(x: np.ndarray) -> np.ndarray:
     """y = max(x, 0) elementwise, any shape, x's dtype; NaN propagates (and -0 gives +0)."""
-    return _unary_forward("relu_forward", x)
+    return _unary_forward("relu_forward", _core.relu_forward, x)
 
 
 def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -94,7 +100,7 @@ def relu_backward(dy: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def sigmoid_forward(x: np.ndarray) -> np.ndarray:
     """y = 1 / (1 + exp(-x)) elementwise, x's dtype, through exp(-|x|) (never overflows)."""
-    return _unary_forward("sigmoid_forward", x)
+    return _unary_forward("sigmoid_forward", _core.sigmoid_forward, x)
 
 
 def sigmoid_backward(dy: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
 """fastcnn.functional: the fast backend, name for name and signature for signature the same as
 fastcnn.reference.functional.
 
-Convolution and pooling run on the C++ kernels, affine layers on fastcnn's GEMM (below
-SMALL_AFFINE_MACS on the reference's own numpy expression, cheaper than a kernel call there);
+Convolution and pooling run on the C++ kernels, affine layers on fastcnn's GEMM (one-sample
+and small products on numpy, faster there: see AFFINE_KERNEL_MACS);
 every other name is taken from the compiled core where it has a kernel and from the reference
 otherwise (im2col/col2im are kept for code that calls them directly: they are the reference's).
 Calls with an empty dimension go to the reference too. Arguments are checked by the same
@@ -47,7 +47,6 @@ from fastcnn._pool import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
-from fastcnn.reference import functional as _reference
 from fastcnn.reference.functional import col2im, im2col, softmax
 
 __all__ = [
@@ -87,23 +86,39 @@ __all__ = [
 
 
 def _as(a: np.ndarray, dt: np.dtype) -> np.ndarray:
-    return a.astype(dt, copy=False)
+    """a in dtype dt, a itself where it is (the identity test first: it costs 30 ns, astype 80)."""
+    return a if a.dtype is dt else a.astype(dt, copy=False)
 
 
-# Below this many multiply-adds an affine layer costs less as the reference's numpy
-# expression than as a kernel call, whose fixed cost (pybind11 converting three arrays,
-# releasing the GIL, the driver's setup: 3-5 us) exceeds numpy's whole product, and whose
-# products stay on one thread (under common/tuning.h's kMinNsPerThread per thread) where
-# OpenBLAS uses two. Measured on the Zen 4 machine with bench_small's affine shapes (one call,
-# idle): 1x50x10 numpy 1.6 us vs kernel 3.2; 3x1024x50 9.4 vs 7.9; 8x1024x100 forward 17-20
-# vs 22-27 us (0.8 M multiply-adds); 32x1024x100 forward 65 vs 50 us (3.3 M, two threads).
-SMALL_AFFINE_MACS = 1 << 20
-
-# Except one product: numpy computes the weight gradient of a single sample, the outer product
-# x^T (D x 1) . dy (1 x M), without BLAS at ~1.5 ns per element (1024x100 float32: 167 us
-# against the kernel's 17 us; 256x50: 22 vs 5 us; 100x10: 3.4 vs 3.7 us), so from this many
+# Where the affine products run. From two samples on, fastcnn's GEMM (its small-product path:
+# operands read in place, no packing of W) beats numpy's OpenBLAS at every layer size the
+# classic networks have, once the product is worth a kernel call's fixed cost (pybind11
+# converting the arrays, releasing the GIL: ~1.5 us). Measured on the Zen 4 machine, one
+# process, idle (numpy / kernel, us; the products x.W, x^T.dy, dy.W^T):
+#   2x1024x50 float32    12.3 / 5.4,   9.7 / 7.8,  13.0 / 14.7
+#   8x1024x50 float32    15.4 / 7.6,  13.0 / 9.6,  14.7 / 13.2
+#   2x784x50  float64    18.2 / 4.9,  10.0 / 6.7,  14.7 / 10.4
+#   32x100x10 float32     2.2 / 2.0,   2.1 / 3.3,   2.0 / 5.2
+#   8x100x10  float32     1.4 / 1.6,   1.4 / 2.4,   1.3 / 2.6
+# so the kernel takes products of at least AFFINE_KERNEL_MACS multiply-adds. One sample is a
+# matrix-vector product, where numpy's GEMV is as fast as the kernel or faster (1x1024x50
+# float32: 3.4 / 3.7 us for x.W, 3.9 / 11.4 for dy.W^T) -- except the weight gradient, the
+# outer product x^T (D x 1) . dy (1 x M), which numpy computes without BLAS at ~1.5 ns per
+# element (1x1024x50: 60.6 / 5.1 us; 1x100x10: 2.1 / 2.1), so from OUTER_PRODUCT_KERNEL_MIN
 # weights the kernel computes it.
+AFFINE_KERNEL_MACS = 1 << 16
 OUTER_PRODUCT_KERNEL_MIN = 2048
+
+
+def _affine_on_kernel(n: int, w: np.ndarray) -> bool:
+    return n >= 2 and n * w.size >= AFFINE_KERNEL_MACS
+
+
+def _as2d(x: np.ndarray, d: int, dt: np.dtype) -> np.ndarray:
+    """x as the (N, D) matrix of dtype dt (a view where it can be; no call where x is one)."""
+    if x.ndim != 2:
+        x = x.reshape(x.shape[0], d)
+    return _as(x, dt)
 
 
 def affine_forward(x: Any, w: Any, b: Any) -> np.ndarray:
@@ -112,12 +127,18 @@ def affine_forward(x: Any, w: Any, b: Any) -> np.ndarray:
     x is (N, ...) with D features per sample, w is (D, M), b is (M,); y is (N, M).
     """
     x, w, b, dt = V.check_affine_forward(x, w, b)
-    if x.shape[0] * w.size < SMALL_AFFINE_MACS:
-        return _reference._affine_forward(x, w, b, dt)
-    x2 = _as(x.reshape(x.shape[0], w.shape[0]), dt)
-    y = np.empty((x.shape[0], w.shape[1]), dtype=dt)
+    x2 = _as2d(x, w.shape[0], dt)
+    w = _as(w, dt)
+    n = x2.shape[0]
+    if n < 2 or n * w.size < AFFINE_KERNEL_MACS:  # _affine_on_kernel, inlined: calls of ~3 us
+        # The reference's expression with one temporary fewer (the bias added in place);
+        # the same result: the product is already in dt and b's dtype is no wider.
+        y = x2 @ w
+        y += b
+        return y
+    y = np.empty((n, w.shape[1]), dtype=dt)
     y[...] = b
-    return product_into(x2, _as(w, dt), y, 1.0, 1.0)
+    return product_into(x2, w, y, 1.0, 1.0)
 
 
 def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,18 +147,20 @@ def affine_backward(dy: Any, x: Any, w: Any) -> tuple[np.ndarray, np.ndarray, np
     dy is (N, M), x is (N, ...), w is (D, M); dx has x's shape, dw is (D, M), db is (M,).
     """
     dy, x, w, dt = V.check_affine_backward(dy, x, w)
-    n = x.shape[0]
-    small = n * w.size < SMALL_AFFINE_MACS
-    if small and not (n == 1 and w.size >= OUTER_PRODUCT_KERNEL_MIN):
-        return _reference._affine_backward(dy, x, w, dt)
     dy = _as(dy, dt)
-    x2 = _as(x.reshape(n, w.shape[0]), dt)
-    if small:  # one sample: numpy's dx, the kernel's outer product for dw; db is dy's row
-        dx = dy @ _as(w, dt).T
+    x2 = _as2d(x, w.shape[0], dt)
+    w = _as(w, dt)
+    n = x2.shape[0]
+    on_kernel = _affine_on_kernel(n, w)
+    if on_kernel or (n == 1 and w.size >= OUTER_PRODUCT_KERNEL_MIN):
+        # Checked above, so the products skip gemm's checks (they cost more than a few-image
+        # product).
         dw = product_into(x2.T, dy, np.empty(w.shape, dt), 1.0, 0.0)
-        return dx.reshape(x.shape), dw, dy[0].copy()
-    # Checked above, so the products skip gemm's checks (they cost more than a few-image
-    # product).
-    dx = product_into(dy, _as(w, dt).T, np.empty((n, w.shape[0]), dt), 1.0, 0.0)
-    dw = product_into(x2.T, dy, np.empty(w.shape, dt), 1.0, 0.0)
-    return dx.reshape(x.shape), dw, dy.sum(axis=0)
+    else:
+        dw = x2.T @ dy
+    if on_kernel:
+        dx = product_into(dy, w.T, np.empty((n, w.shape[0]), dt), 1.0, 0.0)
+    else:
+        dx = dy @ w.T
+    # np.add.reduce is what dy.sum(axis=0) calls, without its Python-level wrapper (0.3 us).
+    return dx.reshape(x.shape) if x.ndim != 2 else dx, dw, np.add.reduce(dy, axis=0)

@@ -308,11 +308,7 @@ def affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     y = x.reshape(N, D) @ w + b, shape (N, M). dtype = result_type(x, w, b).
     """
-    return _affine_forward(*V.check_affine_forward(x, w, b))
-
-
-def _affine_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, dt: np.dtype) -> np.ndarray:
-    """affine_forward on checked arguments (the fast backend's path for tiny products)."""
+    x, w, b, dt = V.check_affine_forward(x, w, b)
     x2 = x.reshape(x.shape[0], w.shape[0]).astype(dt, copy=False)
     return x2 @ w.astype(dt, copy=False) + b
 
@@ -324,13 +320,7 @@ def affine_backward(
 
     Returns dx (x's original shape), dw (D, M), db (M,). dtype = result_type(dy, x, w).
     """
-    return _affine_backward(*V.check_affine_backward(dy, x, w))
-
-
-def _affine_backward(
-    dy: np.ndarray, x: np.ndarray, w: np.ndarray, dt: np.dtype
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """affine_backward on checked arguments (the fast backend's path for tiny products)."""
+    dy, x, w, dt = V.check_affine_backward(dy, x, w)
     dy = dy.astype(dt, copy=False)
     x2 = x.reshape(x.shape[0], w.shape[0]).astype(dt, copy=False)
     dx = (dy @ w.astype(dt, copy=False).T).reshape(x.shape)
