@@ -55,8 +55,8 @@ def run_python(*args: str, timeout: float = 60.0, env: dict[str, str] | None = N
         seconds = time.monotonic() - start
         out.seek(0)
         err.seek(0)
-        return Run(os.waitstatus_to_exitcode(status), out.read(), err.read(),
-                   usage.ru_maxrss * 1024, seconds)  # fmt: skip  (ru_maxrss: KiB on Linux)
+        rss = usage.ru_maxrss * 1024  # KiB on Linux
+        return Run(os.waitstatus_to_exitcode(status), out.read(), err.read(), rss, seconds)
 
 
 def run_cli(*argv: str, timeout: float = 60.0) -> Run:
