@@ -719,6 +719,7 @@ def test_conv_kernel_bindings_refuse_bad_arguments():
         (ValueError, (isa, 3, 1, dy, off, edge, 6, z, 3, 4)),
         (ValueError, (isa, 3, 1, dy, off, edge, 6, z, 4, 0)),
         (ValueError, (isa, 3, 1, dy[:-1], off, edge, 6, z, 4, 4)),
+        (ValueError, (isa, 2**63 - 1, 1, dy, off, edge, 6, z, 2**62, 2)),  # K rounds past int64
     ]:
         with pytest.raises(exc):
             T.winograd_dy(*args)

@@ -336,7 +336,8 @@ void bind_conv_kernels(py::module_& t) {
           using T = decltype(tag);
           require(K >= 1 && nr >= 1, what("K and nr") + " must be >= 1");
           require_nonnegative(ntiles, "ntiles");
-          const int64_t panels = checked_mul(ceil_div(K, nr), nr, kWhere);
+          // K / nr rounded up without ceil_div's K + nr - 1, which a huge K would overflow.
+          const int64_t panels = checked_mul(K / nr + (K % nr != 0 ? 1 : 0), nr, kWhere);
           const int64_t zcols = checked_mul(panels, ntiles, kWhere);
           require(zs >= zcols, what("zs") + " must be >= ceil(K / nr) * nr * ntiles");
           const Flat<const T> df = flat<T>(dy, "dy");
