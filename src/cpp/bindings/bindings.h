@@ -24,6 +24,7 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_ops(py::module_& m);
+void bind_testing(py::module_& m);  // fastcnn._core._testing, private (kernel tests)
 
 using Dims = std::vector<int64_t>;
 

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
   fastcnn::bind::bind_conv(m);
   fastcnn::bind::bind_pool(m);
   fastcnn::bind::bind_ops(m);
+  fastcnn::bind::bind_testing(m);
 }

@@ -1,4 +1,4 @@
-// conv_kernels<T>(): the active ISA's table of convolution kernels.
+// conv_kernels<T>(): the active ISA's (or a given ISA's) table of convolution kernels.
 #include "conv/conv_kernels.h"
 
 #include "common/cpu.h"
@@ -9,7 +9,7 @@ namespace fastcnn {
   {dt##_winograd_input_f2x3__##isa, dt##_winograd_output_f2x3__##isa, \
    dt##_winograd_dy_f2x3__##isa, dt##_to_pixel_major__##isa, dt##_from_pixel_major__##isa}
 #define FASTCNN_CONV_KERNELS_CASES(dt)                            \
-  switch (active_isa()) {                                         \
+  switch (isa) {                                                  \
     case Isa::avx512:                                             \
       FASTCNN_IF_AVX512(return FASTCNN_CONV_KERNELS(dt, avx512)); \
       [[fallthrough]];                                            \
@@ -31,13 +31,20 @@ namespace fastcnn {
 #endif
 
 template <>
-ConvKernels<float> conv_kernels<float>() {
+ConvKernels<float> conv_kernels<float>(Isa isa) {
   FASTCNN_CONV_KERNELS_CASES(f32)
 }
 
 template <>
-ConvKernels<double> conv_kernels<double>() {
+ConvKernels<double> conv_kernels<double>(Isa isa) {
   FASTCNN_CONV_KERNELS_CASES(f64)
 }
+
+template <class T>
+ConvKernels<T> conv_kernels() {
+  return conv_kernels<T>(active_isa());
+}
+template ConvKernels<float> conv_kernels<float>();
+template ConvKernels<double> conv_kernels<double>();
 
 }  // namespace fastcnn

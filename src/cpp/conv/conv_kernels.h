@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "common/cpu.h"
+
 namespace fastcnn {
 
 // v[xi*vs + t*C + c] = (B^T d B)[xi] for channel c of tiles t < ntiles, whose 4 x 4 windows d
@@ -59,8 +61,11 @@ struct ConvKernels {
   FASTCNN_DECLARE_FROM_PIXEL_MAJOR((*from_pixel_major), T);
 };
 
-// The active ISA's kernels (an ISA this build has no kernels for falls back to generic).
+// The active ISA's kernels, and a given ISA's (an ISA this build has no kernels for falls back
+// to generic).
 template <class T>
 ConvKernels<T> conv_kernels();
+template <class T>
+ConvKernels<T> conv_kernels(Isa isa);
 
 }  // namespace fastcnn

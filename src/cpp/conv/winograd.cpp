@@ -26,8 +26,6 @@
 
 namespace fastcnn {
 
-namespace {
-
 // U = G g G^T for filters k0 <= k < k1: u[xi*C*K + c*K + k] (for each point xi, a C x K
 // matrix, the B operand of that point's GEMM).
 template <class T>
@@ -54,6 +52,11 @@ void transform_weights(const Geometry2d& g, const T* w, int64_t k0, int64_t k1, 
     }
   }
 }
+template void transform_weights<float>(const Geometry2d&, const float*, int64_t, int64_t, float*);
+template void transform_weights<double>(const Geometry2d&, const double*, int64_t, int64_t,
+                                        double*);
+
+namespace {
 
 // Rows [r0, r1) of image xn (C x H x W) zero-padded (ph rows above, pw columns left, zeros
 // up to wp columns and below), pixel-major: dst[((r - r0)*wp + j)*C + c]. Returns false when
@@ -287,8 +290,6 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
   return std::all_of(finite.begin(), finite.end(), [](char ok) { return ok != 0; });
 }
 
-namespace {
-
 // dW[k, c] = G^T dU G, from the summed products dU[xi] (C x K): du[xi*C*K + c*K + k].
 template <class T>
 void gradient_to_weights(const Geometry2d& g, const T* du, T* dw) {
@@ -314,8 +315,8 @@ void gradient_to_weights(const Geometry2d& g, const T* du, T* dw) {
     }
   }
 }
-
-}  // namespace
+template void gradient_to_weights<float>(const Geometry2d&, const float*, float*);
+template void gradient_to_weights<double>(const Geometry2d&, const double*, double*);
 
 template <class T>
 bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {

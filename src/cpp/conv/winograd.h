@@ -47,4 +47,12 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
 template <class T>
 bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db);
 
+// The weight transforms of the two drivers, declared here for the kernel tests: U = G g G^T of
+// filters k0 <= k < k1 of w (K x C x 3 x 3) into u[xi*C*K + c*K + k] (uses g.c and g.k), and
+// its adjoint dW = G^T dU G of all filters from du (the same layout as u) into dw.
+template <class T>
+void transform_weights(const Geometry2d& g, const T* w, int64_t k0, int64_t k1, T* u);
+template <class T>
+void gradient_to_weights(const Geometry2d& g, const T* du, T* dw);
+
 }  // namespace fastcnn

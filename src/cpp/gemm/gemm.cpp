@@ -148,6 +148,20 @@ template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>
 template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t,
                                                            int64_t, int);
 
+template <class T>
+std::vector<const GemmConfig<T>*> gemm_configs(Isa isa) {
+  std::vector<const GemmConfig<T>*> out{&gemm_config<T>(isa)};
+#if defined(FASTCNN_HAVE_AVX512)
+  if (&gemm_config<T>(isa) == &gemm_config<T>(Isa::avx512)) {
+    out.push_back(&avx512_short_config<T>());
+    out.push_back(&avx512_narrow_config<T>());
+  }
+#endif
+  return out;
+}
+template std::vector<const GemmConfig<float>*> gemm_configs<float>(Isa);
+template std::vector<const GemmConfig<double>*> gemm_configs<double>(Isa);
+
 namespace {
 
 // Small products: at most tuning::kSmallGemmMaxRowTiles rows of micro-tiles (a layer's

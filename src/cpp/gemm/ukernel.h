@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "common/cpu.h"
 
@@ -72,6 +73,11 @@ const GemmConfig<T>& gemm_config(Isa isa);
 template <class T>
 const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N,
                                      int max_mr = 1 << 30);
+
+// Every configuration of a given ISA, gemm_config(isa) first: the tiles gemm_config_for picks
+// from, which the micro-kernel tests (bindings/bind_testing.cpp) run one by one.
+template <class T>
+std::vector<const GemmConfig<T>*> gemm_configs(Isa isa);
 
 // Micro-kernels, defined in kernels/gemm_ukernel__<isa>.cpp, named
 // <dtype>_gemm_ukernel_<MR>x<NR>[_strided_a|_indirect_b|_indirect_a|_strided_ab]__<isa>;
