@@ -537,7 +537,7 @@ def test_model_file_errors(tmp_path):
     # an object array is stored as a pickle: it must be refused, never unpickled
     expect(
         {**good, "params/b1": np.array([{"x": 1}], dtype=object)},
-        r"corrupted or unreadable.*pickle",
+        r"entry .params/b1. holds Python objects \(a pickle\), which fastcnn never loads",
     )
 
     # loading into an existing model: architecture class, shapes and dtype must match
@@ -657,3 +657,86 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ModelFileError, match=r"param 'W1' has shape"):
         models.load_checkpoint(tmp_path / "bad.npz", m, opt)
     np.testing.assert_array_equal(opt.state_dict()["velocity/W1"], opt_before["velocity/W1"])
+
+
+def _adam_checkpoint(tmp_path, dtype=np.float32):
+    m = _tiny("simple", backend="reference", dtype=dtype)
+    opt = optim.Adam(lr=0.01, backend="reference")
+    _train(m, opt, *_data(m), steps=2)
+    path = tmp_path / "adam.npz"
+    models.save_checkpoint(path, m, opt)
+    return m, opt, path
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda e: e.pop("optim/v/W1"), r"lacks 'v/W1'"),
+        (lambda e: e.pop("optim/m/b3"), r"lacks 'm/b3'"),
+        (lambda e: e.update({"optim/m/W9": np.zeros(3, np.float32)}), r"'m/W9' for params the"),
+        (lambda e: e.update({"optim/nu/W1": np.zeros(3)}), r"unknown entries \['nu/W1'\]"),
+        (
+            lambda e: e.update({"optim/m/W1": e["optim/m/W1"].astype(np.float64)}),
+            r"'m/W1' is float64 \(3, 2, 3, 3\) but param 'W1' is float32",
+        ),
+        (
+            lambda e: e.update({"optim/v/W2": e["optim/v/W2"][:, :2]}),
+            r"'v/W2' is float32 \(27, 2\) but param 'W2' is float32 \(27, 5\)",
+        ),
+        (lambda e: e.update({"optim/v/b1": -e["optim/v/b1"] - 1}), r"v/b1 holds negative"),
+        (lambda e: e["optim/m/b2"].__setitem__(0, np.nan), r"m/b2 holds NaN or infinite"),
+        (lambda e: e.update({"optim/step": np.array(-1)}), r"step must be in \[0, inf\]"),
+        (lambda e: e.update({"optim/step": np.array(2.5)}), r"step must be an int"),
+        (lambda e: e.update({"optim/lr": np.array(np.inf)}), r"lr"),
+    ],
+)
+def test_checkpoint_optimizer_state_is_checked_whole(tmp_path, change, match):
+    m, opt, path = _adam_checkpoint(tmp_path)
+    entries = dict(np.load(path, allow_pickle=False))
+    change(entries)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **entries)
+    pattern = rf"bad.npz: invalid optimizer state \(entries optim/.*{match}"
+    with pytest.raises(ModelFileError, match=pattern):
+        models.load_checkpoint(bad, backend="reference")
+    # into a given model and optimizer: nothing is modified
+    model2 = _tiny("simple", backend="reference", seed=3)
+    opt2 = optim.Adam(lr=0.5, backend="reference")
+    before = {k: v.copy() for k, v in model2.params.items()}
+    with pytest.raises(ModelFileError, match=pattern):
+        models.load_checkpoint(bad, model2, opt2)
+    assert opt2.step == 0 and opt2.lr == 0.5 and opt2.state == {"m": {}, "v": {}}
+    for k, v in before.items():
+        np.testing.assert_array_equal(model2.params[k], v)
+
+
+def test_checkpoint_non_finite_params_and_bad_state_entries(tmp_path):
+    m, opt, path = _adam_checkpoint(tmp_path)
+    entries = dict(np.load(path, allow_pickle=False))
+    entries["params/W3"] = entries["params/W3"].copy()
+    entries["params/W3"][0, 0] = np.inf
+    np.savez(tmp_path / "inf.npz", **entries)
+    with pytest.raises(ModelFileError, match=r"inf.npz: param 'W3' holds NaN or infinite"):
+        models.load_checkpoint(tmp_path / "inf.npz", backend="reference")
+    with pytest.raises(ModelFileError, match=r"inf.npz: param 'W3' holds NaN or infinite"):
+        models.load(tmp_path / "inf.npz", backend="reference")
+
+    deep = _tiny("deep", backend="reference")
+    models.save_checkpoint(tmp_path / "deep.npz", deep)
+    entries = dict(np.load(tmp_path / "deep.npz", allow_pickle=False))
+    np.savez(tmp_path / "neg.npz", **{**entries, "state/Dropout1": np.array(-3)})
+    with pytest.raises(ModelFileError, match=r"neg.npz: invalid model state entry .state/Drop"):
+        models.load_checkpoint(tmp_path / "neg.npz", backend="reference")
+    np.savez(tmp_path / "odd.npz", **{**entries, "state/Relu1": np.array(3)})
+    with pytest.raises(ModelFileError, match=r"odd.npz: invalid model state entry 'state/Relu1'"):
+        models.load_checkpoint(tmp_path / "odd.npz", backend="reference")
+
+
+def test_loading_builds_no_random_weights_and_plans_without_arrays():
+    plan = SimpleConvNet._construct({"hidden_size": 10**9}, "reference", "plan")
+    assert plan.params == {} and plan._param_shapes["W2"] == (4320, 10**9)
+    zeros = SimpleConvNet._construct(SIMPLE_TINY, "reference", "zeros")
+    assert all(not v.any() for v in zeros.params.values())
+    assert zeros._param_shapes == {k: v.shape for k, v in zeros.params.items()}
+    init = _tiny("simple", backend="reference")
+    assert init._param_shapes == zeros._param_shapes and init.params["W1"].any()
