@@ -740,3 +740,94 @@ def test_loading_builds_no_random_weights_and_plans_without_arrays():
     assert zeros._param_shapes == {k: v.shape for k, v in zeros.params.items()}
     init = _tiny("simple", backend="reference")
     assert init._param_shapes == zeros._param_shapes and init.params["W1"].any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Stale temporary files of killed saves
+# ---------------------------------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_removes_only_stale_temporaries_of_its_own_target(tmp_path):
+    from fastcnn import _model_file
+
+    host = _model_file._host()
+    dead = _dead_pid()
+    names = {
+        f".c.npz.{host}.{dead}.abcd1234.tmp": False,  # killed writer on this host: removed
+        f".c.npz.{host}.{os.getpid()}.abcd1234.tmp": True,  # a live writer (this process)
+        f".c.npz.otherhost.{dead}.abcd1234.tmp": True,  # pids of other hosts mean nothing here
+        f".d.npz.{host}.{dead}.abcd1234.tmp": True,  # another target's
+        ".c.npz.k3j_9xq2.tmp": False,  # the old mkstemp name, untouched for 2 hours
+        ".c.npz.fresh_01.tmp": True,  # the old name, written just now: may be a live writer
+        "c.npz.tmp": True,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+    old = os.path.getmtime(tmp_path / "c.npz.tmp") - 7200
+    os.utime(tmp_path / ".c.npz.k3j_9xq2.tmp", (old, old))
+    _tiny("simple", backend="reference").save(tmp_path / "c.npz")
+    left = sorted(os.listdir(tmp_path))
+    assert left == sorted(["c.npz", *(n for n, keep in names.items() if keep)])
+
+
+_SLOW_SAVE = """
+import os, sys, time
+import numpy as np
+from fastcnn import models
+path, go = sys.argv[1], sys.argv[2]
+write = np.lib.format.write_array
+def slow(*args, **kwargs):
+    write(*args, **kwargs)
+    print("writing", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.01)
+np.lib.format.write_array = slow
+models.SimpleConvNet(input_dim=(1, 8, 8), hidden_size=3, backend="reference", seed=9).save(path)
+"""
+
+
+def _start_slow_save(tmp_path, path):
+    """A child process saving to ``path`` that stops after its first member (a temp file
+    exists) until the file ``go`` appears."""
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SAVE, str(path), str(go)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "writing\n"
+    temps = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(temps) == 1 and f".{child.pid}." in temps[0]
+    return child, go, temps[0]
+
+
+def test_a_killed_save_is_cleaned_up_and_a_live_one_is_never_disturbed(tmp_path):
+    import signal
+
+    path = tmp_path / "checkpoint.npz"
+    model = _tiny("simple", backend="reference")
+    child, go, temp = _start_slow_save(tmp_path, path)
+    with child:  # closes its pipe and waits
+        os.kill(child.pid, signal.SIGKILL)
+    assert temp in os.listdir(tmp_path)  # what kill -9 leaves behind
+    models.save_checkpoint(path, model)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz"]
+
+    child, go, temp = _start_slow_save(tmp_path, path)
+    models.save_checkpoint(path, model)  # while the other writer is mid-save
+    assert temp in os.listdir(tmp_path)
+    go.write_text("")
+    with child:
+        assert child.wait(timeout=60) == 0  # it finished its own save
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "go"]
+    assert models.load(path, "reference").seed == 9

@@ -1,6 +1,6 @@
 """The container of fastcnn model files and checkpoints: an npz archive (a zip of .npy members)
 read one member at a time, each member's declared sizes checked before any of its data is
-decompressed, and written atomically.
+decompressed, and written atomically without leaving stale temporary files behind.
 
 What the members mean (architectures, params, optimizer state) is models.py's business; this
 module knows zip, .npy and the size limits only. Members are never unpickled.
@@ -12,8 +12,11 @@ import contextlib
 import io
 import math
 import os
+import re
+import socket
 import struct
 import tempfile
+import time
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
@@ -240,18 +243,80 @@ class Archive:
 
 # ---------------------------------------------------------------------------------------------
 # Writing: a temporary file in the target's directory, renamed over the target.
+#
+# The temporary name carries the writer's host and pid, ".<target>.<host>.<pid>.<random>.tmp",
+# so a later save can tell a temporary file left by a killed writer (kill -9, power loss) from
+# one a live writer is still filling: it removes only names of its own pattern, for the same
+# target, written on this host by a pid that no longer exists. A live writer is never
+# disturbed: its pid exists (a recycled pid only keeps a stale file a little longer, never the
+# reverse), files from other hosts sharing the directory are left alone since their pids mean
+# nothing here, and a name is only unlinked, never opened, so a writer holding it open still
+# completes its rename. The names before pids were used (".<target>.<random>.tmp", whose writer
+# cannot be told) are removed once untouched for an hour: a live save writes continuously and
+# takes seconds.
 # ---------------------------------------------------------------------------------------------
+
+_LEGACY_AGE = 3600.0
+
+
+def _host() -> str:
+    # Dots separate the fields of the name; hostnames are letters, digits, '-' and '.'.
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str) -> list[str]:
+    """Remove the temporary files a killed writer of ``path`` left in its directory (see the
+    comment above for why this never touches a live writer's file); returns their names."""
+    directory = os.path.dirname(os.path.abspath(path))
+    base = re.escape(os.path.basename(path))
+    ours = re.compile(rf"\.{base}\.([A-Za-z0-9-]+)\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+    legacy = re.compile(rf"\.{base}\.[a-z0-9_]{{8}}\.tmp")
+    host = _host()
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        full = os.path.join(directory, name)
+        match = ours.fullmatch(name)
+        if match:
+            stale = match.group(1) == host and not _pid_alive(int(match.group(2)))
+        elif legacy.fullmatch(name):
+            try:
+                stale = os.path.getmtime(full) < time.time() - _LEGACY_AGE
+            except OSError:
+                continue
+        else:
+            continue
+        if stale:
+            with contextlib.suppress(OSError):  # gone already, or not ours to remove
+                os.unlink(full)
+                removed.append(name)
+    return removed
 
 
 def write_npz(path: str, entries: Mapping[str, np.ndarray]) -> None:
-    """Write ``entries`` as an npz archive to ``path`` via a temp file + os.replace."""
+    """Write ``entries`` as an npz archive to ``path`` via a temp file + os.replace, then
+    remove stale temporary files of earlier, killed writes of ``path``."""
     directory = os.path.dirname(os.path.abspath(path))
     # Keep an existing file's permissions; a new file gets the usual rw-r--r--.
     try:
         mode = os.stat(path).st_mode & 0o777
     except FileNotFoundError:
         mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    prefix = f".{os.path.basename(path)}.{_host()}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -266,3 +331,4 @@ def write_npz(path: str, entries: Mapping[str, np.ndarray]) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    remove_stale_temporaries(path)

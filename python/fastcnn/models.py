@@ -690,7 +690,8 @@ def save_checkpoint(
     the model (so ``load(path)`` also works), its dropout positions, ``optimizer.state_dict()``
     and ``meta``. meta maps str keys to numpy arrays (stored as arrays) or to JSON values —
     numbers, strings, bools, None, lists, dicts, e.g. ``rng.bit_generator.state`` (tuples come
-    back as lists, numpy scalars as Python numbers)."""
+    back as lists, numpy scalars as Python numbers). Temporary files left in the directory by
+    an earlier save to ``path`` that was killed are removed."""
     where = "save_checkpoint"
     if not isinstance(model, Model):
         raise TypeError(f"{where}: model must be a fastcnn model, got {type(model).__name__}")
