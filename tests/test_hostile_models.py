@@ -165,6 +165,16 @@ def encode_amplifier(path: Path, size: int = 1 << 20, calls: int = 300) -> Path:
     return path
 
 
+def many_entries(path: Path, model: models.Model, n: int = 70_000) -> Path:
+    """A valid model plus ``n`` empty entries: more than 65,535, so the count is in the zip64
+    end record. zipfile would index all of them (~700 bytes each) before anything is read."""
+    model_file(path, model)
+    with zipfile.ZipFile(path, "a") as zf:
+        for i in range(n):
+            zf.writestr(f"meta/{i}.npy", b"")
+    return path
+
+
 def checkpoint_with_optim_bomb(path: Path, model: models.Model) -> Path:
     """A valid Adam checkpoint plus an extra optimizer entry of 2e8 deflated zeros."""
     opt = optim.Adam(backend="reference")
@@ -210,6 +220,10 @@ CASES = {
         lambda p, m: non_finite(p, m, "b3", float("inf")),
         r"param 'b3' holds NaN or infinite values",
     ),
+    "70,000 entries": (
+        many_entries,
+        r"a zip archive of 70,008 entries \(a fastcnn file has at most 4,096\); refused",
+    ),
     "checkpoint optim bomb": (
         checkpoint_with_optim_bomb,
         r"declare .* bytes once decompressed, more than 2x the file's",
@@ -220,6 +234,7 @@ MEMORY_CASES = (
     "hidden_size 40000",
     "consistent deflated 40000",
     "huge declared shape",
+    "70,000 entries",
     "checkpoint optim bomb",
 )
 # models.load and predict never read a checkpoint's optimizer state (so never its bomb).
@@ -320,11 +335,13 @@ def test_params_pickle_reusing_text_is_refused_in_bounded_memory(tmp_path):
 
 def test_cases_are_what_they_claim(files):
     """The files really are small, and without the checks they would be read as described."""
-    for name in MEMORY_CASES:  # a few MB each (the Adam checkpoint holds 3x the params)
-        assert files[name].stat().st_size < 7 * 2**20
+    for name in MEMORY_CASES:  # a few MB each (70,000 entry headers take 9 MB)
+        assert files[name].stat().st_size < 10 * 2**20
     with zipfile.ZipFile(files["extra zeros member"]) as zf:
         assert zf.getinfo("params/W9.npy").file_size > 4 * ZEROS
     with zipfile.ZipFile(files["compression method 99"]) as zf:
         assert zf.getinfo("params/W1.npy").compress_type == 99
+    with open(files["70,000 entries"], "rb") as f:  # the count is in the zip64 end record
+        assert b"PK\x06\x06" in f.read()[-200:]
     with zipfile.ZipFile(files["consistent deflated 40000"]) as zf:
         assert zf.getinfo("params/W2.npy").file_size > 4320 * 40_000 * 4

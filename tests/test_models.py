@@ -831,3 +831,55 @@ def test_a_killed_save_is_cleaned_up_and_a_live_one_is_never_disturbed(tmp_path)
         assert child.wait(timeout=60) == 0  # it finished its own save
     assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "go"]
     assert models.load(path, "reference").seed == 9
+
+
+def test_compressed_and_fortran_order_files_load(tmp_path):
+    """Files fastcnn did not write itself: np.savez_compressed (trained weights hardly
+    compress, zero biases do) and a Fortran-order member are read exactly."""
+    m = _tiny("deep", backend="reference")
+    entries = _entries(m)
+    np.savez_compressed(tmp_path / "z.npz", **entries)
+    for k, v in models.load(tmp_path / "z.npz", "reference").params.items():
+        np.testing.assert_array_equal(v, m.params[k])
+    entries["params/W1"] = np.asfortranarray(entries["params/W1"])
+    _write(tmp_path / "f.npz", entries)
+    loaded = models.load(tmp_path / "f.npz", "reference")
+    np.testing.assert_array_equal(loaded.params["W1"], m.params["W1"])
+    assert loaded.params["W1"] is loaded.layers["Conv1"].W  # still the layer's own array
+    other = _tiny("deep", backend="reference", seed=4)
+    other.load_params(tmp_path / "f.npz")
+    np.testing.assert_array_equal(other.params["W1"], m.params["W1"])
+
+
+def test_members_must_declare_what_they_hold(tmp_path):
+    import io
+
+    m = _tiny("simple", backend="reference")
+    with zipfile.ZipFile(tmp_path / "b.npz", "w") as zf:
+        for key, arr in _entries(m).items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr))
+            data = buf.getvalue()
+            if key == "params/b1":  # the header says 4 elements, the entry holds 3
+                data = data.replace(b"'shape': (3,)", b"'shape': (4,)")
+            zf.writestr(f"{key}.npy", data)
+    with pytest.raises(
+        ModelFileError,
+        match=r"b.npz: entry 'params/b1': its .npy header "
+        r"declares float32 \(4,\) \(16 bytes\) but the zip entry holds 12",
+    ):
+        models.load(tmp_path / "b.npz", "reference")
+    with zipfile.ZipFile(tmp_path / "n.npz", "w") as zf:
+        zf.writestr("__fastcnn_format__.npy", b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little"))
+    with pytest.raises(ModelFileError, match=r"n.npz: entry '__fastcnn_format__': .npy header of"):
+        models.load(tmp_path / "n.npz", "reference")
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as zf:
+        zf.writestr("__fastcnn_format__.npy", b"x")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("__fastcnn_format__.npy", b"y")
+    with pytest.raises(ModelFileError, match=r"d.npz: entry '__fastcnn_format__' is stored twice"):
+        models.load(tmp_path / "d.npz", "reference")
+    with zipfile.ZipFile(tmp_path / "t.npz", "w") as zf:
+        zf.writestr("readme.txt", b"hello")
+    with pytest.raises(ModelFileError, match=r"t.npz: unexpected entry 'readme.txt' \(not a .npy"):
+        models.load(tmp_path / "t.npz", "reference")

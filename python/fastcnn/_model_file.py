@@ -42,10 +42,34 @@ LIMITS = {
     "inflation": 2,
     "inflation slack": 1 << 20,
     "params": 1 << 30,  # elements of a model's params: 4 GB of float32, far beyond MNIST's needs
+    # zip entries: a checkpoint has ~60; zipfile holds ~700 bytes per entry it indexes
+    "entries": 4096,
 }
 _METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 _CHUNK = 1 << 20  # bytes decompressed per read: bounds the transient copy of a member
 _READ_ERRORS = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, struct.error)
+
+
+def _declared_entries(path: str, size: int) -> int | None:
+    """The entry count in the zip's end-of-central-directory record (zip64's if it says so),
+    found as zipfile finds it; None if there is none (zipfile then reports the damage).
+    Read before zipfile indexes the central directory, which costs memory per entry."""
+    eocd, eocd64_locator = b"PK\x05\x06", b"PK\x06\x07"
+    with open(path, "rb") as f:
+        start = max(0, size - (22 + 0xFFFF))  # the record, after it a comment of < 64 KiB
+        f.seek(start)
+        tail = f.read()
+        pos = len(tail) - 22 if tail[-22:-18] == eocd else tail.rfind(eocd)
+        if pos < 0 or len(tail) < pos + 22:
+            return None
+        count = int.from_bytes(tail[pos + 10 : pos + 12], "little")
+        if count != 0xFFFF or pos < 20 or tail[pos - 20 : pos - 16] != eocd64_locator:
+            return count
+        f.seek(int.from_bytes(tail[pos - 12 : pos - 4], "little"))
+        record = f.read(56)
+        if len(record) < 40 or record[:4] != b"PK\x06\x06":
+            return None
+        return int.from_bytes(record[32:40], "little")
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,12 @@ class Archive:
         if magic != b"PK\x03\x04":
             raise ModelFileError(f"{path}: not a fastcnn model file (not an npz/zip archive)")
         self.size = os.path.getsize(path)
+        entries = _declared_entries(path, self.size)
+        if entries is not None and entries > LIMITS["entries"]:
+            raise ModelFileError(
+                f"{path}: a zip archive of {entries:,} entries (a fastcnn file has at most "
+                f"{LIMITS['entries']:,}); refused"
+            )
         try:
             self._zip = zipfile.ZipFile(path)
         except (*_READ_ERRORS, NotImplementedError) as exc:

@@ -786,7 +786,7 @@ def load_checkpoint(
         optim_keys = [k for k in ar.infos if k.startswith("optim/")]
         if optimizer is not None and not optim_keys:
             raise ModelFileError(f"{path}: the file holds no optimizer state")
-        ar.check_inflation(k for k in ar.infos if k != _MODEL_KEY and k != _META_KEY)
+        ar.check_inflation(ar.infos)  # everything below is read
         params = _read_params(ar, plan)
         state = _read_optimizer_state(ar)
         meta = _read_meta(ar)
