@@ -345,3 +345,41 @@ def test_cases_are_what_they_claim(files):
         assert b"PK\x06\x06" in f.read()[-200:]
     with zipfile.ZipFile(files["consistent deflated 40000"]) as zf:
         assert zf.getinfo("params/W2.npy").file_size > 4320 * 40_000 * 4
+
+
+@pytest.fixture(scope="module")
+def training_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real `fastcnn train` checkpoint (Adam, one short epoch on the embedded subset)."""
+    from fastcnn import cli
+
+    out = tmp_path_factory.mktemp("run")
+    rc = cli.main(["train", "--model", "simple", "--epochs", "1", "--subset", "embedded",
+                   "--limit-batches", "3", "--eval-sample", "50", "--out", str(out),
+                   "--no-progress"])  # fmt: skip
+    assert rc == 0
+    return out / "checkpoint.npz"
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda e: e.pop("optim/v/W2"), r"lacks 'v/W2'"),
+        (
+            lambda e: e.update({"optim/m/W1": e["optim/m/W1"].astype(np.float64)}),
+            r"'m/W1' is float64",
+        ),
+        (
+            lambda e: e.update({"optim/v/b1": -np.ones_like(e["optim/v/b1"])}),
+            r"v/b1 holds negative",
+        ),
+    ],
+)
+def test_cli_resume_names_the_wrong_optimizer_entry(training_checkpoint, tmp_path, change, match):
+    entries = dict(np.load(training_checkpoint, allow_pickle=False))
+    change(entries)
+    bad = tmp_path / "checkpoint.npz"
+    np.savez(bad, **entries)
+    before = sorted(os.listdir(tmp_path))
+    run = hostile.run_cli("train", "--resume", str(bad), "--no-progress")
+    _one_line_exit_2(run, "train", bad, rf"invalid optimizer state .*{match}")
+    assert sorted(os.listdir(tmp_path)) == before  # nothing written next to it
