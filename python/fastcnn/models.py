@@ -568,7 +568,7 @@ def _read_header(ar: _mf.Archive) -> tuple[type[Model], dict]:
     return classes[name], header["kwargs"]
 
 
-def _construct(path: str, cls: type[Model], kwargs: dict, backend: str, mode: str) -> Model:
+def _from_file(path: str, cls: type[Model], kwargs: dict, backend: str, mode: str) -> Model:
     # The class comes from a fixed list and every argument is range-checked by the
     # constructor; a "plan" allocates no weights, so any size can be checked against the file.
     try:
@@ -581,7 +581,7 @@ def _construct(path: str, cls: type[Model], kwargs: dict, backend: str, mode: st
 
 def _plan(path: str, cls: type[Model], kwargs: dict, backend: str) -> Model:
     """The file's architecture with its param shapes, but no weights (see Model._construct)."""
-    plan = _construct(path, cls, kwargs, backend, "plan")
+    plan = _from_file(path, cls, kwargs, backend, "plan")
     n = sum(math.prod(s) for s in plan._param_shapes.values())
     if n > _mf.LIMITS["params"]:
         raise ModelFileError(
@@ -653,7 +653,7 @@ def load(path: PathLike, backend: str = "fast") -> Model:
         plan = _plan(ar.path, cls, kwargs, backend)
         _check_params(ar, plan)
         ar.check_inflation(f"params/{k}" for k in plan._param_shapes)
-        model = _construct(ar.path, cls, kwargs, backend, "zeros")
+        model = _from_file(ar.path, cls, kwargs, backend, "zeros")
         for key, param in model.params.items():  # straight into the new model: no copies
             _read_param(ar, key, out=param)
     return model
@@ -801,7 +801,7 @@ def load_checkpoint(
                     f"{path}: invalid optimizer state (entries optim/...: {exc})"
                 ) from exc
     if model is None:
-        model = _construct(path, cls, kwargs, backend, "zeros")
+        model = _from_file(path, cls, kwargs, backend, "zeros")
     for key, want in model.params.items():
         want[...] = params[key]
     dropout = model._dropout_layers()
