@@ -4,12 +4,16 @@ Hostile-file tests assert the issue's bound: a reader's peak resident memory sta
 the input file's size plus 100 MB (Python, numpy and fastcnn themselves take ~60 MB), and the
 answer comes quickly. The child's own peak RSS comes from os.wait4 on its pid (the rusage of
 that one child; RUSAGE_CHILDREN keeps the maximum over every child pytest ever waited for).
+
+Linux carries the memory high-water mark across fork (and vfork) and exec: a child started
+by pytest reports at least pytest's own RSS at that moment (hundreds of MB late in the suite).
+So the child is started by a small launcher process (a bare Python of ~10 MB, itself started
+by pytest), which waits for it with os.wait4 and passes its rusage back.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,32 +35,56 @@ class Run:
     seconds: float
 
 
+# Runs argv[3:], kills it after argv[2] seconds, writes "<exit code> <peak RSS KiB>" (or
+# "timeout") to the pipe whose fd is argv[1].
+_LAUNCHER = """
+import os, signal, sys, time
+fd, timeout, argv = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(argv[0], argv)
+start = time.monotonic()
+while True:
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if done:
+        break
+    if time.monotonic() - start > timeout:
+        os.kill(pid, signal.SIGKILL)
+        os.wait4(pid, 0)
+        os.write(fd, b"timeout")
+        sys.exit(0)
+    time.sleep(0.005)
+os.write(fd, b"%d %d" % (os.waitstatus_to_exitcode(status), usage.ru_maxrss))
+"""
+
+
 def run_python(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> Run:
     """`python *args` in a child process (without FASTCNN_DEBUG, so CLI errors stay one line).
 
-    The child is reaped here with os.wait4, not by subprocess, so its rusage is its own.
+    The child is reaped with os.wait4 by the launcher (see above), so its rusage is its own.
     Raises TimeoutError (after killing it) when it runs longer than `timeout` seconds.
     """
     child_env = {k: v for k, v in os.environ.items() if k != "FASTCNN_DEBUG"}
     child_env.update(env or {})
+    read_end, write_end = os.pipe()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.monotonic()
-        pid = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err,
-                               env=child_env).pid  # fmt: skip
-        while True:
-            done, status, usage = os.wait4(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() - start > timeout:
-                os.kill(pid, signal.SIGKILL)
-                os.wait4(pid, 0)
-                raise TimeoutError(f"{args} ran longer than {timeout} s")
-            time.sleep(0.005)
-        seconds = time.monotonic() - start
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(write_end), str(timeout), sys.executable, *args],
+            stdout=out, stderr=err, env=child_env, pass_fds=(write_end,),
+        )  # fmt: skip
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as report:
+            launcher.wait()
+            seconds = time.monotonic() - start
+            text = report.read().decode()
+        if text == "timeout":
+            raise TimeoutError(f"{args} ran longer than {timeout} s")
+        code, rss_kib = (int(v) for v in text.split())
         out.seek(0)
         err.seek(0)
-        rss = usage.ru_maxrss * 1024  # KiB on Linux
-        return Run(os.waitstatus_to_exitcode(status), out.read(), err.read(), rss, seconds)
+        return Run(code, out.read(), err.read(), rss_kib * 1024, seconds)  # KiB on Linux
 
 
 def run_cli(*argv: str, timeout: float = 60.0) -> Run:

@@ -440,6 +440,22 @@ def test_build_on_an_admitted_name_is_refused(tmp_path):
         models.load_classic_params(path, SimpleConvNet())
 
 
+def test_text_reused_for_many_arrays_is_refused_before_it_is_encoded(tmp_path):
+    """_codecs.encode called again and again on one memoised string would build far more
+    bytes than the file holds (a 10 KB file, 100 MB): the budget is the file's length."""
+    text = b"X" + (10_000).to_bytes(4, "little") + b"a" * 10_000
+    calls = b"h\x00h\x01h\x02\x86R" * 10_000
+    path = tmp_path / "amp.pkl"
+    path.write_bytes(
+        b"\x80\x02c_codecs\nencode\nq\x00" + text + b"q\x01U\x06latin1q\x02](" + calls + b"e."
+    )
+    with pytest.raises(ClassicParamsError, match=r"amp.pkl: refused: the pickle builds more bytes"):
+        models.load_classic_params(path, SimpleConvNet())
+    # one encode per array, as every protocol-2 file has, stays within the budget
+    model = SimpleConvNet()
+    models.load_classic_params(write(tmp_path / "p2.pkl", book_params("simple"), 2), model)
+
+
 class PersistentPickler(pickle.Pickler):
     def persistent_id(self, obj):
         return "outside" if isinstance(obj, np.ndarray) else None

@@ -537,7 +537,7 @@ def test_model_file_errors(tmp_path):
     # an object array is stored as a pickle: it must be refused, never unpickled
     expect(
         {**good, "params/b1": np.array([{"x": 1}], dtype=object)},
-        r"corrupted or unreadable.*pickle",
+        r"entry .params/b1. holds Python objects \(a pickle\), which fastcnn never loads",
     )
 
     # loading into an existing model: architecture class, shapes and dtype must match
@@ -657,3 +657,229 @@ def test_checkpoint_errors(tmp_path):
     with pytest.raises(ModelFileError, match=r"param 'W1' has shape"):
         models.load_checkpoint(tmp_path / "bad.npz", m, opt)
     np.testing.assert_array_equal(opt.state_dict()["velocity/W1"], opt_before["velocity/W1"])
+
+
+def _adam_checkpoint(tmp_path, dtype=np.float32):
+    m = _tiny("simple", backend="reference", dtype=dtype)
+    opt = optim.Adam(lr=0.01, backend="reference")
+    _train(m, opt, *_data(m), steps=2)
+    path = tmp_path / "adam.npz"
+    models.save_checkpoint(path, m, opt)
+    return m, opt, path
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda e: e.pop("optim/v/W1"), r"lacks 'v/W1'"),
+        (lambda e: e.pop("optim/m/b3"), r"lacks 'm/b3'"),
+        (lambda e: e.update({"optim/m/W9": np.zeros(3, np.float32)}), r"'m/W9' for params the"),
+        (lambda e: e.update({"optim/nu/W1": np.zeros(3)}), r"unknown entries \['nu/W1'\]"),
+        (
+            lambda e: e.update({"optim/m/W1": e["optim/m/W1"].astype(np.float64)}),
+            r"'m/W1' is float64 \(3, 2, 3, 3\) but param 'W1' is float32",
+        ),
+        (
+            lambda e: e.update({"optim/v/W2": e["optim/v/W2"][:, :2]}),
+            r"'v/W2' is float32 \(27, 2\) but param 'W2' is float32 \(27, 5\)",
+        ),
+        (lambda e: e.update({"optim/v/b1": -e["optim/v/b1"] - 1}), r"v/b1 holds negative"),
+        (lambda e: e["optim/m/b2"].__setitem__(0, np.nan), r"m/b2 holds NaN or infinite"),
+        (lambda e: e.update({"optim/step": np.array(-1)}), r"step must be in \[0, inf\]"),
+        (lambda e: e.update({"optim/step": np.array(2.5)}), r"step must be an int"),
+        (lambda e: e.update({"optim/lr": np.array(np.inf)}), r"lr"),
+    ],
+)
+def test_checkpoint_optimizer_state_is_checked_whole(tmp_path, change, match):
+    m, opt, path = _adam_checkpoint(tmp_path)
+    entries = dict(np.load(path, allow_pickle=False))
+    change(entries)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **entries)
+    pattern = rf"bad.npz: invalid optimizer state \(entries optim/.*{match}"
+    with pytest.raises(ModelFileError, match=pattern):
+        models.load_checkpoint(bad, backend="reference")
+    # into a given model and optimizer: nothing is modified
+    model2 = _tiny("simple", backend="reference", seed=3)
+    opt2 = optim.Adam(lr=0.5, backend="reference")
+    before = {k: v.copy() for k, v in model2.params.items()}
+    with pytest.raises(ModelFileError, match=pattern):
+        models.load_checkpoint(bad, model2, opt2)
+    assert opt2.step == 0 and opt2.lr == 0.5 and opt2.state == {"m": {}, "v": {}}
+    for k, v in before.items():
+        np.testing.assert_array_equal(model2.params[k], v)
+
+
+def test_checkpoint_non_finite_params_and_bad_state_entries(tmp_path):
+    m, opt, path = _adam_checkpoint(tmp_path)
+    entries = dict(np.load(path, allow_pickle=False))
+    entries["params/W3"] = entries["params/W3"].copy()
+    entries["params/W3"][0, 0] = np.inf
+    np.savez(tmp_path / "inf.npz", **entries)
+    with pytest.raises(ModelFileError, match=r"inf.npz: param 'W3' holds NaN or infinite"):
+        models.load_checkpoint(tmp_path / "inf.npz", backend="reference")
+    with pytest.raises(ModelFileError, match=r"inf.npz: param 'W3' holds NaN or infinite"):
+        models.load(tmp_path / "inf.npz", backend="reference")
+
+    deep = _tiny("deep", backend="reference")
+    models.save_checkpoint(tmp_path / "deep.npz", deep)
+    entries = dict(np.load(tmp_path / "deep.npz", allow_pickle=False))
+    np.savez(tmp_path / "neg.npz", **{**entries, "state/Dropout1": np.array(-3)})
+    with pytest.raises(ModelFileError, match=r"neg.npz: invalid model state entry .state/Drop"):
+        models.load_checkpoint(tmp_path / "neg.npz", backend="reference")
+    np.savez(tmp_path / "odd.npz", **{**entries, "state/Relu1": np.array(3)})
+    with pytest.raises(ModelFileError, match=r"odd.npz: invalid model state entry 'state/Relu1'"):
+        models.load_checkpoint(tmp_path / "odd.npz", backend="reference")
+
+
+def test_loading_builds_no_random_weights_and_plans_without_arrays():
+    plan = SimpleConvNet._construct({"hidden_size": 10**9}, "reference", "plan")
+    assert plan.params == {} and plan._param_shapes["W2"] == (4320, 10**9)
+    zeros = SimpleConvNet._construct(SIMPLE_TINY, "reference", "zeros")
+    assert all(not v.any() for v in zeros.params.values())
+    assert zeros._param_shapes == {k: v.shape for k, v in zeros.params.items()}
+    init = _tiny("simple", backend="reference")
+    assert init._param_shapes == zeros._param_shapes and init.params["W1"].any()
+
+
+# ---------------------------------------------------------------------------------------------
+# Stale temporary files of killed saves
+# ---------------------------------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_removes_only_stale_temporaries_of_its_own_target(tmp_path):
+    from fastcnn import _model_file
+
+    host = _model_file._host()
+    dead = _dead_pid()
+    names = {
+        f".c.npz.{host}.{dead}.abcd1234.tmp": False,  # killed writer on this host: removed
+        f".c.npz.{host}.{os.getpid()}.abcd1234.tmp": True,  # a live writer (this process)
+        f".c.npz.otherhost.{dead}.abcd1234.tmp": True,  # pids of other hosts mean nothing here
+        f".d.npz.{host}.{dead}.abcd1234.tmp": True,  # another target's
+        ".c.npz.k3j_9xq2.tmp": False,  # the old mkstemp name, untouched for 2 hours
+        ".c.npz.fresh_01.tmp": True,  # the old name, written just now: may be a live writer
+        "c.npz.tmp": True,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+    old = os.path.getmtime(tmp_path / "c.npz.tmp") - 7200
+    os.utime(tmp_path / ".c.npz.k3j_9xq2.tmp", (old, old))
+    _tiny("simple", backend="reference").save(tmp_path / "c.npz")
+    left = sorted(os.listdir(tmp_path))
+    assert left == sorted(["c.npz", *(n for n, keep in names.items() if keep)])
+
+
+_SLOW_SAVE = """
+import os, sys, time
+import numpy as np
+from fastcnn import models
+path, go = sys.argv[1], sys.argv[2]
+write = np.lib.format.write_array
+def slow(*args, **kwargs):
+    write(*args, **kwargs)
+    print("writing", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.01)
+np.lib.format.write_array = slow
+models.SimpleConvNet(input_dim=(1, 8, 8), hidden_size=3, backend="reference", seed=9).save(path)
+"""
+
+
+def _start_slow_save(tmp_path, path):
+    """A child process saving to ``path`` that stops after its first member (a temp file
+    exists) until the file ``go`` appears."""
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SAVE, str(path), str(go)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None and child.stdout.readline() == "writing\n"
+    temps = [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    assert len(temps) == 1 and f".{child.pid}." in temps[0]
+    return child, go, temps[0]
+
+
+def test_a_killed_save_is_cleaned_up_and_a_live_one_is_never_disturbed(tmp_path):
+    import signal
+
+    path = tmp_path / "checkpoint.npz"
+    model = _tiny("simple", backend="reference")
+    child, go, temp = _start_slow_save(tmp_path, path)
+    with child:  # closes its pipe and waits
+        os.kill(child.pid, signal.SIGKILL)
+    assert temp in os.listdir(tmp_path)  # what kill -9 leaves behind
+    models.save_checkpoint(path, model)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz"]
+
+    child, go, temp = _start_slow_save(tmp_path, path)
+    models.save_checkpoint(path, model)  # while the other writer is mid-save
+    assert temp in os.listdir(tmp_path)
+    go.write_text("")
+    with child:
+        assert child.wait(timeout=60) == 0  # it finished its own save
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.npz", "go"]
+    assert models.load(path, "reference").seed == 9
+
+
+def test_compressed_and_fortran_order_files_load(tmp_path):
+    """Files fastcnn did not write itself: np.savez_compressed (trained weights hardly
+    compress, zero biases do) and a Fortran-order member are read exactly."""
+    m = _tiny("deep", backend="reference")
+    entries = _entries(m)
+    np.savez_compressed(tmp_path / "z.npz", **entries)
+    for k, v in models.load(tmp_path / "z.npz", "reference").params.items():
+        np.testing.assert_array_equal(v, m.params[k])
+    entries["params/W1"] = np.asfortranarray(entries["params/W1"])
+    _write(tmp_path / "f.npz", entries)
+    loaded = models.load(tmp_path / "f.npz", "reference")
+    np.testing.assert_array_equal(loaded.params["W1"], m.params["W1"])
+    assert loaded.params["W1"] is loaded.layers["Conv1"].W  # still the layer's own array
+    other = _tiny("deep", backend="reference", seed=4)
+    other.load_params(tmp_path / "f.npz")
+    np.testing.assert_array_equal(other.params["W1"], m.params["W1"])
+
+
+def test_members_must_declare_what_they_hold(tmp_path):
+    import io
+
+    m = _tiny("simple", backend="reference")
+    with zipfile.ZipFile(tmp_path / "b.npz", "w") as zf:
+        for key, arr in _entries(m).items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(arr))
+            data = buf.getvalue()
+            if key == "params/b1":  # the header says 4 elements, the entry holds 3
+                data = data.replace(b"'shape': (3,)", b"'shape': (4,)")
+            zf.writestr(f"{key}.npy", data)
+    with pytest.raises(
+        ModelFileError,
+        match=r"b.npz: entry 'params/b1': its .npy header "
+        r"declares float32 \(4,\) \(16 bytes\) but the zip entry holds 12",
+    ):
+        models.load(tmp_path / "b.npz", "reference")
+    with zipfile.ZipFile(tmp_path / "n.npz", "w") as zf:
+        zf.writestr("__fastcnn_format__.npy", b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little"))
+    with pytest.raises(ModelFileError, match=r"n.npz: entry '__fastcnn_format__': .npy header of"):
+        models.load(tmp_path / "n.npz", "reference")
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as zf:
+        zf.writestr("__fastcnn_format__.npy", b"x")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            zf.writestr("__fastcnn_format__.npy", b"y")
+    with pytest.raises(ModelFileError, match=r"d.npz: entry '__fastcnn_format__' is stored twice"):
+        models.load(tmp_path / "d.npz", "reference")
+    with zipfile.ZipFile(tmp_path / "t.npz", "w") as zf:
+        zf.writestr("readme.txt", b"hello")
+    with pytest.raises(ModelFileError, match=r"t.npz: unexpected entry 'readme.txt' \(not a .npy"):
+        models.load(tmp_path / "t.npz", "reference")

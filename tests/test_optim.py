@@ -308,3 +308,65 @@ def test_schedule_bad_arguments(make, match):
 def test_warmup_then_must_be_callable():
     with pytest.raises(TypeError, match=r"LinearWarmup: then must be a schedule"):
         optim.LinearWarmup(3, then=0.5)
+
+
+def _adam_after_a_step(dtype=np.float64):
+    params, grads = _problem()
+    params = {k: v.astype(dtype) for k, v in params.items()}
+    opt = optim.Adam(lr=0.01, backend="reference")
+    opt.update(params, {k: g.astype(dtype) for k, g in grads[0].items()})
+    return opt, params
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda s: s.pop("v/W"), r"the state after 1 steps lacks 'v/W' .*restart at zero"),
+        (lambda s: s.update({"m/Z": np.zeros(2)}), r"state 'm/Z' for params the model does not"),
+        (lambda s: s.update({"m/W": s["m/W"][:2]}), r"'m/W' is float64 \(2, 4\) but param 'W'"),
+        (
+            lambda s: s.update({"v/b": s["v/b"].astype(np.float32)}),
+            r"'v/b' is float32 \(5,\) but param 'b' is float64 \(5,\)",
+        ),
+        (lambda s: s.update({"v/W": -s["v/W"]}), r"v/W holds negative values"),
+        (lambda s: s["m/b"].__setitem__(0, np.nan), r"m/b holds NaN or infinite values"),
+        (lambda s: s["v/W"].__setitem__((0, 0), np.inf), r"v/W holds NaN or infinite values"),
+        (lambda s: s.update(step=-1), r"step must be in \[0, inf\], got -1"),
+        (lambda s: s.update(step=1.5), r"step must be an int, got float"),
+        (lambda s: s.update(lr=float("nan")), r"lr must be finite|lr .*nan"),
+        (lambda s: s.update(beta2=float("inf")), r"beta2"),
+    ],
+)
+def test_load_state_dict_checks_the_state_against_the_params(change, match):
+    opt, params = _adam_after_a_step()
+    state = opt.state_dict()
+    change(state)
+    target = optim.Adam(backend="reference")
+    with pytest.raises((ValueError, TypeError), match=match):
+        target.load_state_dict(state, params)
+    assert target.step == 0 and target.state == {"m": {}, "v": {}}  # nothing changed
+    with pytest.raises((ValueError, TypeError), match=match):
+        optim.from_state_dict(state, backend="reference", params=params)
+
+
+def test_load_state_dict_with_params_accepts_a_fresh_or_complete_state():
+    opt, params = _adam_after_a_step(np.float32)
+    target = optim.Adam(backend="reference")
+    target.load_state_dict(opt.state_dict(), params)
+    assert target.step == 1 and sorted(target.state["v"]) == sorted(params)
+    fresh = optim.Adam(backend="reference").state_dict()  # step 0: no slots yet
+    target.load_state_dict(fresh, params)
+    assert target.step == 0 and target.state == {"m": {}, "v": {}}
+    # without params only the values are checked (the state may be for any params)
+    partial = opt.state_dict()
+    del partial["m/W"]
+    target.load_state_dict(partial)
+    assert "W" not in target.state["m"]
+    # the momentum slot may be negative, only the squared ones may not
+    mom = optim.Momentum(backend="reference")
+    mom.update(params, {k: np.ones_like(v) for k, v in params.items()})
+    optim.Momentum(backend="reference").load_state_dict(mom.state_dict(), params)
+    assert (mom.state["velocity"]["W"] < 0).all()
+    h = optim.RMSprop(backend="reference").state_dict()
+    with pytest.raises(ValueError, match=r"h/W holds negative values"):
+        optim.RMSprop(backend="reference").load_state_dict({**h, "step": 1, "h/W": -np.ones(1)})

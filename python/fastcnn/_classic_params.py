@@ -211,7 +211,17 @@ class _Array:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    """Builds only dicts, lists, tuples, strings, numbers and the stand-ins above."""
+    """Builds only dicts, lists, tuples, strings, numbers and the stand-ins above.
+
+    Arrays are views of bytes the file holds, so they cost no more than the file — except
+    bytes made by _codecs.encode, which a pickle can call any number of times on one memoised
+    string. Those are paid from a budget of the file's own length: a real params file encodes
+    each array's text once, and its text has no more characters than the file has bytes.
+    """
+
+    def __init__(self, file: Any, budget: int) -> None:
+        super().__init__(file)
+        self._budget = budget
 
     def find_class(self, module: str, name: str) -> Any:
         method = _ALLOWED.get((module, name))
@@ -257,6 +267,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def _encode(self, text: Any, encoding: Any) -> bytes:
         if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
             raise _Refused("_codecs.encode is only used for bytes stored as latin-1 text")
+        self._budget -= len(text)
+        if self._budget < 0:
+            raise _Refused(
+                "the pickle builds more bytes of array data than the file holds (it reuses "
+                "stored text), which a params file never does"
+            )
         return text.encode("latin1")
 
     def _empty_bytes(self, *args: Any) -> bytes:
@@ -299,7 +315,7 @@ def _read(path: str, max_bytes: int) -> dict[str, np.ndarray]:
     except ValueError as exc:  # pickletools could not read the opcodes
         raise ClassicParamsError(f"{path}: not a pickle, or truncated ({exc})") from None
     try:
-        top = _RestrictedUnpickler(io.BytesIO(data)).load()
+        top = _RestrictedUnpickler(io.BytesIO(data), budget=len(data)).load()
     except _Refused as exc:
         raise ClassicParamsError(f"{path}: refused: {exc}") from None
     except Exception as exc:  # the unpickler's errors are not a documented set

@@ -6,17 +6,16 @@ A model is a stack of fastcnn layers plus a ``params`` dict whose arrays ARE the
 weights, so an optimizer updating ``params`` in place trains the model. ``backend="fast"``
 builds it from fastcnn.layers, ``"reference"`` from fastcnn.reference.layers; with the same
 seed both get bit-identical initial weights and dropout masks. Files are ``.npz`` archives read
-and written without pickle. Training loops, data loading and the CLI live elsewhere.
+and written without pickle: what their members mean is here, the checked container (sizes,
+limits, atomic writes) in _model_file.py. Training loops, data loading and the CLI live
+elsewhere.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -25,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Union
 import numpy as np
 
 from fastcnn import _backends
+from fastcnn import _model_file as _mf
 from fastcnn import _validation as V
 from fastcnn import optim as _optim
+from fastcnn._model_file import ModelFileError
 from fastcnn.reference import layers as _ref_layers
 
 __all__ = [
@@ -92,6 +93,7 @@ class Model:
         self.layers: dict[str, Any] = {}
         self.last_layer = self._L.SoftmaxWithLoss()
         self._grad_of: dict[str, tuple[Any, str]] = {}  # param key -> (layer, gradient attr)
+        self._param_shapes: dict[str, tuple[int, ...]] = {}  # what params holds, or will
         self._rng = np.random.default_rng(self.seed)
         self._n_weighted = 0
         self._n_dropout = 0
@@ -110,10 +112,35 @@ class Model:
         self.layers[f"{prefix}{count + 1}"] = layer
         return layer
 
-    def _add_weighted(self, prefix: str, layer: Any) -> None:
-        """Register a Convolution/Affine layer's W and b as params W<i>, b<i>."""
+    # How the weights are made: "init" draws them (He), "zeros" leaves them for a file's
+    # params to overwrite (no random draws), "plan" makes no arrays and no weighted layers —
+    # only _param_shapes, the dropout layers and the settings — so a model file's shapes are
+    # checked against its architecture before a byte is allocated for it.
+    _build_mode = "init"
+
+    @classmethod
+    def _construct(cls, kwargs: Mapping[str, Any], backend: str, mode: str) -> Model:
+        """``cls(**kwargs, backend=backend)`` built in ``mode`` (see _build_mode)."""
+        model = cls.__new__(cls)
+        model._build_mode = mode
+        cls.__init__(model, **kwargs, backend=backend)
+        return model
+
+    def _add_weighted(self, prefix: str, w_shape: tuple[int, ...], fan_in: int, make: Any) -> None:
+        """Add a Convolution/Affine layer ``make(W, b)`` (b: one per output, the last axis of
+        an affine W, the first of a conv W) and register W and b as params W<i>, b<i>."""
         self._n_weighted += 1
         i = self._n_weighted
+        b_size = w_shape[0] if prefix == "Conv" else w_shape[-1]
+        self._param_shapes[f"W{i}"], self._param_shapes[f"b{i}"] = w_shape, (b_size,)
+        if self._build_mode == "plan":
+            self._add_layer(prefix, None)
+            return
+        if self._build_mode == "init":
+            weights = self._he(w_shape, fan_in)
+        else:
+            weights = np.zeros(w_shape, self.dtype)
+        layer = make(weights, np.zeros(b_size, self.dtype))
         self.params[f"W{i}"], self.params[f"b{i}"] = layer.W, layer.b
         self._grad_of[f"W{i}"], self._grad_of[f"b{i}"] = (layer, "dW"), (layer, "db")
         self._add_layer(prefix, layer)
@@ -128,9 +155,10 @@ class Model:
             (h, w), (f, f), (stride, stride), (pad, pad), f"{type(self).__name__}: {label}",
             f"its input is (C, H, W)={_shape_str(shape)}",
         )  # fmt: skip
-        weights = self._he((k, c, f, f), c * f * f)  # fan_in = C*R*S
-        bias = np.zeros(k, self.dtype)
-        self._add_weighted("Conv", self._L.Convolution(weights, bias, stride=stride, pad=pad))
+        self._add_weighted(
+            "Conv", (k, c, f, f), c * f * f,  # fan_in = C*R*S
+            lambda w, b: self._L.Convolution(w, b, stride=stride, pad=pad),
+        )  # fmt: skip
         self._add_layer("Relu", self._L.Relu())
         return (k, out_h, out_w)
 
@@ -145,8 +173,7 @@ class Model:
         return (c, out_h, out_w)
 
     def _add_affine(self, fan_in: int, size: int, relu: bool) -> None:
-        weights = self._he((fan_in, size), fan_in)
-        self._add_weighted("Affine", self._L.Affine(weights, np.zeros(size, self.dtype)))
+        self._add_weighted("Affine", (fan_in, size), fan_in, self._L.Affine)
         if relu:
             self._add_layer("Relu", self._L.Relu())
 
@@ -283,7 +310,7 @@ class Model:
         """Write the architecture and params to ``path`` (an npz archive, no pickle) atomically:
         a temporary file in the same directory is renamed over ``path``, so a crash or error
         never leaves a half-written file. The name is used as given (no ".npz" is appended)."""
-        _write_npz(path, _model_entries(self))
+        _mf.write_npz(os.fspath(path), _model_entries(self))
 
     def load_params(self, path: PathLike) -> None:
         """Copy the params of a model file (or checkpoint) into this model, in place.
@@ -291,14 +318,18 @@ class Model:
         The file must hold the same architecture class with params of the same names, shapes
         and dtypes (other constructor arguments, e.g. the seed, may differ); otherwise
         ModelFileError, and this model is left unchanged."""
-        path = os.fspath(path)
-        entries = _read_npz(path)
-        cls, _ = _read_header(path, entries)
-        if cls is not type(self):
-            raise ModelFileError(
-                f"{path}: the file holds a {cls.__name__}, this model is a {type(self).__name__}"
-            )
-        _copy_params(path, entries, self)
+        with _open(path) as ar:
+            cls, _ = _read_header(ar)
+            if cls is not type(self):
+                raise ModelFileError(
+                    f"{ar.path}: the file holds a {cls.__name__}, this model is a "
+                    f"{type(self).__name__}"
+                )
+            _check_params(ar, self)
+            ar.check_inflation(f"params/{k}" for k in self._param_shapes)
+            found = _read_params(ar, self)
+        for key, want in self.params.items():
+            want[...] = found[key]
 
 
 class SimpleConvNet(Model):
@@ -469,7 +500,10 @@ def _check_conv_param(
 #   __fastcnn_meta__       0-d str: JSON of the non-array meta values
 #   meta/<key>             the array meta values
 # Every member is written and read with allow_pickle=False: loading a file from someone else
-# can fail, but can never run code.
+# can fail, but can never run code. Reading (the container is _model_file.py's) goes header
+# first: the architecture is planned without allocating a weight, every expected member's
+# declared shape and dtype is compared with the plan, and only then is any array data
+# decompressed — so no file can make a reader allocate more than its own size warrants.
 # ---------------------------------------------------------------------------------------------
 
 FORMAT_VERSION = 1
@@ -477,10 +511,6 @@ _FORMAT_KEY = "__fastcnn_format__"
 _MODEL_KEY = "__fastcnn_model__"
 _META_KEY = "__fastcnn_meta__"
 _PREFIXES = ("params/", "state/", "optim/", "meta/")
-
-
-class ModelFileError(ValueError):
-    """A model or checkpoint file that cannot be loaded: the message names the file and says why."""
 
 
 def _model_entries(model: Model) -> dict[str, np.ndarray]:
@@ -496,153 +526,136 @@ def _model_entries(model: Model) -> dict[str, np.ndarray]:
     return entries
 
 
-def _write_npz(path: PathLike, entries: Mapping[str, np.ndarray]) -> None:
-    """Write ``entries`` as an npz archive to ``path`` via a temp file + os.replace."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    # Keep an existing file's permissions; a new file gets the usual rw-r--r--.
+def _json_entry(ar: _mf.Archive, key: str, what: str, limit: str) -> Any:
+    if key not in ar.infos:
+        raise ModelFileError(f"{ar.path}: missing metadata {key!r} ({what}); not a fastcnn file?")
+    text = ar.read_text(key, limit)
     try:
-        mode = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for key, arr in entries.items():
-                    with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        return json.loads(text)
+    except RecursionError:
+        raise ModelFileError(f"{ar.path}: metadata {key!r} nests too deeply to be read") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of thousands of digits
+        raise ModelFileError(f"{ar.path}: metadata {key!r} is not valid JSON ({exc})") from None
 
 
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """Every member of the npz archive at ``path``, loaded without pickle."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(4)
-    except IsADirectoryError:
-        raise ModelFileError(f"{path}: is a directory, not a model file") from None
-    if magic != b"PK\x03\x04":
-        raise ModelFileError(f"{path}: not a fastcnn model file (not an npz/zip archive)")
-    try:
-        # Our own file object: np.load leaks the handle it opens if the zip is unreadable.
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{path}: corrupted or unreadable npz archive ({exc})") from exc
-
-
-def _json_entry(path: str, entries: Mapping[str, np.ndarray], key: str, what: str) -> Any:
-    arr = entries.get(key)
-    if arr is None:
-        raise ModelFileError(f"{path}: missing metadata {key!r} ({what}); not a fastcnn file?")
-    if arr.shape != () or arr.dtype.kind != "U":
-        raise ModelFileError(
-            f"{path}: metadata {key!r} must be a 0-d string, got dtype {arr.dtype} "
-            f"shape {_shape_str(arr.shape)}"
-        )
-    try:
-        return json.loads(str(arr[()]))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: metadata {key!r} is not valid JSON ({exc})") from exc
-
-
-def _read_header(path: str, entries: Mapping[str, np.ndarray]) -> tuple[type[Model], dict]:
-    """Check the format version and keys; return (model class, constructor kwargs)."""
-    version = entries.get(_FORMAT_KEY)
-    if version is None:
+def _read_header(ar: _mf.Archive) -> tuple[type[Model], dict]:
+    """Check the entry names and format version; return (model class, constructor kwargs)."""
+    path = ar.path
+    known = (_FORMAT_KEY, _MODEL_KEY, _META_KEY)
+    stray = [k for k in ar.infos if k not in known and not k.startswith(_PREFIXES)]
+    if stray:
+        raise ModelFileError(f"{path}: unexpected entries {sorted(stray)[:10]}")
+    if _FORMAT_KEY not in ar.infos:
         raise ModelFileError(f"{path}: missing metadata {_FORMAT_KEY!r}; not a fastcnn model file")
-    if version.shape != () or version.dtype.kind not in "iu":
+    member = ar.member(_FORMAT_KEY)
+    if member.shape != () or member.dtype.kind not in "iu":
         raise ModelFileError(f"{path}: {_FORMAT_KEY!r} must be a 0-d integer")
-    if int(version) != FORMAT_VERSION:
+    version = int(ar.read(_FORMAT_KEY)[()])
+    if version != FORMAT_VERSION:
         raise ModelFileError(
-            f"{path}: format version {int(version)} is not supported "
+            f"{path}: format version {version} is not supported "
             f"(this fastcnn reads version {FORMAT_VERSION})"
         )
-    known = (_FORMAT_KEY, _MODEL_KEY, _META_KEY)
-    stray = [k for k in entries if k not in known and not k.startswith(_PREFIXES)]
-    if stray:
-        raise ModelFileError(f"{path}: unexpected entries {sorted(stray)}")
-    header = _json_entry(path, entries, _MODEL_KEY, "the architecture")
+    header = _json_entry(ar, _MODEL_KEY, "the architecture", "architecture JSON")
     if not isinstance(header, dict) or not isinstance(header.get("kwargs"), dict):
         raise ModelFileError(f"{path}: the architecture metadata must hold 'class' and 'kwargs'")
     classes = {cls.__name__: cls for cls in MODELS.values()}
     name = header.get("class")
-    if name not in classes:
+    if not isinstance(name, str) or name not in classes:
         raise ModelFileError(
-            f"{path}: unknown architecture {name!r} (known: {', '.join(sorted(classes))})"
+            f"{path}: unknown architecture {repr(name)[:60]} (known: {', '.join(sorted(classes))})"
         )
     return classes[name], header["kwargs"]
 
 
-def _check_params(
-    path: str, entries: Mapping[str, np.ndarray], model: Model
-) -> dict[str, np.ndarray]:
-    """The file's params after checking names, shapes and dtypes against ``model``."""
-    found = {k[len("params/") :]: v for k, v in entries.items() if k.startswith("params/")}
-    arch = type(model).__name__
-    missing = [k for k in model.params if k not in found]
-    if missing:
-        k = missing[0]
-        raise ModelFileError(
-            f"{path}: missing param {k!r} (the {arch} expects shape "
-            f"{_shape_str(model.params[k].shape)}; missing: {missing})"
-        )
-    extra = [k for k in found if k not in model.params]
-    if extra:
-        raise ModelFileError(f"{path}: unexpected params {extra} for a {arch}")
-    for key, want in model.params.items():
-        got = found[key]
-        if got.shape != want.shape:
-            raise ModelFileError(
-                f"{path}: param {key!r} has shape {_shape_str(got.shape)} in the file but the "
-                f"{arch} expects {_shape_str(want.shape)}"
-            )
-        if got.dtype != want.dtype:
-            raise ModelFileError(
-                f"{path}: param {key!r} has dtype {got.dtype} in the file but the {arch} "
-                f"expects {want.dtype} (shape {_shape_str(want.shape)})"
-            )
-    return found
-
-
-def _copy_params(path: str, entries: Mapping[str, np.ndarray], model: Model) -> None:
-    """Check every file param against the model, then copy them all in place."""
-    found = _check_params(path, entries, model)
-    for key, want in model.params.items():
-        want[...] = found[key]
-
-
-def _build(path: str, cls: type[Model], kwargs: dict, backend: str) -> Model:
+def _from_file(path: str, cls: type[Model], kwargs: dict, backend: str, mode: str) -> Model:
     # The class comes from a fixed list and every argument is range-checked by the
-    # constructor; sizes so large that the weights cannot be allocated are refused too.
+    # constructor; a "plan" allocates no weights, so any size can be checked against the file.
     try:
-        return cls(**kwargs, backend=backend)
+        return cls._construct(kwargs, backend, mode)
     except (TypeError, ValueError, MemoryError) as exc:
         raise ModelFileError(
             f"{path}: invalid {cls.__name__} arguments in the file ({exc})"
         ) from exc
 
 
+def _plan(path: str, cls: type[Model], kwargs: dict, backend: str) -> Model:
+    """The file's architecture with its param shapes, but no weights (see Model._construct)."""
+    plan = _from_file(path, cls, kwargs, backend, "plan")
+    n = sum(math.prod(s) for s in plan._param_shapes.values())
+    if n > _mf.LIMITS["params"]:
+        raise ModelFileError(
+            f"{path}: the {cls.__name__} in the file has {n:,} params, more than the "
+            f"{_mf.LIMITS['params']:,} fastcnn loads"
+        )
+    return plan
+
+
+def _check_params(ar: _mf.Archive, model: Model) -> None:
+    """The file's params against ``model``'s (a plan or a model): names, shapes and dtypes,
+    from the .npy headers alone."""
+    path, arch = ar.path, type(model).__name__
+    shapes = model._param_shapes
+    found = [k[len("params/") :] for k in ar.infos if k.startswith("params/")]
+    missing = [k for k in shapes if k not in found]
+    if missing:
+        k = missing[0]
+        raise ModelFileError(
+            f"{path}: missing param {k!r} (the {arch} expects shape "
+            f"{_shape_str(shapes[k])}; missing: {missing})"
+        )
+    extra = [k for k in found if k not in shapes]
+    if extra:
+        raise ModelFileError(f"{path}: unexpected params {extra[:10]} for a {arch}")
+    for key, want in shapes.items():
+        got = ar.member(f"params/{key}")
+        if got.shape != want:
+            raise ModelFileError(
+                f"{path}: param {key!r} has shape {_shape_str(got.shape)} in the file but the "
+                f"{arch} expects {_shape_str(want)}"
+            )
+        if got.dtype != model.dtype:
+            raise ModelFileError(
+                f"{path}: param {key!r} has dtype {got.dtype} in the file but the {arch} "
+                f"expects {model.dtype} (shape {_shape_str(want)})"
+            )
+
+
+def _read_param(ar: _mf.Archive, key: str, out: np.ndarray | None = None) -> np.ndarray:
+    arr = ar.read(f"params/{key}", out)
+    if not np.isfinite(arr).all():
+        raise ModelFileError(
+            f"{ar.path}: param {key!r} holds NaN or infinite values (saved from a diverged "
+            "run?); such a model cannot predict anything"
+        )
+    return arr
+
+
+def _read_params(ar: _mf.Archive, model: Model) -> dict[str, np.ndarray]:
+    """The file's params (checked by _check_params) as new arrays."""
+    return {key: _read_param(ar, key) for key in model._param_shapes}
+
+
+def _open(path: PathLike) -> _mf.Archive:
+    return _mf.Archive(os.fspath(path))
+
+
 def load(path: PathLike, backend: str = "fast") -> Model:
     """Rebuild the model stored at ``path`` (by Model.save or save_checkpoint) on ``backend``.
 
     The architecture and dtype come from the file. Raises ModelFileError (a ValueError) naming
-    the file for anything wrong with it, FileNotFoundError if there is no file.
+    the file for anything wrong with it — including params that are not finite — and
+    FileNotFoundError if there is no file.
     """
     _backends.check_backend(backend, "load")
-    path = os.fspath(path)
-    entries = _read_npz(path)
-    cls, kwargs = _read_header(path, entries)
-    model = _build(path, cls, kwargs, backend)
-    _copy_params(path, entries, model)
+    with _open(path) as ar:
+        cls, kwargs = _read_header(ar)
+        plan = _plan(ar.path, cls, kwargs, backend)
+        _check_params(ar, plan)
+        ar.check_inflation(f"params/{k}" for k in plan._param_shapes)
+        model = _from_file(ar.path, cls, kwargs, backend, "zeros")
+        for key, param in model.params.items():  # straight into the new model: no copies
+            _read_param(ar, key, out=param)
     return model
 
 
@@ -677,7 +690,8 @@ def save_checkpoint(
     the model (so ``load(path)`` also works), its dropout positions, ``optimizer.state_dict()``
     and ``meta``. meta maps str keys to numpy arrays (stored as arrays) or to JSON values —
     numbers, strings, bools, None, lists, dicts, e.g. ``rng.bit_generator.state`` (tuples come
-    back as lists, numpy scalars as Python numbers)."""
+    back as lists, numpy scalars as Python numbers). Temporary files left in the directory by
+    an earlier save to ``path`` that was killed are removed."""
     where = "save_checkpoint"
     if not isinstance(model, Model):
         raise TypeError(f"{where}: model must be a fastcnn model, got {type(model).__name__}")
@@ -704,7 +718,40 @@ def save_checkpoint(
         entries[_META_KEY] = np.array(json.dumps(json_meta, default=_json_default))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: meta must hold arrays or JSON values ({exc})") from exc
-    _write_npz(path, entries)
+    _mf.write_npz(os.fspath(path), entries)
+
+
+def _read_dropout_state(ar: _mf.Archive, model: Model) -> dict[str, int]:
+    dropout = model._dropout_layers()
+    calls: dict[str, int] = {}
+    for key in (k for k in ar.infos if k.startswith("state/")):
+        name, m = key[len("state/") :], ar.member(key)
+        if name not in dropout or m.shape != () or m.dtype.kind not in "iu":
+            raise ModelFileError(f"{ar.path}: invalid model state entry {key!r}")
+        n = int(ar.read(key)[()])
+        if n < 0:
+            raise ModelFileError(f"{ar.path}: invalid model state entry {key!r} ({n} < 0)")
+        calls[name] = n
+    return calls
+
+
+def _read_optimizer_state(ar: _mf.Archive) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for key in (k for k in ar.infos if k.startswith("optim/")):
+        name, arr = key[len("optim/") :], ar.read(key)
+        # "<slot>/<param>" entries are state arrays; the others are 0-d scalars (type, lr, ...)
+        state[name] = arr if "/" in name or arr.shape != () else arr[()].item()
+    return state
+
+
+def _read_meta(ar: _mf.Archive) -> dict[str, Any]:
+    meta = (
+        _json_entry(ar, _META_KEY, "checkpoint meta", "meta JSON") if _META_KEY in ar.infos else {}
+    )
+    if not isinstance(meta, dict):
+        raise ModelFileError(f"{ar.path}: checkpoint meta must be a JSON object")
+    meta.update({k[len("meta/") :]: ar.read(k) for k in ar.infos if k.startswith("meta/")})
+    return meta
 
 
 def load_checkpoint(
@@ -720,49 +767,44 @@ def load_checkpoint(
     state replaces its own); one left as None is rebuilt from the file on ``backend``. The
     optimizer is None when the file holds none and none was given; giving one for a file
     without optimizer state is a ModelFileError. Everything is checked before anything given
-    is modified.
+    is modified: the params as load checks them, and the optimizer state against the model
+    and the optimizer (load_state_dict with the model's params: every entry present, none
+    extra, shapes and dtypes the params', values valid for that optimizer).
     """
     _backends.check_backend(backend, "load_checkpoint")
-    path = os.fspath(path)
-    entries = _read_npz(path)
-    cls, kwargs = _read_header(path, entries)
+    with _open(path) as ar:
+        path = ar.path
+        cls, kwargs = _read_header(ar)
+        if model is not None and cls is not type(model):
+            raise ModelFileError(
+                f"{path}: the file holds a {cls.__name__}, the model given is a "
+                f"{type(model).__name__}"
+            )
+        plan = model if model is not None else _plan(path, cls, kwargs, backend)
+        _check_params(ar, plan)
+        calls = _read_dropout_state(ar, plan)
+        optim_keys = [k for k in ar.infos if k.startswith("optim/")]
+        if optimizer is not None and not optim_keys:
+            raise ModelFileError(f"{path}: the file holds no optimizer state")
+        ar.check_inflation(ar.infos)  # everything below is read
+        params = _read_params(ar, plan)
+        state = _read_optimizer_state(ar)
+        meta = _read_meta(ar)
+        if state:
+            try:
+                if optimizer is None:
+                    optimizer = _optim.from_state_dict(state, backend=backend, params=params)
+                else:
+                    optimizer.load_state_dict(state, params)  # checks all before changing any
+            except (TypeError, ValueError) as exc:
+                raise ModelFileError(
+                    f"{path}: invalid optimizer state (entries optim/...: {exc})"
+                ) from exc
     if model is None:
-        model = _build(path, cls, kwargs, backend)
-    elif cls is not type(model):
-        raise ModelFileError(
-            f"{path}: the file holds a {cls.__name__}, the model given is a {type(model).__name__}"
-        )
-
+        model = _from_file(path, cls, kwargs, backend, "zeros")
+    for key, want in model.params.items():
+        want[...] = params[key]
     dropout = model._dropout_layers()
-    calls: dict[str, int] = {}
-    for key in (k for k in entries if k.startswith("state/")):
-        name, arr = key[len("state/") :], entries[key]
-        if name not in dropout or arr.shape != () or arr.dtype.kind not in "iu" or int(arr) < 0:
-            raise ModelFileError(f"{path}: invalid model state entry {key!r}")
-        calls[name] = int(arr)
-
-    state: dict[str, Any] = {}
-    for key in (k for k in entries if k.startswith("optim/")):
-        name, arr = key[len("optim/") :], entries[key]
-        # "<slot>/<param>" entries are state arrays; the others are 0-d scalars (type, lr, ...)
-        state[name] = arr if "/" in name or arr.shape != () else arr[()].item()
-    if optimizer is not None and not state:
-        raise ModelFileError(f"{path}: the file holds no optimizer state")
-    meta = _json_entry(path, entries, _META_KEY, "checkpoint meta") if _META_KEY in entries else {}
-    if not isinstance(meta, dict):
-        raise ModelFileError(f"{path}: checkpoint meta must be a JSON object")
-    meta.update({k[len("meta/") :]: v for k, v in entries.items() if k.startswith("meta/")})
-
-    _check_params(path, entries, model)
-    if state:
-        try:
-            if optimizer is None:
-                optimizer = _optim.from_state_dict(state, backend=backend)
-            else:
-                optimizer.load_state_dict(state)  # checks everything before changing anything
-        except (TypeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: invalid optimizer state ({exc})") from exc
-    _copy_params(path, entries, model)
     for name, n in calls.items():
         dropout[name].calls = n
     return Checkpoint(model, optimizer, meta)

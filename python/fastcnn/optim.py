@@ -57,6 +57,7 @@ class Optimizer:
     """
 
     SLOTS: tuple[str, ...] = ()  # names of the per-parameter state arrays
+    NONNEGATIVE: tuple[str, ...] = ()  # the slots that accumulate squares: never negative
     HYPER: tuple[str, ...] = ()  # hyperparameters besides lr, in constructor order
 
     def __init__(self, lr: float, *, backend: str = "fast", **hyper: float) -> None:
@@ -135,9 +136,18 @@ class Optimizer:
                 out[f"{slot}/{key}"] = arr.copy()
         return out
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+    def load_state_dict(
+        self, state: Mapping[str, Any], params: Mapping[str, np.ndarray] | None = None
+    ) -> None:
         """Restore what state_dict returned (copies the arrays). Everything is checked first;
-        on error the optimizer is unchanged."""
+        on error the optimizer is unchanged.
+
+        Every value must be valid for this optimizer: finite, ``step`` an int >= 0, the slots
+        that accumulate squares (AdaGrad's and RMSprop's h, Adam's v) >= 0. Given the
+        ``params`` the state is for (a model's), the state arrays must be exactly one per slot
+        and param, each with its param's shape and dtype — or none at all at step 0 — so a
+        resumed run continues the same run instead of silently restarting a moment at zero.
+        """
         name = type(self).__name__
         where = f"{name}.load_state_dict"
         if not isinstance(state, Mapping):
@@ -163,13 +173,63 @@ class Optimizer:
             # State arrays are updated in place by later steps: a float copy, never converted.
             arr = np.array(V.as_array(value, k, where), copy=True)
             slots[slot][key] = V.check_inplace_array(arr, k, where)
+            _check_state_values(arr, k, slot in self.NONNEGATIVE, where)
         if unknown:
             expected = ", ".join(f"'{s}/<param>'" for s in self.SLOTS) or "no state arrays"
             raise ValueError(f"{where}: unknown entries {unknown} (expected {expected})")
+        if params is not None:
+            self._check_state_fits(slots, step, params, where)
         for k, v in values.items():
             setattr(self, k, v)
         self.step = step
         self.state = slots
+
+    def _check_state_fits(
+        self, slots: Mapping[str, Mapping[str, np.ndarray]], step: int, params: Any, where: str
+    ) -> None:
+        """The state arrays are one per slot and param, shaped and typed like the param (or,
+        at step 0, there are none: the slots are created on the first update)."""
+        if not isinstance(params, Mapping):
+            raise TypeError(
+                f"{where}: params must be a dict of arrays, got {type(params).__name__}"
+            )
+        given = [f"{slot}/{key}" for slot, arrays in slots.items() for key in arrays]
+        if step == 0 and not given:
+            return
+        want = [f"{slot}/{key}" for slot in self.SLOTS for key in params]
+        missing = [k for k in want if k not in given]
+        if missing:
+            raise ValueError(
+                f"{where}: the state after {step} steps lacks {_few(missing)} (every param "
+                f"has its {', '.join(self.SLOTS)}; a missing one would restart at zero)"
+            )
+        extra = [k for k in given if k not in want]
+        if extra:
+            raise ValueError(f"{where}: state {_few(extra)} for params the model does not have")
+        for slot, arrays in slots.items():
+            for key, arr in arrays.items():
+                param = np.asarray(params[key])
+                if arr.shape != param.shape or arr.dtype != param.dtype:
+                    raise ValueError(
+                        f"{where}: '{slot}/{key}' is {arr.dtype} {arr.shape} but "
+                        f"param {key!r} is {param.dtype} {param.shape}"
+                    )
+
+
+def _check_state_values(arr: np.ndarray, name: str, nonnegative: bool, where: str) -> None:
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{where}: {name} holds NaN or infinite values")
+    if nonnegative and (arr < 0).any():
+        raise ValueError(
+            f"{where}: {name} holds negative values (a running mean of squared gradients "
+            "is never negative)"
+        )
+
+
+def _few(names: list[str], limit: int = 6) -> str:
+    """A bounded listing of state keys for a message."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 class SGD(Optimizer):
@@ -212,6 +272,7 @@ class AdaGrad(Optimizer):
     """h += grad*grad; param -= lr*grad/(sqrt(h) + eps)."""
 
     SLOTS = ("h",)
+    NONNEGATIVE = ("h",)
     HYPER = ("eps",)
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-7, *, backend: str = "fast") -> None:
@@ -225,6 +286,7 @@ class RMSprop(Optimizer):
     """h = decay_rate*h + (1 - decay_rate)*grad*grad; param -= lr*grad/(sqrt(h) + eps)."""
 
     SLOTS = ("h",)
+    NONNEGATIVE = ("h",)
     HYPER = ("decay_rate", "eps")
 
     def __init__(
@@ -246,6 +308,7 @@ class Adam(Optimizer):
     is the 1-based update count passed to the kernel."""
 
     SLOTS = ("m", "v")
+    NONNEGATIVE = ("v",)
     HYPER = ("beta1", "beta2", "eps")
 
     def __init__(
@@ -274,8 +337,13 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-def from_state_dict(state: Mapping[str, Any], backend: str = "fast") -> Optimizer:
-    """A new optimizer of the class named by ``state["type"]``, with that state loaded."""
+def from_state_dict(
+    state: Mapping[str, Any],
+    backend: str = "fast",
+    params: Mapping[str, np.ndarray] | None = None,
+) -> Optimizer:
+    """A new optimizer of the class named by ``state["type"]``, with that state loaded (and
+    checked against ``params`` if given, as load_state_dict does)."""
     kind = state.get("type") if isinstance(state, Mapping) else None
     classes = {cls.__name__: cls for cls in OPTIMIZERS.values()}
     if kind not in classes:
@@ -287,7 +355,7 @@ def from_state_dict(state: Mapping[str, Any], backend: str = "fast") -> Optimize
     if missing:
         raise ValueError(f"from_state_dict: the {kind} state lacks {missing}")
     opt = cls(state["lr"], *[state[h] for h in cls.HYPER], backend=backend)
-    opt.load_state_dict(state)
+    opt.load_state_dict(state, params)
     return opt
 
 
