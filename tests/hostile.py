@@ -2,14 +2,15 @@
 
 Hostile-file tests assert the issue's bound: a reader's peak resident memory stays under twice
 the input file's size plus 100 MB (Python, numpy and fastcnn themselves take ~60 MB), and the
-answer comes quickly. The child's own peak RSS comes from os.wait4 on its pid (the rusage of
-that one child; RUSAGE_CHILDREN keeps the maximum over every child pytest ever waited for).
+answer comes quickly. The child's own peak RSS is its VmHWM (/proc/self/status), which a small
+wrapper writes at exit: rusage's ru_maxrss would not do, as Linux carries the parent's peak
+into a child across exec (subprocess uses vfork), so every child of a pytest that once held
+500 MB would report 500 MB.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,32 +32,55 @@ class Run:
     seconds: float
 
 
-def run_python(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> Run:
-    """`python *args` in a child process (without FASTCNN_DEBUG, so CLI errors stay one line).
+# Runs `python MODE TARGET ARGS...` (MODE -m or -c) in this process, then writes its VmHWM in
+# bytes to the file named first; atexit runs after SystemExit and uncaught exceptions alike.
+_WRAPPER = """
+import atexit, runpy, sys
+def _report(path=sys.argv[1]):
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(path, "w") as f:
+        f.write(str(kib * 1024))
+atexit.register(_report)
+mode, target, *rest = sys.argv[2:]
+if mode == "-m":
+    sys.argv = [target, *rest]
+    runpy.run_module(target, run_name="__main__", alter_sys=True)
+else:
+    sys.argv = ["-c", *rest]
+    exec(compile(target, "<string>", "exec"), {"__name__": "__main__"})
+"""
 
-    The child is reaped here with os.wait4, not by subprocess, so its rusage is its own.
+
+def run_python(*args: str, timeout: float = 60.0, env: dict[str, str] | None = None) -> Run:
+    """`python -m MODULE ...` or `python -c CODE ...` in a child process (without FASTCNN_DEBUG,
+    so CLI errors stay one line).
+
     Raises TimeoutError (after killing it) when it runs longer than `timeout` seconds.
     """
+    if len(args) < 2 or args[0] not in ("-m", "-c"):
+        raise ValueError(f"run_python: args must start with -m MODULE or -c CODE, got {args}")
     child_env = {k: v for k, v in os.environ.items() if k != "FASTCNN_DEBUG"}
     child_env.update(env or {})
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryDirectory() as tmp:
+        hwm, out_path, err_path = (Path(tmp) / name for name in ("hwm", "out", "err"))
         start = time.monotonic()
-        pid = subprocess.Popen([sys.executable, *args], stdout=out, stderr=err,
-                               env=child_env).pid  # fmt: skip
-        while True:
-            done, status, usage = os.wait4(pid, os.WNOHANG)
-            if done:
-                break
-            if time.monotonic() - start > timeout:
-                os.kill(pid, signal.SIGKILL)
-                os.wait4(pid, 0)
-                raise TimeoutError(f"{args} ran longer than {timeout} s")
-            time.sleep(0.005)
+        with open(out_path, "w") as out, open(err_path, "w") as err:
+            try:
+                proc = subprocess.run(
+                    [sys.executable, "-c", _WRAPPER, str(hwm), *args],
+                    stdout=out,
+                    stderr=err,
+                    env=child_env,
+                    timeout=timeout,
+                )
+            except subprocess.TimeoutExpired:
+                raise TimeoutError(f"{args} ran longer than {timeout} s") from None
         seconds = time.monotonic() - start
-        out.seek(0)
-        err.seek(0)
-        rss = usage.ru_maxrss * 1024  # KiB on Linux
-        return Run(os.waitstatus_to_exitcode(status), out.read(), err.read(), rss, seconds)
+        if not hwm.exists():  # killed, or os._exit: no measurement is not a small one
+            raise RuntimeError(f"{args} exited with {proc.returncode} without reporting VmHWM")
+        rss = int(hwm.read_text())
+        return Run(proc.returncode, out_path.read_text(), err_path.read_text(), rss, seconds)
 
 
 def run_cli(*argv: str, timeout: float = 60.0) -> Run:
