@@ -204,7 +204,7 @@ def load_test_set(source: MNISTSource, dtype: Any = np.float32) -> tuple[np.ndar
     with the same checks as ``load_mnist`` (evaluation need not read the training set)."""
     from fastcnn.datasets._mnist import _convert, _read_pair
 
-    images, labels = _read_pair(source.files["test_images"], source.files["test_labels"])
+    images, labels = _read_pair("test", source.files["test_images"], source.files["test_labels"])
     return _convert(images, labels, True, False, False, np.dtype(dtype))
 
 
