@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fastcnn import datasets as D
-from hostile import Run, rss_bound, run_code
+from hostile import Run, rss_bound, run_cli, run_code
 
 SECONDS = 10.0  # generous: each of these answers in well under a second on an idle machine
 
@@ -171,3 +172,157 @@ def test_trailing_gzip_data_is_not_decompressed_to_the_end(tmp_path: Path) -> No
     assert run.returncode == 3, run.stderr
     assert f"{path}: trailing data: at least 1048576 bytes after the 10 data bytes" in run.stdout
     _bounded(run, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# predict's pictures and .npy arrays
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from fastcnn import models
+
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    models.SimpleConvNet(backend="reference").save(path)
+    return path
+
+
+def _one_line_error(run: Run, path: Path, text: str) -> None:
+    """The CLI's contract for a failure a user caused: one line naming the file, exit 2."""
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr
+    assert len(lines) == 1, run.stderr
+    assert str(path) in lines[0] and text in lines[0], lines[0]
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A valid PNG signature and IHDR declaring width x height, with a token IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    content = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(8)))
+    path.write_bytes(content + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "declared"),
+    [(20000, 20000, "more than 178,956,970"), (2049, 1024, "2049x1024 = 2,098,176")],
+)
+def test_png_over_the_pixel_limit_is_refused_from_its_header(
+    tmp_path: Path, model_file: Path, width: int, height: int, declared: str
+) -> None:
+    """What was seen 2: a 69-byte PNG declaring 20000x20000 (DecompressionBombError)."""
+    from fastcnn._digits import MAX_IMAGE_PIXELS
+
+    png = _png_header_only(tmp_path / "bomb.png", width, height)
+    assert png.stat().st_size < 80
+    run = run_cli("predict", str(model_file), str(png))
+    _one_line_error(run, png, f"declares {declared} pixels, over the limit of 2,097,152")
+    assert MAX_IMAGE_PIXELS == 2**21
+    _bounded(run, png)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "L"])
+def test_a_picture_at_the_pixel_limit_is_read_within_the_bound(
+    tmp_path: Path, model_file: Path, mode: str
+) -> None:
+    from PIL import Image
+
+    pixels = np.full((1024, 2048, 4), 255, dtype=np.uint8)
+    pixels[300:700, 900:1100, :3] = 0  # a dark bar: a "1" on white
+    path = tmp_path / f"wide-{mode}.png"
+    Image.fromarray(pixels, "RGBA").convert(mode).save(path)
+    run = run_cli("predict", str(model_file), str(path))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"{path}: ")
+    _bounded(run, path)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path: Path, model_file: Path) -> None:
+    from PIL import Image
+
+    from fastcnn._digits import load_digits
+
+    pixels = np.full((3000, 4000), 255, dtype=np.uint8)
+    pixels[300:2700, 1900:2100] = 0
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(pixels).save(path)
+    names, x = load_digits(path)
+    assert names == [str(path)] and x.shape == (1, 1, 28, 28)
+    assert x[0, 0, 4:24, 13:15].mean() > 0.9  # the bar, white on black, centred
+    run = run_cli("predict", str(model_file), str(path))
+    assert run.returncode == 0, run.stderr
+    _bounded(run, path)
+
+
+def _npy(path: Path, descr: str, shape: tuple[int, ...], data: bytes) -> Path:
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    path.write_bytes(header.getvalue() + data)
+    return path
+
+
+def test_npy_declaring_petabytes_is_refused_from_its_header(
+    tmp_path: Path, model_file: Path
+) -> None:
+    """What was seen 2: a 228-byte .npy declaring shape (1e12, 784) (_ArrayMemoryError)."""
+    path = _npy(tmp_path / "huge.npy", "<f4", (10**12, 784), bytes(100))
+    assert path.stat().st_size == 228
+    run = run_cli("predict", str(model_file), str(path))
+    _one_line_error(
+        run, path, "declares shape (1000000000000, 784) of float32 (3,136,000,000,000,000 bytes)"
+    )
+    assert "the file holds 100 data bytes" in run.stderr
+    _bounded(run, path)
+
+
+@pytest.mark.parametrize(
+    ("case", "text"),
+    [
+        ("random", "not a .npy file (no NumPy magic string)"),
+        ("header", "not a valid .npy file"),
+        ("objects", "holds object data; pixels must be booleans, integers or floats"),
+        ("complex", "holds complex128 data"),
+        ("short", "(784 bytes), the file holds 783 data bytes"),
+        ("long", "(784 bytes), the file holds 785 data bytes"),
+        ("picture", "declares 2049x1024 pixels, over the limit"),
+    ],
+)
+def test_bad_npy_files_say_what_is_wrong(tmp_path: Path, case: str, text: str) -> None:
+    from fastcnn._digits import load_digits
+
+    path = tmp_path / f"{case}.npy"
+    if case == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(1000))
+    elif case == "header":
+        path.write_bytes(b"\x93NUMPY\x01\x00\x10\x00{'descr': 5}    \n")
+    elif case == "objects":
+        np.save(path, np.array([[1, None]], dtype=object), allow_pickle=True)
+    elif case == "complex":
+        np.save(path, np.zeros((28, 28), dtype=complex))
+    elif case == "picture":
+        _npy(path, "|u1", (2049, 1024), bytes(2049 * 1024))
+    else:
+        _npy(path, "|u1", (28, 28), bytes(783 if case == "short" else 785))
+    with pytest.raises(ValueError) as info:
+        load_digits(path)
+    assert str(path) in str(info.value) and text in str(info.value), str(info.value)
+
+
+def test_fortran_order_npy_is_read_as_saved(tmp_path: Path) -> None:
+    from fastcnn._digits import load_digits
+
+    digit = (np.arange(784).reshape(28, 28) % 256).astype(np.uint8)
+    path = tmp_path / "f.npy"
+    np.save(path, np.asfortranarray(digit))
+    _, x = load_digits(path)
+    np.testing.assert_array_equal(x[0, 0], digit / np.float32(255))
