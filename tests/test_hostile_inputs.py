@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from fastcnn import datasets as D
-from hostile import Run, rss_bound, run_cli, run_code
+from hostile import Run, rss_bound, run_cli, run_code, run_python
 
 SECONDS = 10.0  # generous: each of these answers in well under a second on an idle machine
 
@@ -326,3 +326,62 @@ def test_fortran_order_npy_is_read_as_saved(tmp_path: Path) -> None:
     np.save(path, np.asfortranarray(digit))
     _, x = load_digits(path)
     np.testing.assert_array_equal(x[0, 0], digit / np.float32(255))
+
+
+# ---------------------------------------------------------------------------------------------
+# FASTCNN_* variables
+# ---------------------------------------------------------------------------------------------
+
+
+def test_an_unknown_winograd_value_is_an_error_not_on() -> None:
+    """What was seen 4: FASTCNN_WINOGRAD=maybe silently meant "on"."""
+
+    run = run_python(
+        "-c", "import fastcnn; print(fastcnn.get_winograd())", env={"FASTCNN_WINOGRAD": "maybe"}
+    )
+    assert run.returncode != 0
+    assert (
+        "FASTCNN_WINOGRAD='maybe' is not one of 1, true, on, yes, 0, false, off, no" in run.stderr
+    )
+    run = run_python("-m", "fastcnn", "info", env={"FASTCNN_WINOGRAD": "maybe"})
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.strip().splitlines() == [
+        "fastcnn: error: environment variable FASTCNN_WINOGRAD='maybe' is not one of "
+        "1, true, on, yes, 0, false, off, no"
+    ]
+
+
+def test_every_on_off_variable_takes_exactly_its_words() -> None:
+    from fastcnn import _env
+
+    switches = [n for n, (ok, _) in _env.VARIABLES.items() if ok and "on" in ok]
+    assert switches == ["FASTCNN_WINOGRAD", "FASTCNN_DEBUG"]
+    for name in switches:
+        for value in ("1", "TRUE", "On", "yes", "0", "False", "OFF", "no", ""):
+            _env.check_environment({name: value})
+        for value in ("maybe", "2", "y", " 1"):
+            with pytest.raises(ValueError, match=f"{name}={value!r} is not one of"):
+                _env.check_environment({name: value})
+    _env.check_environment({"FASTCNN_DATA_DIR": "any/path", "FASTCNN_CACHE_DIR": "~x"})
+
+
+def test_a_bad_debug_value_is_one_line_too(tmp_path: Path) -> None:
+
+    run = run_python("-m", "fastcnn", "predict", "m.npz", "x.png", env={"FASTCNN_DEBUG": "2"})
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "fastcnn: error: environment variable FASTCNN_DEBUG='2' is not one of "
+        "1, true, on, yes, 0, false, off, no"
+    ]
+
+
+def test_the_core_is_only_imported_after_the_check() -> None:
+    """A module importing fastcnn._core directly would let the core read unchecked values."""
+    package = Path(D.__file__).resolve().parents[1]
+    direct = [
+        str(f.relative_to(package))
+        for f in package.rglob("*.py")
+        if f.name != "_env.py" and "from fastcnn import _core" in f.read_text()
+    ]
+    assert direct == []
+    assert "from fastcnn._env import _core" in (package / "_conv.py").read_text()

@@ -11,13 +11,14 @@ saving a checkpoint.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from fastcnn import _env
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -533,6 +534,11 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _env.check_environment()  # FASTCNN_DEBUG decides how errors are shown, below
+    except ValueError as exc:
+        print(f"fastcnn: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
     args.argv = argv
@@ -543,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (CLIError, ValueError, OSError, ImportError, FloatingPointError) as exc:
         # ModelFileError, IDXError (ValueError), MNISTNotFoundError (OSError), missing Pillow...
-        if os.environ.get("FASTCNN_DEBUG"):
+        if _env.flag("FASTCNN_DEBUG", False):
             raise
         print(f"fastcnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
