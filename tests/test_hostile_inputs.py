@@ -385,3 +385,107 @@ def test_the_core_is_only_imported_after_the_check() -> None:
     ]
     assert direct == []
     assert "from fastcnn._env import _core" in (package / "_conv.py").read_text()
+
+
+# ---------------------------------------------------------------------------------------------
+# The CLI: every failure a user causes is one line naming the file, exit 2, nothing written
+# ---------------------------------------------------------------------------------------------
+
+
+def _tree(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+@pytest.fixture
+def hostile_mnist(tmp_path: Path) -> Path:
+    """The embedded subset with its test images replaced by a (1e6, 1000, 1000) header."""
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for name in D.MNIST_FILES.values():
+        (d / f"{name}.gz").write_bytes((D.EMBEDDED_DIR / f"{name}.gz").read_bytes())
+    (d / "t10k-images-idx3-ubyte.gz").unlink()
+    (d / "t10k-images-idx3-ubyte").write_bytes(_idx(2051, (10**6, 1000, 1000), bytes(100)))
+    return d
+
+
+def test_train_and_evaluate_on_hostile_data(
+    tmp_path: Path, model_file: Path, hostile_mnist: Path
+) -> None:
+    bad = hostile_mnist / "t10k-images-idx3-ubyte"
+    before = _tree(tmp_path)
+    out = tmp_path / "run"
+    run = run_cli("train", "--model", "simple", "--data-dir", str(hostile_mnist), "--out", str(out))
+    _one_line_error(run, bad, "wrong dims: expected 28x28")
+    run = run_cli("evaluate", str(model_file), "--data-dir", str(hostile_mnist))
+    _one_line_error(run, bad, "wrong dims: expected 28x28")
+    _bounded(run, bad)
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict", "convert", "resume"])
+def test_random_bytes_as_the_input_file(tmp_path: Path, command: str) -> None:
+    junk = tmp_path / ("params.pkl" if command == "convert" else "model.npz")
+    junk.write_bytes(np.random.default_rng(1).bytes(4096))
+    digit = tmp_path / "digit.npy"
+    np.save(digit, np.zeros((28, 28), dtype=np.uint8))
+    before = _tree(tmp_path)
+    argv = {
+        "evaluate": ["evaluate", str(junk), "--subset", "embedded"],
+        "predict": ["predict", str(junk), str(digit)],
+        "convert": ["convert", str(junk), str(tmp_path / "out.npz"), "--model", "simple"],
+        "resume": ["train", "--resume", str(junk), "--out", str(tmp_path / "run")],
+    }[command]
+    run = run_cli(*argv)
+    _one_line_error(run, junk, "")
+    assert "Traceback" not in run.stderr and run.stdout.count("\n") <= 1
+    assert _tree(tmp_path) == before
+    _bounded(run, junk)
+
+
+def test_predict_names_each_bad_image(tmp_path: Path, model_file: Path) -> None:
+    from PIL import Image
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((28, 28), dtype=np.uint8))
+    whole = tmp_path / "whole.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 64), dtype=np.uint8)).save(whole)
+    for name, content, text in [
+        ("text.png", b"not a picture", "not an image file Pillow can read"),
+        ("cut.png", whole.read_bytes()[: whole.stat().st_size // 2], "cannot read the image"),
+    ]:
+        path = tmp_path / name
+        path.write_bytes(content)
+        run = run_cli("predict", str(model_file), str(good), str(path))
+        _one_line_error(run, path, text)
+        assert run.stdout == ""  # nothing is printed before every image is read
+
+
+def test_errors_without_a_file_name_get_one(
+    tmp_path: Path, model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A MemoryError (or any error of a reader underneath) still names the file it came from;
+    FASTCNN_DEBUG=1 shows the traceback instead."""
+    from fastcnn import _digits, cli
+
+    def no_memory(path: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(_digits, "load_digits", no_memory)
+    image = tmp_path / "digit.png"
+    assert cli.main(["predict", str(model_file), str(image)]) == 2
+    assert capsys.readouterr().err == f"fastcnn predict: error: {image}: MemoryError\n"
+    monkeypatch.setattr(_digits, "load_digits", lambda p: (_ for _ in ()).throw(zlib.error("x")))
+    assert cli.main(["predict", str(model_file), str(image)]) == 2
+    assert capsys.readouterr().err == f"fastcnn predict: error: {image}: error: x\n"
+    monkeypatch.setenv("FASTCNN_DEBUG", "1")
+    with pytest.raises(cli.CLIError) as info:
+        cli.main(["predict", str(model_file), str(image)])
+    assert isinstance(info.value.__cause__, zlib.error)
+    monkeypatch.setenv("FASTCNN_DEBUG", "0")
+    assert cli.main(["predict", str(model_file), str(image)]) == 2
+
+
+def test_bench_refuses_a_bad_environment_before_running() -> None:
+    run = run_python("-m", "fastcnn", "bench", "--quick", env={"FASTCNN_WINOGRAD": "sometimes"})
+    assert run.returncode == 2 and run.stdout == ""
+    assert len(run.stderr.strip().splitlines()) == 1 and "FASTCNN_WINOGRAD" in run.stderr
