@@ -8,6 +8,7 @@ the issue's bound, 2x the file's size + 100 MB, and its wall time to a generous 
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -489,3 +490,91 @@ def test_bench_refuses_a_bad_environment_before_running() -> None:
     run = run_python("-m", "fastcnn", "bench", "--quick", env={"FASTCNN_WINOGRAD": "sometimes"})
     assert run.returncode == 2 and run.stdout == ""
     assert len(run.stderr.strip().splitlines()) == 1 and "FASTCNN_WINOGRAD" in run.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Training that diverges
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_mnist() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    (x, t), (xt, tt) = D.mnist_source(subset="embedded").load(flatten=False)
+    return (x[:200], t[:200]), (xt[:100], tt[:100])
+
+
+def _trainer(data, out: Path | None, **kw):
+    from fastcnn import models, train
+
+    model = models.SimpleConvNet(conv_param={"filter_num": 4}, hidden_size=8, seed=1)
+    settings = dict(epochs=2, batch_size=50, seed=1, progress=False, verbose=False, out_dir=out)
+    return train.Trainer(model, data, **{**settings, **kw})
+
+
+def _poison(at_epoch: int, at_batch: int):
+    """A callback setting one weight to NaN after that iteration's (finite) loss."""
+
+    def callback(trainer, info) -> None:
+        if (info["epoch"], info["batch"]) == (at_epoch, at_batch):
+            trainer.model.params["W1"].flat[0] = np.nan
+
+    return callback
+
+
+def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(
+    tmp_path: Path, small_mnist
+) -> None:
+    from fastcnn import train
+
+    out = tmp_path / "run"
+    trainer = _trainer(small_mnist, out, callbacks=[_poison(1, 3)])  # the last batch of epoch 2
+    with pytest.raises(train.TrainingDiverged) as info:
+        trainer.fit()
+    good = out / "checkpoint.npz"
+    message = str(info.value)
+    assert "training diverged: test loss nan at the end of epoch 2" in message
+    assert f"no model file written, the last good checkpoint is {good}" in message
+    assert info.value.checkpoint == good and isinstance(info.value, FloatingPointError)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "log.json"]
+    resumed = train.Trainer.resume(good, small_mnist, progress=False, verbose=False)
+    assert (resumed.epoch, resumed.iteration) == (1, 4)  # the state after epoch 1
+    assert all(np.isfinite(v).all() for v in resumed.model.params.values())
+    log = json.loads((out / "log.json").read_text())
+    assert log["status"] == "diverged" and len(log["epochs"]) == 1
+
+
+def test_a_nan_parameter_is_never_checkpointed(tmp_path: Path, small_mnist) -> None:
+    """Ctrl-C just after the update that broke a parameter: no checkpoint of that state."""
+    from fastcnn import train
+
+    def interrupt(trainer, info) -> None:
+        if (info["epoch"], info["batch"]) == (0, 1):
+            raise KeyboardInterrupt
+
+    trainer = _trainer(small_mnist, tmp_path / "run", callbacks=[_poison(0, 1), interrupt])
+    with pytest.raises(train.TrainingDiverged, match=r"parameter W1 is not finite at epoch 1, "):
+        trainer.fit()
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_divergence_without_an_output_directory(small_mnist) -> None:
+    from fastcnn import train
+
+    trainer = _trainer(small_mnist, None, callbacks=[_poison(0, 3)], epochs=1)
+    with pytest.raises(train.TrainingDiverged, match="no checkpoint was written"):
+        trainer.fit()
+
+
+def test_cli_train_with_a_huge_learning_rate_fails_and_writes_no_model(tmp_path: Path) -> None:
+    """What was seen 4: --lr 1e30 ended with test loss nan, exit 0 and a model.npz."""
+    out = tmp_path / "run"
+    run = run_cli(
+        "train", "--model", "simple", "--subset", "embedded", "--epochs", "1",
+        "--limit-batches", "1", "--eval-sample", "100", "--lr", "1e30", "--out", str(out),
+        "--no-progress",
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fastcnn train: error: training diverged: ")
+    assert "no model file written, no checkpoint was written" in lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["log.json"]
