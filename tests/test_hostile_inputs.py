@@ -244,15 +244,24 @@ def test_a_picture_at_the_pixel_limit_is_read_within_the_bound(
     _bounded(run, path)
 
 
-def test_a_large_jpeg_is_decoded_at_a_reduced_scale(tmp_path: Path, model_file: Path) -> None:
+@pytest.mark.parametrize("kind", ["jpg", "mpo"])  # MPO: the multi-picture JPEG of phones
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale(
+    tmp_path: Path, model_file: Path, kind: str
+) -> None:
     from PIL import Image
 
     from fastcnn._digits import load_digits
 
     pixels = np.full((3000, 4000), 255, dtype=np.uint8)
     pixels[300:2700, 1900:2100] = 0
-    path = tmp_path / "photo.jpg"
-    Image.fromarray(pixels).save(path)
+    path = tmp_path / f"photo.{kind}"
+    photo = Image.fromarray(pixels).convert("RGB")
+    if kind == "mpo":
+        photo.save(path, format="MPO", save_all=True, append_images=[photo])
+    else:
+        photo.save(path)
+    with Image.open(path) as im:
+        assert im.format == {"jpg": "JPEG", "mpo": "MPO"}[kind]
     names, x = load_digits(path)
     assert names == [str(path)] and x.shape == (1, 1, 28, 28)
     assert x[0, 0, 4:24, 13:15].mean() > 0.9  # the bar, white on black, centred

@@ -121,7 +121,7 @@ def _read_image_file(path: Path) -> np.ndarray:
             im = Image.open(path)  # reads the header only
         with im:
             width, height = im.size
-            if width * height > MAX_IMAGE_PIXELS and im.format == "JPEG":
+            if width * height > MAX_IMAGE_PIXELS and im.format in ("JPEG", "MPO"):  # MPO: phones
                 # draft picks the largest of 1/2, 1/4, 1/8 keeping at least the size asked for.
                 k = next((k for k in (2, 4, 8) if _pixels(width, height, k) <= MAX_IMAGE_PIXELS), 8)
                 im.draft("L", (-(-width // k), -(-height // k)))
