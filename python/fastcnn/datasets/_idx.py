@@ -124,11 +124,12 @@ def read_idx(path: PathLike, *, max_bytes: int = MAX_DATA_BYTES) -> np.ndarray:
 
     Returns uint8 labels of shape (N,) for magic 2049 or uint8 images of shape (N, rows, cols)
     for magic 2051. ``max_bytes`` bounds the data size a header may declare (default
-    ``MAX_DATA_BYTES``, 64 MiB; ``load_mnist`` passes the exact size MNIST allows), checked
-    before anything is allocated. Raises IDXError (a ValueError) naming the file when the magic
-    number is neither, the header declares more than ``max_bytes``, the header or the data is
-    shorter than the header says, bytes follow the data, the dims are zero, or the gzip stream
-    is corrupt. A missing file is FileNotFoundError.
+    ``MAX_DATA_BYTES``, 64 MiB; ``load_mnist`` checks the headers against MNIST's sizes first
+    and passes each file's exact size), checked before anything is allocated. Raises IDXError
+    (a ValueError) naming the file when the magic number is neither, the header declares more
+    than ``max_bytes``, the header or the data is shorter than the header says, bytes follow
+    the data, the dims are zero, or the gzip stream is corrupt. A missing file is
+    FileNotFoundError.
     """
     max_bytes = check_int(max_bytes, "max_bytes", "read_idx", low=0)
     try:
@@ -136,7 +137,7 @@ def read_idx(path: PathLike, *, max_bytes: int = MAX_DATA_BYTES) -> np.ndarray:
             magic, dims = _parse_header(f, path)
             expected = math.prod(dims)
             if not is_gzip:  # the file's size says exactly what is there: nothing to read yet
-                present = os.fstat(f.fileno()).st_size - 4 * (1 + len(dims))
+                present = os.fstat(f.fileno()).st_size - f.tell()
                 _check_size(path, dims, expected, present, exact=True)
             if expected > max_bytes:
                 raise _fail(
