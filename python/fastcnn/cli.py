@@ -390,7 +390,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             n, x = load_digits(path)
         names += n
         images.append(x)
-    proba = model.predict_proba(np.concatenate(images))
+    # One file (the usual case) is used as it is: a batch is not copied once more.
+    proba = model.predict_proba(images[0] if len(images) == 1 else np.concatenate(images))
     for name, p in zip(names, proba):
         digit = int(p.argmax())
         extra = ""
