@@ -14,7 +14,8 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from fastcnn import __version__, _core
+from fastcnn import __version__
+from fastcnn._env import _core
 
 
 def get_num_threads() -> int:
@@ -109,7 +110,8 @@ def get_winograd() -> bool:
 
 def set_winograd(enabled: bool) -> None:
     """Allow or forbid the Winograd F(2x2, 3x3) convolution (process-wide); FASTCNN_WINOGRAD=0
-    (or false, off, no) forbids it at import.
+    (or false, off, no; 1, true, on, yes allow it; any other value is an error, see
+    fastcnn._env.VARIABLES) forbids it at import.
 
     Winograd needs 2.25x fewer multiplies but rounds differently from the direct sum (well
     within float32's tolerance against the reference); turn it off to get the direct form's

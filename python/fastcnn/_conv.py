@@ -11,8 +11,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from fastcnn import _core
 from fastcnn import _validation as V
+from fastcnn._env import _core
 from fastcnn.reference import functional as _reference
 
 IntOrPair = Union[int, tuple[int, int]]

@@ -5,37 +5,53 @@ the aspect ratio (anti-aliased), placed in 28x28 with its centre of mass at the 
 module does the same for a PNG/JPEG (via Pillow) or a 2-D array of any size. Arrays already
 28x28 (.npy digits) are taken as MNIST images and only scaled to [0, 1]. One digit per image:
 no segmentation of multi-digit pictures.
+
+Files are sized from their headers before any pixel is decoded or read: a picture must have at
+most MAX_IMAGE_PIXELS pixels, and a .npy file must hold exactly the bytes its header declares.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import struct
+import warnings
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["prepare_digit", "load_digits"]
+__all__ = ["MAX_IMAGE_PIXELS", "prepare_digit", "load_digits"]
 
 _BOX = 20  # the digit's bounding box is scaled to fit this square
 _SIZE = 28
+# The most pixels a picture may have once decoded (2**21: a 1920 x 1080 screen fits): one digit
+# needs far fewer, and preparing one takes up to ~12 bytes a pixel, so a tiny compressed file
+# declaring the maximum stays within the memory target of issue 12 (2x its size + 100 MB). A
+# larger JPEG (a phone photo) is decoded at a reduced scale (1/2, 1/4 or 1/8: its decoder does
+# that for free) to fit; other formats must be scaled down first.
+MAX_IMAGE_PIXELS = 2**21
 
 
-def _to_unit(img: np.ndarray, where: str) -> np.ndarray:
-    """Grayscale pixels as float64 in [0, 1]: integers are divided by their type's maximum,
-    floats greater than 1 are taken as 0..255."""
+def _to_unit(img: np.ndarray, where: str, dtype: Any = np.float64) -> np.ndarray:
+    """Grayscale pixels as a new ``dtype`` array in [0, 1]: integers are divided by their
+    type's maximum, floats greater than 1 are taken as 0..255. (Batches ask for float32, the
+    model's input, directly: no float64 copy eight times the size of a uint8 file.)"""
     if img.dtype == np.bool_:
-        return img.astype(np.float64)
+        return img.astype(dtype)
     if img.dtype.kind in "iu":
-        top = 255.0 if img.dtype.itemsize == 1 or img.max(initial=0) <= 255 else 65535.0
-        return np.clip(img.astype(np.float64) / top, 0.0, 1.0)
+        top = 255 if img.dtype.itemsize == 1 or img.max(initial=0) <= 255 else 65535
+        out = img.astype(dtype)
+        out /= top
+        return np.clip(out, 0, 1, out=out)
     if img.dtype.kind == "f":
         if not np.isfinite(img).all():
             raise ValueError(f"{where}: the image holds NaN or infinite values")
-        out = img.astype(np.float64)
-        if out.max(initial=0.0) > 1.0:
-            out /= 255.0
-        return np.clip(out, 0.0, 1.0)
+        out = img.astype(dtype)
+        if out.max(initial=0) > 1:
+            out /= 255
+        return np.clip(out, 0, 1, out=out)
     raise ValueError(f"{where}: pixels must be numbers, got dtype {img.dtype}")
 
 
@@ -62,13 +78,14 @@ def prepare_digit(img: Any, where: str = "image") -> np.ndarray:
     img = np.asarray(img)
     if img.ndim != 2 or min(img.shape) < 1:
         raise ValueError(f"{where}: expected a 2-D grayscale image, got shape {img.shape}")
-    x = _to_unit(img, where)
+    x = _to_unit(img, where)  # a new array: the in-place steps below (memory) leave img alone
     background = float(np.median(np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])))
     if background > 0.5:
-        x = 1.0 - x  # dark digit on a light background -> MNIST's white on black
+        np.subtract(1.0, x, out=x)  # dark digit on a light background -> MNIST's white on black
         background = 1.0 - background
     # Subtract the background level so grey paper or scanner noise does not count as ink.
-    x = np.clip(x - background, 0.0, 1.0)
+    x -= background
+    np.clip(x, 0.0, 1.0, out=x)
     if x.max() <= 0.0:
         raise ValueError(f"{where}: no digit found (the image is uniform)")
     x /= x.max()
@@ -99,19 +116,86 @@ def _read_image_file(path: Path) -> np.ndarray:
             f"{path}: reading images needs Pillow: pip install pillow (or pass .npy arrays)"
         ) from None
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            # Pillow's own bomb limit is far above ours: its warning would only repeat ours.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)  # reads the header only
+        with im:
+            width, height = im.size
+            if width * height > MAX_IMAGE_PIXELS and im.format in ("JPEG", "MPO"):  # MPO: phones
+                # draft picks the largest of 1/2, 1/4, 1/8 keeping at least the size asked for.
+                k = next((k for k in (2, 4, 8) if _pixels(width, height, k) <= MAX_IMAGE_PIXELS), 8)
+                im.draft("L", (-(-width // k), -(-height // k)))
+            if _pixels(*im.size, 1) > MAX_IMAGE_PIXELS:
+                raise ValueError(_too_many_pixels(path, f"{width}x{height} = {width * height:,}"))
             im.load()
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                # Transparent pixels are background: composite over white first.
-                rgba = im.convert("RGBA")
-                white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(white, rgba)
-            gray = im.convert("L") if im.mode not in ("L", "I", "I;16", "F") else im
-            return np.asarray(gray)
+            return np.asarray(_grayscale(im))
+    except Image.DecompressionBombError:  # so large that Pillow refuses to open it at all
+        raise ValueError(
+            _too_many_pixels(path, f"more than {2 * Image.MAX_IMAGE_PIXELS:,}")
+        ) from None
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file Pillow can read") from None
-    except OSError as exc:
+    except (OSError, SyntaxError, EOFError, struct.error, zlib.error) as exc:
+        # Pillow reports a damaged file with any of these (SyntaxError: "broken PNG file").
         raise ValueError(f"{path}: cannot read the image ({exc})") from None
+
+
+def _grayscale(im: Any) -> Any:
+    """The image in a grayscale mode; transparent pixels are background, so they become white."""
+    from PIL import Image
+
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        # In place, and without a copy of an RGBA image: the fewest full-size images alive.
+        white.alpha_composite(im if im.mode == "RGBA" else im.convert("RGBA"))
+        return white.convert("L")
+    return im.convert("L") if im.mode not in ("L", "I", "I;16", "F") else im
+
+
+def _pixels(width: int, height: int, k: int) -> int:
+    """Pixels of a width x height image decoded at scale 1/k (partial blocks round up)."""
+    return -(-width // k) * -(-height // k)
+
+
+def _too_many_pixels(path: Path, declared: str) -> str:
+    return (
+        f"{path}: the image declares {declared} pixels, over the limit of "
+        f"{MAX_IMAGE_PIXELS:,} (fastcnn._digits.MAX_IMAGE_PIXELS); scale it down first"
+    )
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """A numeric array from a .npy file whose header is checked against the file's size (and
+    its dtype against pickled objects) before the data is read."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        try:
+            version = fmt.read_magic(f)
+        except ValueError:
+            raise ValueError(f"{path}: not a .npy file (no NumPy magic string)") from None
+        try:
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+        except (ValueError, SyntaxError, struct.error, EOFError) as exc:
+            raise ValueError(f"{path}: not a valid .npy file ({exc})") from None
+        if dtype.hasobject or dtype.kind not in "biuf":
+            raise ValueError(
+                f"{path}: holds {dtype} data; pixels must be booleans, integers or floats"
+            )
+        declared = math.prod(shape) * dtype.itemsize
+        present = os.fstat(f.fileno()).st_size - f.tell()
+        if present != declared:
+            raise ValueError(
+                f"{path}: not a valid .npy file: the header declares shape {shape} of {dtype} "
+                f"({declared:,} bytes), the file holds {present:,} data bytes"
+            )
+        arr = np.fromfile(f, dtype=dtype, count=math.prod(shape))
+    return arr.reshape(shape, order="F" if fortran else "C")
 
 
 def load_digits(path: os.PathLike[str] | str) -> tuple[list[str], np.ndarray]:
@@ -125,20 +209,19 @@ def load_digits(path: os.PathLike[str] | str) -> tuple[list[str], np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix.lower() == ".npy":
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"{path}: not a readable .npy array ({exc})") from None
+        arr = _read_npy(path)
         if arr.ndim == 2 and arr.shape == (_SIZE, _SIZE):
-            return [str(path)], _to_unit(arr, str(path)).astype(np.float32).reshape(1, 1, 28, 28)
+            return [str(path)], _to_unit(arr, str(path), np.float32).reshape(1, 1, 28, 28)
         if arr.ndim == 2 and arr.shape[1] == _SIZE * _SIZE:
             arr = arr.reshape(-1, _SIZE, _SIZE)
         if arr.ndim == 4 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim == 3 and arr.shape[1:] == (_SIZE, _SIZE):
             names = [f"{path}[{i}]" for i in range(arr.shape[0])]
-            return names, _to_unit(arr, str(path)).astype(np.float32)[:, None]
+            return names, _to_unit(arr, str(path), np.float32)[:, None]
         if arr.ndim == 2:
+            if arr.size > MAX_IMAGE_PIXELS:
+                raise ValueError(_too_many_pixels(path, f"{arr.shape[0]}x{arr.shape[1]}"))
             return [str(path)], prepare_digit(arr, str(path))[None, None]
         raise ValueError(
             f"{path}: expected a 2-D image, an (N, 28, 28) or (N, 784) batch, got shape {arr.shape}"

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from fastcnn import _core
 from fastcnn import _validation as V
+from fastcnn._env import _core
 
 
 def _element_strided(x: np.ndarray) -> np.ndarray:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from fastcnn import _core
 from fastcnn import _validation as V
+from fastcnn._env import _core
 from fastcnn.reference import functional as R
 
 __all__ = [

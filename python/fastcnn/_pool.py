@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fastcnn import _core
 from fastcnn import _validation as V
+from fastcnn._env import _core
 from fastcnn.reference import functional as _reference
 
 __all__ = [

@@ -11,13 +11,18 @@ saving a checkpoint.
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
+import struct
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from fastcnn import _env
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -25,6 +30,33 @@ EXIT_INTERRUPTED = 130
 
 class CLIError(Exception):
     """A usage error found after parsing: reported as one line, exit status 2."""
+
+
+# What a user's files, arguments or environment can make a command raise: each is reported as
+# one line on stderr with exit status 2 (FASTCNN_DEBUG=1 shows the traceback instead). The
+# documented errors come first (ModelFileError and IDXError are ValueErrors, MNISTNotFoundError
+# an OSError, TypeError a wrong argument, ImportError a missing Pillow, FloatingPointError a
+# diverged run); the rest is what a damaged or hostile file can still raise from the readers
+# underneath (zipfile, zlib, struct, a JSON header nested too deep, a zip member compressed by
+# an unsupported method) or from an allocation that does not fit.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CLIError, ValueError, TypeError, OSError, ImportError, FloatingPointError,
+    EOFError, zipfile.BadZipFile, zlib.error, struct.error, RecursionError, NotImplementedError,
+    MemoryError,
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def _reading(path: Any) -> Iterator[None]:
+    """Name ``path`` in any user error raised in the body whose message does not already."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        if str(path) in str(exc):
+            raise
+        text = _one_line(exc)
+        kind = type(exc).__name__
+        raise CLIError(f"{path}: {text if text == kind else f'{kind}: {text}'}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,11 +302,16 @@ def _print_run_header(trainer: Any, out: Path) -> None:
 def _load_model(path: str, backend: str, arch: str | None = None) -> Any:
     """The model in a fastcnn model file, or (with ``arch``, a models.MODELS name) a book
     params pickle loaded into a new model of that architecture."""
+    if not Path(path).exists():
+        raise CLIError(f"{path}: no such model file")
+    with _reading(path):
+        return _read_model(path, backend, arch)
+
+
+def _read_model(path: str, backend: str, arch: str | None) -> Any:
     from fastcnn import models
     from fastcnn._classic_params import looks_like_pickle
 
-    if not Path(path).exists():
-        raise CLIError(f"{path}: no such model file")
     if looks_like_pickle(path):
         if arch is None:
             raise CLIError(
@@ -299,7 +336,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     _set_threads(args.threads)
     model = _load_model(args.file, args.backend, args.model)
     source = _source(args)
-    x_test, t_test = train.load_test_set(source, dtype=model.dtype)
+    with _reading(source.directory):
+        x_test, t_test = train.load_test_set(source, dtype=model.dtype)
     t0 = time.perf_counter()
     result = train.evaluate(model, x_test, t_test)
     assert result is not None
@@ -327,8 +365,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     # The reference backend: building the model needs no compiled code, and a model file
     # does not record a backend.
     model = models.MODELS[args.model](backend="reference", dtype=args.dtype)
-    models.load_classic_params(source, model)  # checks everything before anything is written
-    model.save(out)  # atomic: a temporary file renamed over ``out``, removed on failure
+    with _reading(source):
+        models.load_classic_params(source, model)  # checks everything before anything is written
+    with _reading(out):
+        model.save(out)  # atomic: a temporary file renamed over ``out``, removed on failure
     print(
         f"wrote {out}: {type(model).__name__} ({model.num_params():,} params, "
         f"{model.dtype.name}) from {source}"
@@ -346,10 +386,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     names: list[str] = []
     images = []
     for path in args.images:
-        n, x = load_digits(path)
+        with _reading(path):
+            n, x = load_digits(path)
         names += n
         images.append(x)
-    proba = model.predict_proba(np.concatenate(images))
+    # One file (the usual case) is used as it is: a batch is not copied once more.
+    proba = model.predict_proba(images[0] if len(images) == 1 else np.concatenate(images))
     for name, p in zip(names, proba):
         digit = int(p.argmax())
         extra = ""
@@ -533,6 +575,11 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _env.check_environment()  # FASTCNN_DEBUG decides how errors are shown, below
+    except ValueError as exc:
+        print(f"fastcnn: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
     args.argv = argv
@@ -541,9 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nfastcnn: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (CLIError, ValueError, OSError, ImportError, FloatingPointError) as exc:
-        # ModelFileError, IDXError (ValueError), MNISTNotFoundError (OSError), missing Pillow...
-        if os.environ.get("FASTCNN_DEBUG"):
+    except USER_ERRORS as exc:
+        if _env.flag("FASTCNN_DEBUG", False):
             raise
         print(f"fastcnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR

@@ -35,6 +35,7 @@ __all__ = [
     "Trainer",
     "TrainResult",
     "TrainingInterrupted",
+    "TrainingDiverged",
     "EvalResult",
     "classification_report",
     "format_report",
@@ -60,6 +61,17 @@ _RECENT_BATCHES = 50  # the progress bar's train accuracy is over this many rece
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised by ``Trainer.fit`` after Ctrl-C (or a KeyboardInterrupt from a callback) once the
     last completed iteration is saved. ``checkpoint`` is its path (None without ``out_dir``)."""
+
+    def __init__(self, message: str, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised by ``Trainer.fit`` when a training or test loss, or a parameter, is not finite.
+
+    Nothing is saved from the diverged state (no checkpoint, no model file); ``checkpoint`` is
+    the last good checkpoint of the run (None if none was written)."""
 
     def __init__(self, message: str, checkpoint: Path | None) -> None:
         super().__init__(message)
@@ -204,7 +216,7 @@ def load_test_set(source: MNISTSource, dtype: Any = np.float32) -> tuple[np.ndar
     with the same checks as ``load_mnist`` (evaluation need not read the training set)."""
     from fastcnn.datasets._mnist import _convert, _read_pair
 
-    images, labels = _read_pair(source.files["test_images"], source.files["test_labels"])
+    images, labels = _read_pair("test", source.files["test_images"], source.files["test_labels"])
     return _convert(images, labels, True, False, False, np.dtype(dtype))
 
 
@@ -528,6 +540,7 @@ class Trainer:
         self._partial = _EpochSums()
         self.elapsed = 0.0  # seconds of fitting before this process (resumed runs)
         self._resumed_from: str | None = None
+        self._good_checkpoint: Path | None = None  # the last checkpoint of this run's state
 
     # -- description ----------------------------------------------------------------------------
 
@@ -653,6 +666,7 @@ class Trainer:
         trainer.iteration_losses = [float(v) for v in meta["iteration_losses"]]
         trainer.elapsed = float(meta["elapsed"])
         trainer._resumed_from = str(checkpoint)
+        trainer._good_checkpoint = checkpoint
         return trainer
 
     # -- the loop -------------------------------------------------------------------------------
@@ -671,7 +685,10 @@ class Trainer:
 
         After every epoch: evaluation, the history line, ``checkpoint.npz`` and ``log.json``.
         At the end: the report on the whole test set, ``model.npz`` and the plots. On Ctrl-C
-        the last completed iteration is checkpointed and TrainingInterrupted is raised.
+        the last completed iteration is checkpointed and TrainingInterrupted is raised. When a
+        batch's loss, an epoch's train or test loss, or a parameter is not finite,
+        TrainingDiverged is raised: the last good checkpoint is kept, nothing is saved from
+        the diverged state, and log.json says "diverged".
         """
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -683,14 +700,7 @@ class Trainer:
         with _StopFlag() as stop:
             self._stop = stop
             try:
-                while self.epoch < self.epochs:
-                    if not self._run_epoch():
-                        interrupted = True
-                        break
-                    self.epoch += 1
-                    self.batch = 0
-                    self._partial = _EpochSums()
-                    self._save_state()
+                interrupted = not self._fit_epochs()
             except KeyboardInterrupt:
                 if self._in_step:
                     # Interrupted inside an update (a second Ctrl-C): the model is half-updated,
@@ -700,9 +710,26 @@ class Trainer:
                         self._existing_checkpoint(),
                     ) from None
                 interrupted = True  # between iterations: the state is consistent
+            except TrainingDiverged:
+                self._status = "diverged"
+                if self.out_dir is not None:
+                    self._write_log()  # the history up to the last good epoch, and why it ended
+                raise
         if interrupted:
             self._interrupt()
         return self._finish()
+
+    def _fit_epochs(self) -> bool:
+        """Run the remaining epochs, saving each once it is complete; False if stopped by
+        Ctrl-C between iterations."""
+        while self.epoch < self.epochs:
+            if not self._run_epoch():
+                return False
+            self.epoch += 1
+            self.batch = 0
+            self._partial = _EpochSums()
+            self._save_state()
+        return True
 
     def _existing_checkpoint(self) -> Path | None:
         if self.out_dir is None:
@@ -763,10 +790,7 @@ class Trainer:
                     self.iteration_losses.append(float(loss))
                 recent.append(correct / len(tb))
                 if not math.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training diverged: loss {loss} at epoch {epoch + 1}, batch {i + 1} "
-                        f"(try a lower learning rate than {self.base_lr:g})"
-                    )
+                    raise self._diverged(f"loss {loss}", f"epoch {epoch + 1}, batch {i + 1}")
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(
@@ -799,9 +823,13 @@ class Trainer:
         result = evaluate(self.model, x_eval, t_eval, should_stop=lambda: self._stop.requested)
         if result is None:
             return False
+        p = self._partial
+        for name, value in (("train loss", p.mean_loss), ("test loss", result.loss)):
+            if not math.isfinite(value):
+                raise self._diverged(f"{name} {value}", f"the end of epoch {epoch + 1}")
+        self._check_params()  # a finite loss can come just before the update that overflowed
         if self.eval_index is None:
             self._last_full_eval = (self.iteration, result)
-        p = self._partial
         record = {
             "epoch": epoch + 1,
             "iterations": self.iteration,
@@ -829,10 +857,28 @@ class Trainer:
         else:
             print(text, flush=True)
 
+    def _diverged(self, what: str, where: str) -> TrainingDiverged:
+        kept = self._good_checkpoint
+        return TrainingDiverged(
+            f"training diverged: {what} at {where} (try a lower learning rate than "
+            f"{self.base_lr:g}); no model file written, "
+            + (f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"),
+            kept,
+        )
+
+    def _check_params(self) -> None:
+        """Every parameter finite, or TrainingDiverged: a state is never saved otherwise."""
+        for name, value in self.model.params.items():
+            if not np.isfinite(value).all():
+                where = f"epoch {self.epoch + 1}, batch {self.batch} (iteration {self.iteration})"
+                raise self._diverged(f"parameter {name} is not finite", where)
+
     def _save_state(self) -> Path | None:
         if self.out_dir is None:
             return None
+        self._check_params()
         path = self.save_checkpoint()
+        self._good_checkpoint = path
         self._write_log()
         return path
 
@@ -856,6 +902,7 @@ class Trainer:
         _write_atomic(self.out_dir / LOG_NAME, json.dumps(log, indent=1) + "\n")
 
     def _finish(self) -> TrainResult:
+        self._check_params()  # e.g. resumed from a checkpoint of a finished run: no bad model
         last = getattr(self, "_last_full_eval", None)
         if last is not None and last[0] == self.iteration:
             final = last[1]

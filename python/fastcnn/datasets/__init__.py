@@ -7,7 +7,7 @@ Public API: ``load_mnist`` / ``mnist_source`` / ``find_mnist`` / ``download_mnis
 
 from __future__ import annotations
 
-from fastcnn.datasets._idx import IDXError, read_idx, read_idx_header, write_idx
+from fastcnn.datasets._idx import MAX_DATA_BYTES, IDXError, read_idx, read_idx_header, write_idx
 from fastcnn.datasets._loader import Augment, DataLoader, shift_rotate
 from fastcnn.datasets._mnist import (
     EMBEDDED_DIR,
@@ -27,6 +27,7 @@ from fastcnn.datasets._mnist import (
 
 __all__ = [
     "EMBEDDED_DIR",
+    "MAX_DATA_BYTES",
     "MIRRORS",
     "MNIST_FILES",
     "MNIST_MD5",

@@ -3,6 +3,11 @@
 Only the two MNIST kinds are handled: unsigned-byte labels (magic 2049, 1-D) and unsigned-byte
 images (magic 2051, 3-D). Every malformed file is an IDXError that names the file and says what
 is wrong; no other IDX element types (int16, float, ...) are supported.
+
+A header is only a claim: the data size it declares is checked against a limit before anything
+is allocated and, for an uncompressed file, against the file's size; no more than the declared
+bytes (plus one chunk, to report trailing data) are ever decompressed. Sizes are Python ints, so
+no product of dims can overflow.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import math
 import os
 import struct
 import zlib
@@ -19,7 +25,17 @@ from typing import BinaryIO, Union
 
 import numpy as np
 
-__all__ = ["IDXError", "LABELS_MAGIC", "IMAGES_MAGIC", "read_idx", "read_idx_header", "write_idx"]
+from fastcnn._validation import check_int
+
+__all__ = [
+    "IDXError",
+    "LABELS_MAGIC",
+    "IMAGES_MAGIC",
+    "MAX_DATA_BYTES",
+    "read_idx",
+    "read_idx_header",
+    "write_idx",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -28,6 +44,10 @@ IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
 _NDIM = {LABELS_MAGIC: 1, IMAGES_MAGIC: 3}
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+# read_idx's default limit on the data bytes a header may declare: above MNIST's largest file
+# (47,040,000 bytes of training images) and small enough that a tiny compressed file declaring
+# it keeps the reader within the issue-12 memory target (2x the file's size + 100 MB).
+MAX_DATA_BYTES = 64 * 2**20
 
 
 class IDXError(ValueError):
@@ -99,18 +119,34 @@ def read_idx_header(path: PathLike) -> tuple[int, tuple[int, ...]]:
         raise _fail(path, f"corrupt gzip data ({exc})") from exc
 
 
-def read_idx(path: PathLike) -> np.ndarray:
+def read_idx(path: PathLike, *, max_bytes: int = MAX_DATA_BYTES) -> np.ndarray:
     """Read an MNIST IDX file, raw or gzip-compressed (told apart by content).
 
     Returns uint8 labels of shape (N,) for magic 2049 or uint8 images of shape (N, rows, cols)
-    for magic 2051. Raises IDXError (a ValueError) naming the file when the magic number is
-    neither, the header or the data is shorter than the header says, bytes follow the data,
-    the dims are zero, or the gzip stream is corrupt. A missing file is FileNotFoundError.
+    for magic 2051. ``max_bytes`` bounds the data size a header may declare (default
+    ``MAX_DATA_BYTES``, 64 MiB; ``load_mnist`` checks the headers against MNIST's sizes first
+    and passes each file's exact size), checked before anything is allocated. Raises IDXError
+    (a ValueError) naming the file when the magic number is neither, the header declares more
+    than ``max_bytes``, the header or the data is shorter than the header says, bytes follow
+    the data, the dims are zero, or the gzip stream is corrupt. A missing file is
+    FileNotFoundError.
     """
+    max_bytes = check_int(max_bytes, "max_bytes", "read_idx", low=0)
     try:
-        with _open(path) as (f, _):
+        with _open(path) as (f, is_gzip):
             magic, dims = _parse_header(f, path)
-            expected = int(np.prod(dims, dtype=np.int64))
+            expected = math.prod(dims)
+            if not is_gzip:  # the file's size says exactly what is there: nothing to read yet
+                present = os.fstat(f.fileno()).st_size - f.tell()
+                _check_size(path, dims, expected, present, exact=True)
+            if expected > max_bytes:
+                raise _fail(
+                    path,
+                    f"too large: the header {dims} declares {expected:,} data bytes, over the "
+                    f"limit of {max_bytes:,} (read_idx's max_bytes)",
+                )
+            # np.empty only reserves address space: memory is touched as the data arrives, so
+            # a short stream costs what it holds, not what its header claims.
             out = np.empty(expected, dtype=np.uint8)
             view = memoryview(out)
             got = 0
@@ -119,26 +155,29 @@ def read_idx(path: PathLike) -> np.ndarray:
                 if not n:
                     break
                 got += n
-            if got < expected:
-                raise _fail(
-                    path,
-                    f"truncated data: the header {dims} needs {expected} data bytes, got {got}",
-                )
-            extra = 0
-            while True:  # count every trailing byte, for the message
-                more = len(f.read(_CHUNK))
-                if not more:
-                    break
-                extra += more
-            if extra:
-                raise _fail(
-                    path,
-                    f"trailing data: {extra} bytes after the {expected} data bytes the header "
-                    f"{dims} describes",
-                )
+            # One chunk past the data tells trailing bytes apart without decompressing them all.
+            present = got + (len(f.read(_CHUNK)) if got == expected else 0)
+            _check_size(path, dims, expected, present, exact=present < got + _CHUNK)
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise _fail(path, f"corrupt gzip data ({exc})") from exc
     return out.reshape(dims)
+
+
+def _check_size(
+    path: PathLike, dims: tuple[int, ...], expected: int, present: int, exact: bool
+) -> None:
+    """Raise unless ``present`` data bytes (a lower bound unless ``exact``) are ``expected``."""
+    if present < expected:
+        raise _fail(
+            path, f"truncated data: the header {dims} needs {expected} data bytes, got {present}"
+        )
+    if present > expected:
+        extra = present - expected
+        raise _fail(
+            path,
+            f"trailing data: {'' if exact else 'at least '}{extra} bytes after the {expected} "
+            f"data bytes the header {dims} describes",
+        )
 
 
 def write_idx(path: PathLike, array: np.ndarray, *, compress: bool | None = None) -> Path:

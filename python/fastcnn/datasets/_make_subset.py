@@ -47,7 +47,7 @@ def make_subset(
     rng = np.random.default_rng(SEED)
     written: dict[str, Path] = {}
     for split in ("train", "test"):
-        images, labels = _read_pair(files[f"{split}_images"], files[f"{split}_labels"])
+        images, labels = _read_pair(split, files[f"{split}_images"], files[f"{split}_labels"])
         sel = select_balanced(labels, PER_CLASS[split], rng)
         for role, array in ((f"{split}_images", images[sel]), (f"{split}_labels", labels[sel])):
             written[role] = write_idx(out / f"{MNIST_FILES[role]}.gz", array)

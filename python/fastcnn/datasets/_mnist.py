@@ -9,6 +9,7 @@ falls back to the small real subset shipped in the package. No other datasets li
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sys
 import warnings
@@ -80,6 +81,9 @@ EMBEDDED_DIR = Path(__file__).resolve().parent / "data"
 DOWNLOAD_TIMEOUT = 30  # seconds per connection attempt / read; a dead mirror must not hang us
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
+# The most images (and labels) each split can hold: canonical MNIST's sizes. Headers are
+# checked against them before any data is read, so a file cannot make us allocate more.
+MAX_COUNT: dict[str, int] = {"train": 60_000, "test": 10_000}
 
 
 class MNISTNotFoundError(FileNotFoundError):
@@ -257,30 +261,52 @@ def verify_mnist(directory: PathLike) -> None:
             )
 
 
-def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one images/labels pair and check it is MNIST-shaped and consistent."""
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.ndim != 3:
+def _check_pair(
+    split: str,
+    images_path: Path,
+    image_dims: tuple[int, ...],
+    labels_path: Path,
+    label_dims: tuple[int, ...],
+) -> None:
+    """Check the dims of one images/labels pair (from the headers, and again from the arrays)
+    are MNIST-shaped, within the split's size and consistent."""
+    if len(image_dims) != 3:
         raise IDXError(
             f"load_mnist: {images_path}: expected images (magic {IMAGES_MAGIC}) but the file "
-            f"holds labels (magic {LABELS_MAGIC}), shape {images.shape}"
+            f"holds labels (magic {LABELS_MAGIC}), shape {image_dims}"
         )
-    if labels.ndim != 1:
+    if len(label_dims) != 1:
         raise IDXError(
             f"load_mnist: {labels_path}: expected labels (magic {LABELS_MAGIC}) but the file "
-            f"holds images (magic {IMAGES_MAGIC}), shape {labels.shape}"
+            f"holds images (magic {IMAGES_MAGIC}), shape {label_dims}"
         )
-    if images.shape[1:] != IMAGE_SHAPE:
+    if image_dims[1:] != IMAGE_SHAPE:
         raise IDXError(
             f"load_mnist: {images_path}: wrong dims: expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} "
-            f"images, got images.shape={images.shape}"
+            f"images, got images.shape={image_dims}"
         )
-    if images.shape[0] != labels.shape[0]:
+    if image_dims[0] > MAX_COUNT[split]:
         raise IDXError(
-            f"load_mnist: {images.shape[0]} images in {images_path} but {labels.shape[0]} "
+            f"load_mnist: {images_path}: the header declares {image_dims[0]:,} images; MNIST's "
+            f"{split} set has at most {MAX_COUNT[split]:,}"
+        )
+    if image_dims[0] != label_dims[0]:
+        raise IDXError(
+            f"load_mnist: {image_dims[0]} images in {images_path} but {label_dims[0]} "
             f"labels in {labels_path}"
         )
+
+
+def _read_pair(split: str, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one images/labels pair of ``split`` ("train" or "test"), checking from the headers
+    that it is MNIST-shaped and consistent before reading any data."""
+    image_dims = read_idx_header(images_path)[1]
+    label_dims = read_idx_header(labels_path)[1]
+    _check_pair(split, images_path, image_dims, labels_path, label_dims)
+    images = read_idx(images_path, max_bytes=math.prod(image_dims))
+    labels = read_idx(labels_path, max_bytes=math.prod(label_dims))
+    # The files may have changed since their headers were read: check what was read, too.
+    _check_pair(split, images_path, images.shape, labels_path, labels.shape)
     if labels.size and labels.max() >= N_CLASSES:
         raise IDXError(
             f"load_mnist: {labels_path}: labels must be in [0, {N_CLASSES}), "
@@ -365,7 +391,7 @@ class MNISTSource:
         out = []
         for split in ("train", "test"):
             files = (self.files[f"{split}_images"], self.files[f"{split}_labels"])
-            images, labels = _read_pair(*files)
+            images, labels = _read_pair(split, *files)
             out.append(_convert(images, labels, normalize, flatten, one_hot_label, dt))
         return out[0], out[1]
 
