@@ -757,9 +757,9 @@ def _dead_pid() -> int:
 
 
 def test_save_removes_only_stale_temporaries_of_its_own_target(tmp_path):
-    from fastcnn import _model_file
+    from fastcnn import _atomic
 
-    host = _model_file._host()
+    host = _atomic._host()
     dead = _dead_pid()
     names = {
         f".c.npz.{host}.{dead}.abcd1234.tmp": False,  # killed writer on this host: removed

@@ -8,22 +8,19 @@ module knows zip, .npy and the size limits only. Members are never unpickled.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
-import re
-import socket
 import struct
-import tempfile
-import time
 import zipfile
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from fastcnn._atomic import write_atomic
 
 
 class ModelFileError(ValueError):
@@ -33,14 +30,14 @@ class ModelFileError(ValueError):
 # What a reader accepts, in one place. A member's .npy header is ~128 bytes as numpy writes it;
 # the architecture JSON a few hundred; checkpoint meta (settings, per-epoch history) some KB.
 # fastcnn writes members uncompressed, so decompressed data larger than twice the file (plus
-# a little for all-zero biases in an np.savez_compressed file) is a decompression bomb: it
-# would need memory out of proportion to the file.
+# 32 MiB for np.savez_compressed files of mostly-zero weights) is a decompression bomb: it
+# would need memory out of proportion to the file (the issue's bound: 2x the file + 100 MB).
 LIMITS = {
     "npy header": 1 << 16,
     "architecture JSON": 1 << 20,
     "meta JSON": 64 << 20,
     "inflation": 2,
-    "inflation slack": 1 << 20,
+    "inflation slack": 32 << 20,
     "params": 1 << 30,  # elements of a model's params: 4 GB of float32, far beyond MNIST's needs
     # zip entries: a checkpoint has ~60; zipfile holds ~700 bytes per entry it indexes
     "entries": 4096,
@@ -271,94 +268,14 @@ class Archive:
         return str(self.read(key)[()])
 
 
-# ---------------------------------------------------------------------------------------------
-# Writing: a temporary file in the target's directory, renamed over the target.
-#
-# The temporary name carries the writer's host and pid, ".<target>.<host>.<pid>.<random>.tmp",
-# so a later save can tell a temporary file left by a killed writer (kill -9, power loss) from
-# one a live writer is still filling: it removes only names of its own pattern, for the same
-# target, written on this host by a pid that no longer exists. A live writer is never
-# disturbed: its pid exists (a recycled pid only keeps a stale file a little longer, never the
-# reverse), files from other hosts sharing the directory are left alone since their pids mean
-# nothing here, and a name is only unlinked, never opened, so a writer holding it open still
-# completes its rename. The names before pids were used (".<target>.<random>.tmp", whose writer
-# cannot be told) are removed once untouched for an hour: a live save writes continuously and
-# takes seconds.
-# ---------------------------------------------------------------------------------------------
-
-_LEGACY_AGE = 3600.0
-
-
-def _host() -> str:
-    # Dots separate the fields of the name; hostnames are letters, digits, '-' and '.'.
-    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:64] or "host"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: it exists, owned by someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: str) -> list[str]:
-    """Remove the temporary files a killed writer of ``path`` left in its directory (see the
-    comment above for why this never touches a live writer's file); returns their names."""
-    directory = os.path.dirname(os.path.abspath(path))
-    base = re.escape(os.path.basename(path))
-    ours = re.compile(rf"\.{base}\.([A-Za-z0-9-]+)\.(\d+)\.[A-Za-z0-9_]+\.tmp")
-    legacy = re.compile(rf"\.{base}\.[a-z0-9_]{{8}}\.tmp")
-    host = _host()
-    removed = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return removed
-    for name in names:
-        full = os.path.join(directory, name)
-        match = ours.fullmatch(name)
-        if match:
-            stale = match.group(1) == host and not _pid_alive(int(match.group(2)))
-        elif legacy.fullmatch(name):
-            try:
-                stale = os.path.getmtime(full) < time.time() - _LEGACY_AGE
-            except OSError:
-                continue
-        else:
-            continue
-        if stale:
-            with contextlib.suppress(OSError):  # gone already, or not ours to remove
-                os.unlink(full)
-                removed.append(name)
-    return removed
-
-
 def write_npz(path: str, entries: Mapping[str, np.ndarray]) -> None:
-    """Write ``entries`` as an npz archive to ``path`` via a temp file + os.replace, then
-    remove stale temporary files of earlier, killed writes of ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    # Keep an existing file's permissions; a new file gets the usual rw-r--r--.
-    try:
-        mode = os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    prefix = f".{os.path.basename(path)}.{_host()}.{os.getpid()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for key, arr in entries.items():
-                    with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    remove_stale_temporaries(path)
+    """Write ``entries`` as an npz archive of uncompressed .npy members to ``path``, atomically
+    (see fastcnn._atomic)."""
+
+    def write(f: BinaryIO) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for key, arr in entries.items():
+                with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(arr), allow_pickle=False)
+
+    write_atomic(path, write)

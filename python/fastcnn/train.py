@@ -11,13 +11,11 @@ stopping.
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import math
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -29,6 +27,7 @@ import numpy as np
 
 from fastcnn import models as _models
 from fastcnn import optim as _optim
+from fastcnn._atomic import write_atomic
 from fastcnn.datasets import Augment, DataLoader, MNISTSource
 
 __all__ = [
@@ -269,18 +268,7 @@ def make_schedule(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text.encode()))
 
 
 def _cpu_name() -> str:
