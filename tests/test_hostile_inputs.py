@@ -328,6 +328,36 @@ def test_bad_npy_files_say_what_is_wrong(tmp_path: Path, case: str, text: str) -
     assert str(path) in str(info.value) and text in str(info.value), str(info.value)
 
 
+def test_a_large_uint8_batch_is_predicted_within_the_bound(
+    tmp_path: Path, model_file: Path
+) -> None:
+    """20,000 uint8 digits (15.7 MB): their float32 form is 4x the file, so predict converts
+    them a chunk at a time (it peaked at 148 MB against the 131 MB bound converting at once)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "batch.npy"
+    np.save(path, rng.integers(0, 256, (20000, 28, 28), dtype=np.uint8))
+    run = run_cli("predict", str(model_file), str(path))
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) == 20000 and lines[-1].startswith(f"{path}[19999]: ")
+    _bounded(run, path)
+
+
+def test_a_batch_in_chunks_converts_as_one(tmp_path: Path) -> None:
+    """The scale of a float batch is decided on the whole batch: a chunk whose values are all
+    <= 1 is still divided by 255 when another chunk has values above 1."""
+    from fastcnn._digits import read_digits
+
+    x = np.zeros((3, 28, 28))
+    x[0] = 0.5
+    x[2] = 200.0
+    path = tmp_path / "mixed.npy"
+    np.save(path, x)
+    chunks = list(read_digits(path).chunks(1))
+    assert [c.shape for c in chunks] == [(1, 1, 28, 28)] * 3
+    np.testing.assert_allclose(np.concatenate(chunks)[:, 0], x / 255, rtol=1e-6)
+
+
 def test_fortran_order_npy_is_read_as_saved(tmp_path: Path) -> None:
     from fastcnn._digits import load_digits
 
@@ -480,11 +510,11 @@ def test_errors_without_a_file_name_get_one(
     def no_memory(path: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(_digits, "load_digits", no_memory)
+    monkeypatch.setattr(_digits, "read_digits", no_memory)
     image = tmp_path / "digit.png"
     assert cli.main(["predict", str(model_file), str(image)]) == 2
     assert capsys.readouterr().err == f"fastcnn predict: error: {image}: MemoryError\n"
-    monkeypatch.setattr(_digits, "load_digits", lambda p: (_ for _ in ()).throw(zlib.error("x")))
+    monkeypatch.setattr(_digits, "read_digits", lambda p: (_ for _ in ()).throw(zlib.error("x")))
     assert cli.main(["predict", str(model_file), str(image)]) == 2
     assert capsys.readouterr().err == f"fastcnn predict: error: {image}: error: x\n"
     monkeypatch.setenv("FASTCNN_DEBUG", "1")

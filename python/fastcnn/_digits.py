@@ -17,12 +17,13 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_IMAGE_PIXELS", "prepare_digit", "load_digits"]
+__all__ = ["MAX_IMAGE_PIXELS", "Digits", "prepare_digit", "read_digits", "load_digits"]
 
 _BOX = 20  # the digit's bounding box is scaled to fit this square
 _SIZE = 28
@@ -34,25 +35,33 @@ _SIZE = 28
 MAX_IMAGE_PIXELS = 2**21
 
 
-def _to_unit(img: np.ndarray, where: str, dtype: Any = np.float64) -> np.ndarray:
-    """Grayscale pixels as a new ``dtype`` array in [0, 1]: integers are divided by their
-    type's maximum, floats greater than 1 are taken as 0..255. (Batches ask for float32, the
-    model's input, directly: no float64 copy eight times the size of a uint8 file.)"""
+def _unit_divisor(img: np.ndarray, where: str) -> int:
+    """What _to_unit divides ``img`` by, decided on the whole array (so a batch converted in
+    chunks converts as one): integers by their type's maximum (255 unless a wider type holds
+    values above it), floats by 255 when any is greater than 1, booleans by 1."""
     if img.dtype == np.bool_:
-        return img.astype(dtype)
+        return 1
     if img.dtype.kind in "iu":
-        top = 255 if img.dtype.itemsize == 1 or img.max(initial=0) <= 255 else 65535
-        out = img.astype(dtype)
-        out /= top
-        return np.clip(out, 0, 1, out=out)
+        return 255 if img.dtype.itemsize == 1 or img.max(initial=0) <= 255 else 65535
     if img.dtype.kind == "f":
         if not np.isfinite(img).all():
             raise ValueError(f"{where}: the image holds NaN or infinite values")
-        out = img.astype(dtype)
-        if out.max(initial=0) > 1:
-            out /= 255
-        return np.clip(out, 0, 1, out=out)
+        return 255 if img.max(initial=0) > 1 else 1
     raise ValueError(f"{where}: pixels must be numbers, got dtype {img.dtype}")
+
+
+def _to_unit(
+    img: np.ndarray, where: str, dtype: Any = np.float64, divisor: int | None = None
+) -> np.ndarray:
+    """Grayscale pixels as a new ``dtype`` array in [0, 1], divided by ``divisor`` (by default
+    _unit_divisor's choice for ``img``). Batches ask for float32, the model's input, directly:
+    no float64 copy eight times the size of a uint8 file."""
+    if divisor is None:
+        divisor = _unit_divisor(img, where)
+    out = img.astype(dtype)
+    if divisor != 1:
+        out /= divisor
+    return np.clip(out, 0, 1, out=out)
 
 
 def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -198,32 +207,65 @@ def _read_npy(path: Path) -> np.ndarray:
     return arr.reshape(shape, order="F" if fortran else "C")
 
 
-def load_digits(path: os.PathLike[str] | str) -> tuple[list[str], np.ndarray]:
-    """The digits in one file as (names, images (N, 1, 28, 28) float32 in [0, 1]).
+class Digits:
+    """The digits of one file, read and checked: ``names`` (one per digit) and ``chunks``, the
+    images as float32 (n, 1, 28, 28) in [0, 1], at most ``size`` at a time. A .npy batch stays
+    in its file's dtype until a chunk is asked for, so predicting a uint8 batch needs its
+    float32 form one chunk at a time, not four times the file at once."""
+
+    def __init__(self, names: list[str], pixels: np.ndarray, where: str, prepared: bool) -> None:
+        self.names = names
+        self._pixels = pixels  # (n, 28, 28) MNIST pixels, or (1, 1, 28, 28) float32 prepared
+        self._where = where
+        self._prepared = prepared
+        self._divisor = 1 if prepared else _unit_divisor(pixels, where)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def chunks(self, size: int = 1024) -> Iterator[np.ndarray]:
+        for i in range(0, len(self), size):
+            part = self._pixels[i : i + size]
+            if self._prepared:
+                yield part
+            else:
+                yield _to_unit(part, self._where, np.float32, self._divisor)[:, None]
+
+
+def read_digits(path: os.PathLike[str] | str) -> Digits:
+    """The digits in one file (see Digits).
 
     ``.npy``: a (28, 28) digit or an (N, 28, 28) / (N, 1, 28, 28) / (N, 784) batch is used as
     MNIST pixels (only scaled to [0, 1]); any other 2-D array is prepared like a picture.
     Anything else is opened with Pillow (PNG, JPEG, ...) and prepared with ``prepare_digit``.
     """
     path = Path(path)
+    where = str(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    if path.suffix.lower() == ".npy":
-        arr = _read_npy(path)
-        if arr.ndim == 2 and arr.shape == (_SIZE, _SIZE):
-            return [str(path)], _to_unit(arr, str(path), np.float32).reshape(1, 1, 28, 28)
-        if arr.ndim == 2 and arr.shape[1] == _SIZE * _SIZE:
-            arr = arr.reshape(-1, _SIZE, _SIZE)
-        if arr.ndim == 4 and arr.shape[1] == 1:
-            arr = arr[:, 0]
-        if arr.ndim == 3 and arr.shape[1:] == (_SIZE, _SIZE):
-            names = [f"{path}[{i}]" for i in range(arr.shape[0])]
-            return names, _to_unit(arr, str(path), np.float32)[:, None]
-        if arr.ndim == 2:
-            if arr.size > MAX_IMAGE_PIXELS:
-                raise ValueError(_too_many_pixels(path, f"{arr.shape[0]}x{arr.shape[1]}"))
-            return [str(path)], prepare_digit(arr, str(path))[None, None]
-        raise ValueError(
-            f"{path}: expected a 2-D image, an (N, 28, 28) or (N, 784) batch, got shape {arr.shape}"
-        )
-    return [str(path)], prepare_digit(_read_image_file(path), str(path))[None, None]
+    if path.suffix.lower() != ".npy":
+        digit = prepare_digit(_read_image_file(path), where)
+        return Digits([where], digit[None, None], where, True)
+    arr = _read_npy(path)
+    if arr.ndim == 2 and arr.shape == (_SIZE, _SIZE):
+        return Digits([where], arr[None], where, False)
+    if arr.ndim == 2 and arr.shape[1] == _SIZE * _SIZE:
+        arr = arr.reshape(-1, _SIZE, _SIZE)
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 3 and arr.shape[1:] == (_SIZE, _SIZE):
+        return Digits([f"{path}[{i}]" for i in range(arr.shape[0])], arr, where, False)
+    if arr.ndim == 2:
+        if arr.size > MAX_IMAGE_PIXELS:
+            raise ValueError(_too_many_pixels(path, f"{arr.shape[0]}x{arr.shape[1]}"))
+        return Digits([where], prepare_digit(arr, where)[None, None], where, True)
+    raise ValueError(
+        f"{path}: expected a 2-D image, an (N, 28, 28) or (N, 784) batch, got shape {arr.shape}"
+    )
+
+
+def load_digits(path: os.PathLike[str] | str) -> tuple[list[str], np.ndarray]:
+    """The digits in one file as (names, images (N, 1, 28, 28) float32 in [0, 1]); see
+    read_digits for the formats."""
+    digits = read_digits(path)
+    return digits.names, next(digits.chunks(max(len(digits), 1)))

@@ -377,29 +377,33 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    import numpy as np
 
-    from fastcnn._digits import load_digits
+    from fastcnn._digits import read_digits
 
     _set_threads(args.threads)
     model = _load_model(args.file, args.backend, args.model)
-    names: list[str] = []
-    images = []
-    for path in args.images:
+    files = []
+    for path in args.images:  # every file read and checked before anything is printed
         with _reading(path):
-            n, x = load_digits(path)
-        names += n
-        images.append(x)
-    # One file (the usual case) is used as it is: a batch is not copied once more.
-    proba = model.predict_proba(images[0] if len(images) == 1 else np.concatenate(images))
-    for name, p in zip(names, proba):
-        digit = int(p.argmax())
-        extra = ""
-        if args.top > 1:
-            order = np.argsort(-p, kind="stable")[1 : args.top]
-            extra = "  next: " + ", ".join(f"{int(k)} ({p[k]:.3f})" for k in order)
-        print(f"{name}: {digit} ({p[digit]:.3f}){extra}")
+            files.append(read_digits(path))
+    for digits in files:
+        done = 0
+        for x in digits.chunks():  # a large .npy batch: its float32 form a chunk at a time
+            for name, p in zip(digits.names[done : done + len(x)], model.predict_proba(x)):
+                _print_prediction(name, p, args.top)
+            done += len(x)
     return 0
+
+
+def _print_prediction(name: str, p: Any, top: int) -> None:
+    import numpy as np
+
+    digit = int(p.argmax())
+    extra = ""
+    if top > 1:
+        order = np.argsort(-p, kind="stable")[1:top]
+        extra = "  next: " + ", ".join(f"{int(k)} ({p[k]:.3f})" for k in order)
+    print(f"{name}: {digit} ({p[digit]:.3f}){extra}")
 
 
 # ---------------------------------------------------------------------------------------------
