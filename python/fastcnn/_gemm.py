@@ -50,7 +50,6 @@ def gemm(
     released.
     """
     op_a, op_b, alpha, beta, out, dt = V.check_gemm(a, b, trans_a, trans_b, alpha, beta, out)
-    target = out
     if out is None:
         target = np.empty((op_a.shape[0], op_b.shape[1]), dtype=dt)
         beta = 0.0
@@ -58,6 +57,8 @@ def gemm(
         (out.shape[1] > 1 and out.strides[1] != out.itemsize) or out.strides[0] % out.itemsize
     ):
         target = np.ascontiguousarray(out)
+    else:
+        target = out
     product_into(op_a.astype(dt, copy=False), op_b.astype(dt, copy=False), target, alpha, beta)
     if out is None:
         return target

@@ -188,6 +188,7 @@ def dropout_forward(
         _core.scale_forward(_c(x), 1.0 - ratio, y)
         return y, None
     if mask is None:
+        assert seed is not None  # check_dropout_forward: exactly one of seed and mask
         mask = np.empty(x.shape, dtype=np.bool_)
         _core.dropout_forward(_c(x), ratio, seed, mask, y)
     else:
@@ -222,13 +223,17 @@ def _batchnorm(
     dt: np.dtype,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xc = _c(x, dt)
+    # check_batchnorm_forward: running_mean and running_var are both given or both None, and
+    # given in inference.
     if train:
         mean = np.empty(x.shape[1], dtype=dt)
         var = np.empty(x.shape[1], dtype=dt)
         _core.batchnorm_stats(xc, mean, var)
         if running_mean is not None:  # the reference's own update: same promotion, in place
+            assert running_var is not None
             R._update_running_stats(running_mean, running_var, mean, var, momentum)
     else:
+        assert running_var is not None
         mean = np.array(running_mean, dtype=dt, order="C")  # a copy, as the reference's astype
         var = running_var.astype(dt)
     inv_std = _c(1 / np.sqrt(var + eps), dt)
