@@ -124,7 +124,8 @@ void def_update(py::module_& m, const char* name, std::array<const char*, S> sta
           const T* pg = data_of<T>(grad, d, name, "grad");
           std::array<T*, S> ps{};
           std::vector<const py::array*> all = {&param, &grad};
-          for (std::size_t i = 0; i < S; ++i) {
+          // states.size(), not S: with S == 0 (sgd) gcc's -Wtype-limits flags `i < 0`.
+          for (std::size_t i = 0; i < states.size(); ++i) {
             ps[i] = mutable_data_of<T>(states[i], d, name, state_names[i]);
             all.push_back(&states[i]);
           }
