@@ -15,11 +15,9 @@ from fastcnn import _core
 from fastcnn import _validation as V
 from fastcnn.reference import functional as _reference
 
+_c = V.kernel_array  # C-contiguous and aligned, as the kernels take arrays
+
 IntOrPair = Union[int, tuple[int, int]]
-
-
-def _c(a: np.ndarray, dt: np.dtype) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=dt)
 
 
 def conv2d_forward(

@@ -16,8 +16,12 @@ from fastcnn import _validation as V
 
 
 def _element_strided(x: np.ndarray) -> np.ndarray:
-    # The kernel takes strides in elements: byte-misaligned views are copied.
-    return np.ascontiguousarray(x) if any(s % x.itemsize for s in x.strides) else x
+    # The kernel takes strides in elements and loads whole elements: a view whose data address
+    # or any stride is not a multiple of the item size is copied (np.ascontiguousarray would
+    # keep a misaligned C-contiguous view as it is).
+    if x.flags.aligned and not any(s % x.itemsize for s in x.strides):
+        return x
+    return x.copy(order="C")
 
 
 def product_into(op_a: np.ndarray, op_b: np.ndarray, out: np.ndarray, alpha: float,
@@ -54,9 +58,11 @@ def gemm(
         target = np.empty((op_a.shape[0], op_b.shape[1]), dtype=dt)
         beta = 0.0
     elif out.size and (
-        (out.shape[1] > 1 and out.strides[1] != out.itemsize) or out.strides[0] % out.itemsize
+        (out.shape[1] > 1 and out.strides[1] != out.itemsize)
+        or out.strides[0] % out.itemsize
+        or not out.flags.aligned
     ):
-        target = np.ascontiguousarray(out)
+        target = out.copy(order="C")
     else:
         target = out
     product_into(op_a.astype(dt, copy=False), op_b.astype(dt, copy=False), target, alpha, beta)

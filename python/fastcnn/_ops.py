@@ -31,6 +31,8 @@ from fastcnn import _core
 from fastcnn import _validation as V
 from fastcnn.reference import functional as R
 
+_c = V.kernel_array  # C-contiguous and aligned, as the kernels take arrays
+
 __all__ = [
     "relu_forward",
     "relu_backward",
@@ -54,11 +56,6 @@ __all__ = [
 ]
 
 
-def _c(a: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """a as a C-contiguous array of dtype (no copy when it already is one; 0-d stays 0-d)."""
-    return np.asarray(a, dtype=dtype, order="C")
-
-
 # ---------------------------------------------------------------------------------------------
 # Activations
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +70,7 @@ def _unary_forward(where: str, kernel: Callable[..., None], x: np.ndarray) -> np
     x = V.check_unary_forward(x, where)
     if x.ndim == 0:
         return getattr(R, where)(x)
-    if not x.flags.c_contiguous:
+    if not (x.flags.c_contiguous and x.flags.aligned):
         x = _c(x)
     y = np.empty_like(x)
     kernel(x, y)
@@ -381,9 +378,7 @@ def _update(
     if not _kernel_ok(param, grad, checked_states):
         getattr(R, where)(param, grad, *checked_states, *checked)
         return
-    work = [
-        a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in (param, *checked_states)
-    ]
+    work = [_c(a) for a in (param, *checked_states)]
     getattr(_core, where)(work[0], _c(grad), *work[1:], *kernel_scalars(checked))
     for orig, w in zip((param, *checked_states), work):
         if w is not orig:

@@ -37,7 +37,7 @@ def max_pool2d_forward(
         return _reference.max_pool2d_forward(x, g.window, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=x.dtype)
     argmax = np.empty(g.y_shape, dtype=np.int64)
-    _core.max_pool2d_forward(np.ascontiguousarray(x), y, argmax, g.astuple())
+    _core.max_pool2d_forward(V.kernel_array(x), y, argmax, g.astuple())
     return y, argmax
 
 
@@ -61,9 +61,9 @@ def max_pool2d_backward(
     if g.empty:
         return _reference.max_pool2d_backward(dy, argmax, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    am = np.ascontiguousarray(argmax, dtype=np.int64)
+    am = V.kernel_array(argmax, np.int64)
     try:
-        _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, g.astuple())
+        _core.max_pool2d_backward(V.kernel_array(dy), am, dx, g.astuple())
     except ValueError:  # the kernel found an argmax out of range: the reference's message
         V.check_argmax_range(argmax, g, where)
         raise
@@ -82,7 +82,7 @@ def avg_pool2d_forward(
     if g.empty:
         return _reference.avg_pool2d_forward(x, g.window, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=x.dtype)
-    _core.avg_pool2d_forward(np.ascontiguousarray(x), y, g.astuple())
+    _core.avg_pool2d_forward(V.kernel_array(x), y, g.astuple())
     return y
 
 
@@ -98,5 +98,5 @@ def avg_pool2d_backward(
     if g.empty:
         return _reference.avg_pool2d_backward(dy, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    _core.avg_pool2d_backward(np.ascontiguousarray(dy), dx, g.astuple())
+    _core.avg_pool2d_backward(V.kernel_array(dy), dx, g.astuple())
     return dx

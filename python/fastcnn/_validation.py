@@ -285,6 +285,15 @@ def as_array(a: Any, name: str, where: str = "") -> np.ndarray:
         raise TypeError(_msg(where, f"{name} could not be converted to an array: {exc}")) from exc
 
 
+def kernel_array(a: Any, dtype: Any = None) -> np.ndarray:
+    """a as the compiled kernels take an array: C-contiguous and aligned, of ``dtype`` (no copy
+    when it already is one; 0-d stays 0-d). numpy keeps a misaligned C-contiguous view (e.g.
+    one at an odd offset of a byte buffer) as it is, but the kernels load whole elements, and a
+    misaligned load is undefined behaviour in C++, so such a view is copied."""
+    a = np.asarray(a, dtype=dtype, order="C")
+    return a if a.flags.aligned else a.copy()
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype | None:
     """The float dtype an array of ``dtype`` is computed in, or None if it is not a real array.
 
