@@ -86,8 +86,8 @@ const T* data_of(const py::array& a, const Dims& dims, const char* where, const 
   // Messages are built only on failure: small-op calls run this several times per call.
   auto what = [&] { return std::string(where) + ": " + name; };
   if (!is_dtype<T>(a)) {
-    throw py::type_error(what() + " has dtype " + std::string(py::str(a.dtype())) +
-                         ", expected " + std::string(py::str(py::dtype::of<T>())));
+    throw py::type_error(what() + " has dtype " + std::string(py::str(a.dtype())) + ", expected " +
+                         std::string(py::str(py::dtype::of<T>())));
   }
   const bool same_shape = static_cast<std::size_t>(a.ndim()) == dims.size() &&
                           std::equal(dims.begin(), dims.end(), a.shape());
