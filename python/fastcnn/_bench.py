@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TextIO
 
 import numpy as np
@@ -128,7 +129,7 @@ def conv_case(name: str, torch: Any = None) -> dict[str, Pair]:
     for backend, mod in (("fastcnn", fast_layers), ("reference", ref_layers)):
         layer = mod.Convolution(w, b, 1, pad)
         dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape, dtype=np.float32)
-        cases[backend] = (lambda lay=layer: lay.forward(x), lambda lay=layer, d=dy: lay.backward(d))
+        cases[backend] = (partial(layer.forward, x), partial(layer.backward, dy))
     _check(cases, name)
     if torch is not None:
         conv = torch.nn.Conv2d(c, k, 3, 1, pad)
@@ -149,7 +150,7 @@ def pool_case(torch: Any = None) -> dict[str, Pair]:
     for backend, mod in (("fastcnn", fast_layers), ("reference", ref_layers)):
         layer = mod.Pooling(2, 2, 2)
         dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape, dtype=np.float32)
-        cases[backend] = (lambda lay=layer: lay.forward(x), lambda lay=layer, d=dy: lay.backward(d))
+        cases[backend] = (partial(layer.forward, x), partial(layer.backward, dy))
     _check(cases, POOL)
     if torch is not None:
         cases["torch"] = _torch_pair(torch, torch.nn.MaxPool2d(2, 2), x, cases["reference"], POOL)

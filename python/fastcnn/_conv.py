@@ -15,15 +15,9 @@ from fastcnn import _validation as V
 from fastcnn._env import _core
 from fastcnn.reference import functional as _reference
 
+_c = V.kernel_array  # C-contiguous and aligned, as the kernels take arrays
+
 IntOrPair = Union[int, tuple[int, int]]
-
-
-def _geometry(g: V.Geometry2d) -> tuple[int, ...]:
-    return (g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.sh, g.sw, g.ph, g.pw, g.p, g.q)
-
-
-def _c(a: np.ndarray, dt: np.dtype) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=dt)
 
 
 def conv2d_forward(
@@ -51,7 +45,7 @@ def _forward(x: Any, w: Any, b: Any, stride: IntOrPair, pad: IntOrPair, relu: bo
         return reference(x, w, b, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=dt)
     bb = None if b is None else _c(b, dt)
-    _core.conv2d_forward(_c(x, dt), _c(w, dt), bb, y, _geometry(g), relu)
+    _core.conv2d_forward(_c(x, dt), _c(w, dt), bb, y, g.astuple(), relu)
     return y
 
 
@@ -72,7 +66,7 @@ def conv2d_backward(
     if g.empty:  # zero or empty gradients
         return _reference.conv2d_backward(dy, x, w, g.stride, g.pad, need_dx)
     dy, w = _c(dy, dt), _c(w, dt)
-    geom = _geometry(g)
+    geom = g.astuple()
     dw = np.empty(g.w_shape, dtype=dt)
     db = np.empty((g.k,), dtype=dt)
     _core.conv2d_backward_weights(dy, _c(x, dt), dw, db, geom)

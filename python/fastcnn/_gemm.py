@@ -16,8 +16,12 @@ from fastcnn._env import _core
 
 
 def _element_strided(x: np.ndarray) -> np.ndarray:
-    # The kernel takes strides in elements: byte-misaligned views are copied.
-    return np.ascontiguousarray(x) if any(s % x.itemsize for s in x.strides) else x
+    # The kernel takes strides in elements and loads whole elements: a view whose data address
+    # or any stride is not a multiple of the item size is copied (np.ascontiguousarray would
+    # keep a misaligned C-contiguous view as it is).
+    if x.flags.aligned and not any(s % x.itemsize for s in x.strides):
+        return x
+    return x.copy(order="C")
 
 
 def product_into(op_a: np.ndarray, op_b: np.ndarray, out: np.ndarray, alpha: float,
@@ -50,14 +54,17 @@ def gemm(
     released.
     """
     op_a, op_b, alpha, beta, out, dt = V.check_gemm(a, b, trans_a, trans_b, alpha, beta, out)
-    target = out
     if out is None:
         target = np.empty((op_a.shape[0], op_b.shape[1]), dtype=dt)
         beta = 0.0
     elif out.size and (
-        (out.shape[1] > 1 and out.strides[1] != out.itemsize) or out.strides[0] % out.itemsize
+        (out.shape[1] > 1 and out.strides[1] != out.itemsize)
+        or out.strides[0] % out.itemsize
+        or not out.flags.aligned
     ):
-        target = np.ascontiguousarray(out)
+        target = out.copy(order="C")
+    else:
+        target = out
     product_into(op_a.astype(dt, copy=False), op_b.astype(dt, copy=False), target, alpha, beta)
     if out is None:
         return target

@@ -31,6 +31,8 @@ from fastcnn import _validation as V
 from fastcnn._env import _core
 from fastcnn.reference import functional as R
 
+_c = V.kernel_array  # C-contiguous and aligned, as the kernels take arrays
+
 __all__ = [
     "relu_forward",
     "relu_backward",
@@ -54,11 +56,6 @@ __all__ = [
 ]
 
 
-def _c(a: np.ndarray, dtype: Any = None) -> np.ndarray:
-    """a as a C-contiguous array of dtype (no copy when it already is one; 0-d stays 0-d)."""
-    return np.asarray(a, dtype=dtype, order="C")
-
-
 # ---------------------------------------------------------------------------------------------
 # Activations
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +70,7 @@ def _unary_forward(where: str, kernel: Callable[..., None], x: np.ndarray) -> np
     x = V.check_unary_forward(x, where)
     if x.ndim == 0:
         return getattr(R, where)(x)
-    if not x.flags.c_contiguous:
+    if not (x.flags.c_contiguous and x.flags.aligned):
         x = _c(x)
     y = np.empty_like(x)
     kernel(x, y)
@@ -188,6 +185,7 @@ def dropout_forward(
         _core.scale_forward(_c(x), 1.0 - ratio, y)
         return y, None
     if mask is None:
+        assert seed is not None  # check_dropout_forward: exactly one of seed and mask
         mask = np.empty(x.shape, dtype=np.bool_)
         _core.dropout_forward(_c(x), ratio, seed, mask, y)
     else:
@@ -222,13 +220,17 @@ def _batchnorm(
     dt: np.dtype,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xc = _c(x, dt)
+    # check_batchnorm_forward: running_mean and running_var are both given or both None, and
+    # given in inference.
     if train:
         mean = np.empty(x.shape[1], dtype=dt)
         var = np.empty(x.shape[1], dtype=dt)
         _core.batchnorm_stats(xc, mean, var)
         if running_mean is not None:  # the reference's own update: same promotion, in place
+            assert running_var is not None
             R._update_running_stats(running_mean, running_var, mean, var, momentum)
     else:
+        assert running_var is not None
         mean = np.array(running_mean, dtype=dt, order="C")  # a copy, as the reference's astype
         var = running_var.astype(dt)
     inv_std = _c(1 / np.sqrt(var + eps), dt)
@@ -376,9 +378,7 @@ def _update(
     if not _kernel_ok(param, grad, checked_states):
         getattr(R, where)(param, grad, *checked_states, *checked)
         return
-    work = [
-        a if a.flags.c_contiguous else np.ascontiguousarray(a) for a in (param, *checked_states)
-    ]
+    work = [_c(a) for a in (param, *checked_states)]
     getattr(_core, where)(work[0], _c(grad), *work[1:], *kernel_scalars(checked))
     for orig, w in zip((param, *checked_states), work):
         if w is not orig:

@@ -23,10 +23,6 @@ __all__ = [
 IntOrPair = V.IntOrPair
 
 
-def _geom(g: V.Geometry2d) -> tuple[int, ...]:
-    return (g.n, g.c, g.h, g.w, g.k, g.r, g.s, g.sh, g.sw, g.ph, g.pw, g.p, g.q)
-
-
 def max_pool2d_forward(
     x: np.ndarray, window: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +37,7 @@ def max_pool2d_forward(
         return _reference.max_pool2d_forward(x, g.window, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=x.dtype)
     argmax = np.empty(g.y_shape, dtype=np.int64)
-    _core.max_pool2d_forward(np.ascontiguousarray(x), y, argmax, _geom(g))
+    _core.max_pool2d_forward(V.kernel_array(x), y, argmax, g.astuple())
     return y, argmax
 
 
@@ -65,9 +61,9 @@ def max_pool2d_backward(
     if g.empty:
         return _reference.max_pool2d_backward(dy, argmax, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    am = np.ascontiguousarray(argmax, dtype=np.int64)
+    am = V.kernel_array(argmax, np.int64)
     try:
-        _core.max_pool2d_backward(np.ascontiguousarray(dy), am, dx, _geom(g))
+        _core.max_pool2d_backward(V.kernel_array(dy), am, dx, g.astuple())
     except ValueError:  # the kernel found an argmax out of range: the reference's message
         V.check_argmax_range(argmax, g, where)
         raise
@@ -86,7 +82,7 @@ def avg_pool2d_forward(
     if g.empty:
         return _reference.avg_pool2d_forward(x, g.window, g.stride, g.pad)
     y = np.empty(g.y_shape, dtype=x.dtype)
-    _core.avg_pool2d_forward(np.ascontiguousarray(x), y, _geom(g))
+    _core.avg_pool2d_forward(V.kernel_array(x), y, g.astuple())
     return y
 
 
@@ -102,5 +98,5 @@ def avg_pool2d_backward(
     if g.empty:
         return _reference.avg_pool2d_backward(dy, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    _core.avg_pool2d_backward(np.ascontiguousarray(dy), dx, _geom(g))
+    _core.avg_pool2d_backward(V.kernel_array(dy), dx, g.astuple())
     return dx

@@ -11,7 +11,7 @@ import math
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, SupportsInt, Union, cast
 
 import numpy as np
 
@@ -106,7 +106,8 @@ def as_pair(value: IntOrPair, name: str, where: str = "") -> Pair:
     2 (ValueError). Range checks are left to the caller (see check_stride / check_pad / ...).
     """
     if _is_int(value):
-        return (int(value), int(value))
+        v = int(cast(SupportsInt, value))  # an int or another numbers.Integral
+        return (v, v)
     if isinstance(value, np.ndarray):
         if value.ndim != 1:
             raise ValueError(
@@ -284,6 +285,15 @@ def as_array(a: Any, name: str, where: str = "") -> np.ndarray:
         raise TypeError(_msg(where, f"{name} could not be converted to an array: {exc}")) from exc
 
 
+def kernel_array(a: Any, dtype: Any = None) -> np.ndarray:
+    """a as the compiled kernels take an array: C-contiguous and aligned, of ``dtype`` (no copy
+    when it already is one; 0-d stays 0-d). numpy keeps a misaligned C-contiguous view (e.g.
+    one at an odd offset of a byte buffer) as it is, but the kernels load whole elements, and a
+    misaligned load is undefined behaviour in C++, so such a view is copied."""
+    a = np.asarray(a, dtype=dtype, order="C")
+    return a if a.flags.aligned else a.copy()
+
+
 def compute_dtype(dtype: np.dtype) -> np.dtype | None:
     """The float dtype an array of ``dtype`` is computed in, or None if it is not a real array.
 
@@ -431,6 +441,9 @@ def result_dtype(*arrays: np.ndarray | None) -> np.dtype:
 # ---------------------------------------------------------------------------------------------
 
 
+GeometryTuple = tuple[int, int, int, int, int, int, int, int, int, int, int, int, int]
+
+
 @dataclass(frozen=True)
 class Geometry2d:
     """Geometry of a 2-D sliding window op on NCHW data.
@@ -459,6 +472,12 @@ class Geometry2d:
         or filters, an empty image or window): the result is all-zero, bias-only or empty, and
         the backends compute it with the reference's numpy, which allocates nothing more."""
         return 0 in (self.n, self.c, self.h, self.w, self.k, self.r, self.s)
+
+    def astuple(self) -> GeometryTuple:
+        """(n, c, h, w, k, r, s, sh, sw, ph, pw, p, q): the form the kernels are bound with
+        (src/cpp/bindings/bindings.h, GeometryTuple)."""
+        return (self.n, self.c, self.h, self.w, self.k, self.r, self.s, self.sh, self.sw,
+                self.ph, self.pw, self.p, self.q)  # fmt: skip
 
     @property
     def x_shape(self) -> tuple[int, int, int, int]:

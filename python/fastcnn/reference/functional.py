@@ -474,6 +474,7 @@ def dropout_forward(
     if not train:
         return x * (1.0 - ratio), None
     if mask is None:
+        assert seed is not None  # check_dropout_forward: exactly one of seed and mask
         mask = dropout_mask(x.shape, ratio, seed)
     return x * mask, mask
 

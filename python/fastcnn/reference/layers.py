@@ -230,6 +230,7 @@ class Dropout(Layer):
         self.mask: np.ndarray | None = None
 
     def _next_seed(self) -> int:
+        assert self.seed is not None  # forward draws from the global RNG without a seed
         call_seed = _splitmix64_int((int(self.seed) + self.calls) & ((1 << 64) - 1))
         self.calls += 1
         return call_seed

@@ -31,8 +31,8 @@ void bind_common(py::module_& m) {
     return out;
   });
   m.def("get_isa", [] { return std::string(isa_name(active_isa())); });
-  m.def("set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); },
-        py::arg("name"));
+  m.def(
+      "set_isa", [](const std::string& name) { set_active_isa(parse_isa(name)); }, py::arg("name"));
   m.def("get_winograd_min_tiles", [] {
     const WinogradMinTiles t = get_winograd_min_tiles();
     return py::make_tuple(t.forward, t.weights);

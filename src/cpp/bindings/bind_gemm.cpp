@@ -27,13 +27,13 @@ void bind_gemm(py::module_& m) {
   m.def(
       "gemm",
       [](const py::array& a, const py::array& b, py::array& c, double alpha, double beta) {
-        require(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2,
-                "gemm: a, b and out must be 2-D");
+        require(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2, "gemm: a, b and out must be 2-D");
         require(a.shape(1) == b.shape(0) && c.shape(0) == a.shape(0) && c.shape(1) == b.shape(1),
                 "gemm: shapes do not agree: a" + shape_str(a) + " b" + shape_str(b) + " out" +
                     shape_str(c));
         require(c.writeable(), "gemm: out must be writeable");
-        require(c.shape(0) == 0 || c.shape(1) <= 1 || c.strides(1) == static_cast<py::ssize_t>(c.itemsize()),
+        require(c.shape(0) == 0 || c.shape(1) <= 1 ||
+                    c.strides(1) == static_cast<py::ssize_t>(c.itemsize()),
                 "gemm: out must have unit stride along its last axis");
         if (is_dtype<float>(a) && is_dtype<float>(b) && is_dtype<float>(c)) {
           gemm_typed<float>(a, b, c, alpha, beta);

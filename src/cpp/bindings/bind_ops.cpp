@@ -89,8 +89,7 @@ void require_disjoint(const std::vector<const py::array*>& arrays, const char* w
   }
   for (std::size_t i = 0; i < ranges.size(); ++i) {
     for (std::size_t j = i + 1; j < ranges.size(); ++j) {
-      const bool overlap = ranges[i].first < ranges[j].second &&
-                           ranges[j].first < ranges[i].second;
+      const bool overlap = ranges[i].first < ranges[j].second && ranges[j].first < ranges[i].second;
       require(!overlap, std::string(where) + ": param, grad and state arrays must not overlap");
     }
   }
@@ -100,8 +99,8 @@ void require_disjoint(const std::vector<const py::array*>& arrays, const char* w
 // grad and the states share one float dtype and shape and are pairwise disjoint; then
 // call(n, param, grad, states, scalars) runs the kernel with the GIL released.
 template <std::size_t S, std::size_t K, class Call>
-void def_update(py::module_& m, const char* name, std::array<const char*, S> state_names,
-                Call call, const char* doc) {
+void def_update(py::module_& m, const char* name, std::array<const char*, S> state_names, Call call,
+                const char* doc) {
   m.def(
       name,
       [name, state_names, call](py::array& param, const py::array& grad, const py::args& rest) {
@@ -124,7 +123,8 @@ void def_update(py::module_& m, const char* name, std::array<const char*, S> sta
           const T* pg = data_of<T>(grad, d, name, "grad");
           std::array<T*, S> ps{};
           std::vector<const py::array*> all = {&param, &grad};
-          for (std::size_t i = 0; i < S; ++i) {
+          // states.size(), not S: with S == 0 (sgd) gcc's -Wtype-limits flags `i < 0`.
+          for (std::size_t i = 0; i < states.size(); ++i) {
             ps[i] = mutable_data_of<T>(states[i], d, name, state_names[i]);
             all.push_back(&states[i]);
           }
@@ -294,8 +294,8 @@ void bind_ops(py::module_& m) {
 
   m.def(
       "batchnorm_apply",
-      [](const py::array& x, const py::array& gamma, const py::array& beta,
-         const py::array& mean, const py::array& inv_std, py::array& y) {
+      [](const py::array& x, const py::array& gamma, const py::array& beta, const py::array& mean,
+         const py::array& inv_std, py::array& y) {
         constexpr const char* where = "batchnorm_apply";
         const BnLayout L = bn_layout(x, where);
         dispatch_float(x, where, [&](auto tag) {

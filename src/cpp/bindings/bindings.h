@@ -51,11 +51,15 @@ inline void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
-// Stride of axis `axis` in elements; the view must be element-aligned.
+// Stride of axis `axis` in elements; the view must be element-aligned: its strides and, unless
+// it is empty (nothing is loaded), its data address multiples of the item size (a misaligned
+// load is undefined behaviour in C++, which UBSan reports even where x86 would tolerate it).
 inline int64_t elem_stride(const py::array& a, int axis, const char* name) {
   const int64_t bytes = a.strides(axis);
-  require(bytes % static_cast<int64_t>(a.itemsize()) == 0,
-          std::string(name) + ": strides must be multiples of the item size");
+  const auto item = static_cast<int64_t>(a.itemsize());
+  require(a.size() == 0 || reinterpret_cast<std::uintptr_t>(a.data()) % item == 0,
+          std::string(name) + ": must be aligned to its item size");
+  require(bytes % item == 0, std::string(name) + ": strides must be multiples of the item size");
   return bytes / static_cast<int64_t>(a.itemsize());
 }
 
@@ -74,15 +78,17 @@ inline Dims x_dims(const Geometry2d& g) { return {g.n, g.c, g.h, g.w}; }
 inline Dims y_dims(const Geometry2d& g) { return {g.n, g.k, g.p, g.q}; }
 inline Dims w_dims(const Geometry2d& g) { return {g.k, g.c, g.r, g.s}; }
 
-// Data of `a`, which must be a C-contiguous array of T with exactly the shape `dims`
-// (TypeError for the wrong dtype, ValueError otherwise).
+// Data of `a`, which must be a C-contiguous array of T, aligned unless empty, with exactly the
+// shape `dims`
+// (TypeError for the wrong dtype, ValueError otherwise; the Python layer copies a misaligned
+// view first, fastcnn._validation.kernel_array).
 template <class T>
 const T* data_of(const py::array& a, const Dims& dims, const char* where, const char* name) {
   // Messages are built only on failure: small-op calls run this several times per call.
   auto what = [&] { return std::string(where) + ": " + name; };
   if (!is_dtype<T>(a)) {
-    throw py::type_error(what() + " has dtype " + std::string(py::str(a.dtype())) +
-                         ", expected " + std::string(py::str(py::dtype::of<T>())));
+    throw py::type_error(what() + " has dtype " + std::string(py::str(a.dtype())) + ", expected " +
+                         std::string(py::str(py::dtype::of<T>())));
   }
   const bool same_shape = static_cast<std::size_t>(a.ndim()) == dims.size() &&
                           std::equal(dims.begin(), dims.end(), a.shape());
@@ -91,6 +97,9 @@ const T* data_of(const py::array& a, const Dims& dims, const char* where, const 
             what() + " has shape " + shape_str(a) + " but the geometry needs " + dims_str(dims));
   }
   if ((a.flags() & py::array::c_style) == 0) require(false, what() + " must be C-contiguous");
+  if (a.size() != 0 && reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0) {
+    require(false, what() + " must be aligned to its item size");
+  }
   return static_cast<const T*>(a.data());
 }
 

@@ -15,8 +15,12 @@ namespace fastcnn {
 struct Geometry2d {
   int64_t n, c, h, w, k, r, s, sh, sw, ph, pw, p, q;
 
-  int64_t x_size() const { return checked_mul(checked_mul(n, c, "x"), checked_mul(h, w, "x"), "x"); }
-  int64_t y_size() const { return checked_mul(checked_mul(n, k, "y"), checked_mul(p, q, "y"), "y"); }
+  int64_t x_size() const {
+    return checked_mul(checked_mul(n, c, "x"), checked_mul(h, w, "x"), "x");
+  }
+  int64_t y_size() const {
+    return checked_mul(checked_mul(n, k, "y"), checked_mul(p, q, "y"), "y");
+  }
 
   // Throws std::invalid_argument unless the fields are positive and consistent.
   void validate(const char* where) const {

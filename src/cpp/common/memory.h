@@ -23,7 +23,9 @@ inline int64_t checked_mul(int64_t a, int64_t b, const char* what) {
   return r;
 }
 
-inline int64_t round_up(int64_t x, int64_t multiple) { return (x + multiple - 1) / multiple * multiple; }
+inline int64_t round_up(int64_t x, int64_t multiple) {
+  return (x + multiple - 1) / multiple * multiple;
+}
 inline int64_t ceil_div(int64_t x, int64_t d) { return (x + d - 1) / d; }
 
 // A 64-byte-aligned, uninitialised array of T that frees itself.

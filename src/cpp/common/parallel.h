@@ -29,9 +29,7 @@ struct Work {
   double flops = 0;
   double bytes = 0;
 };
-inline Work operator*(Work w, double times) {
-  return Work{w.flops * times, w.bytes * times};
-}
+inline Work operator*(Work w, double times) { return Work{w.flops * times, w.bytes * times}; }
 
 // Parts to split a region with `items` independent work items and total `work` into (>= 1),
 // one per thread it is worth: never more than the items or the threads, nor more than leave

@@ -188,12 +188,8 @@ void set_winograd_min_tiles(WinogradMinTiles t) {
   g_weights_min_tiles.store(t.weights, std::memory_order_relaxed);
 }
 
-bool winograd_enabled() {
-  return g_winograd.load(std::memory_order_relaxed);
-}
-void set_winograd_enabled(bool enabled) {
-  g_winograd.store(enabled, std::memory_order_relaxed);
-}
+bool winograd_enabled() { return g_winograd.load(std::memory_order_relaxed); }
+void set_winograd_enabled(bool enabled) { g_winograd.store(enabled, std::memory_order_relaxed); }
 
 namespace {
 // With the portable scalar micro-kernels (ISA generic) Winograd measured 1.7x slower than
@@ -205,9 +201,7 @@ bool winograd_shape(const Geometry2d& g) {
 }  // namespace
 
 // 2x2 output tiles of the whole batch.
-int64_t winograd_tiles(const Geometry2d& g) {
-  return g.n * ceil_div(g.p, 2) * ceil_div(g.q, 2);
-}
+int64_t winograd_tiles(const Geometry2d& g) { return g.n * ceil_div(g.p, 2) * ceil_div(g.q, 2); }
 
 // Measured against the direct form on this project's development machine (Zen 4): with fewer
 // than 16 output channels the forward's GEMMs fill half a 16-wide micro-tile and lose; the

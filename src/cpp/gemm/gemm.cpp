@@ -19,10 +19,17 @@ namespace {
 
 // {packed-A, strided-A, indirect-B, indirect-A and strided-AB kernels, MR, NR, MC, KC, NC,
 // name} for <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b|_indirect_a|_strided_ab]__<isa>.
-#define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc)                                 \
-  {dt##_gemm_ukernel_##tile##__##isa, dt##_gemm_ukernel_##tile##_strided_a__##isa,             \
-   dt##_gemm_ukernel_##tile##_indirect_b__##isa, dt##_gemm_ukernel_##tile##_indirect_a__##isa, \
-   dt##_gemm_ukernel_##tile##_strided_ab__##isa, mr, nr, mc, kc, nc,                           \
+#define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc) \
+  {dt##_gemm_ukernel_##tile##__##isa,                          \
+   dt##_gemm_ukernel_##tile##_strided_a__##isa,                \
+   dt##_gemm_ukernel_##tile##_indirect_b__##isa,               \
+   dt##_gemm_ukernel_##tile##_indirect_a__##isa,               \
+   dt##_gemm_ukernel_##tile##_strided_ab__##isa,               \
+   mr,                                                         \
+   nr,                                                         \
+   mc,                                                         \
+   kc,                                                         \
+   nc,                                                         \
    #dt "_gemm_ukernel_" #tile "__" #isa}
 
 // One dtype's configurations; an ISA this build has no kernels for falls back to generic.
@@ -81,11 +88,11 @@ constexpr const GemmConfig<T>& avx512_narrow_config() {
 #endif
 
 constexpr GemmConfigs<float> kF32Configs{
-    FASTCNN_GEMM_CONFIG(f32, 4x8, generic, 4, 8, 128, 256, 4096),
-    FASTCNN_AVX2_CONFIG(kF32Avx2), FASTCNN_AVX512_CONFIG(kF32Avx512)};
+    FASTCNN_GEMM_CONFIG(f32, 4x8, generic, 4, 8, 128, 256, 4096), FASTCNN_AVX2_CONFIG(kF32Avx2),
+    FASTCNN_AVX512_CONFIG(kF32Avx512)};
 constexpr GemmConfigs<double> kF64Configs{
-    FASTCNN_GEMM_CONFIG(f64, 4x4, generic, 4, 4, 96, 256, 4096),
-    FASTCNN_AVX2_CONFIG(kF64Avx2), FASTCNN_AVX512_CONFIG(kF64Avx512)};
+    FASTCNN_GEMM_CONFIG(f64, 4x4, generic, 4, 4, 96, 256, 4096), FASTCNN_AVX2_CONFIG(kF64Avx2),
+    FASTCNN_AVX512_CONFIG(kF64Avx512)};
 
 constexpr bool nr_fits(const GemmConfig<float>& f, const GemmConfig<double>& d) {
   return f.nr <= kMaxNr && d.nr <= kMaxNr;
@@ -143,8 +150,8 @@ const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int
   return active;
 }
 
-template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>&, int64_t,
-                                                         int64_t, int);
+template const GemmConfig<float>& gemm_config_for<float>(const GemmConfig<float>&, int64_t, int64_t,
+                                                         int);
 template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<double>&, int64_t,
                                                            int64_t, int);
 

@@ -96,8 +96,8 @@ PrepackedPanels<T> prepack_b(const GemmConfig<T>& cfg, const StridedMatrix<T>& b
 // Loop order jc (NC) > pc (KC, pack B) > ic (MC, pack A) > jr (NR) > ir (MR, micro-kernel).
 template <class T, class PackA, class PackB>
 void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-                      int64_t K, T alpha, const PackA& pack_a, const PackB& pack_b, T beta,
-                      T* C, int64_t ldc, GemmScratch<T>& scratch) {
+                      int64_t K, T alpha, const PackA& pack_a, const PackB& pack_b, T beta, T* C,
+                      int64_t ldc, GemmScratch<T>& scratch) {
   const int64_t MR = cfg.mr, NR = cfg.nr;
   T* abuf = scratch.a.data();
   T* bbuf = scratch.b.data();
@@ -123,8 +123,8 @@ void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t 
             const int64_t mr = std::min(MR, mc - ir);
             if constexpr (kInPlaceA<T, PackA>) {
               const StridedMatrix<T>& a = pack_a.a;
-              cfg.ukernel_strided_a(kc, a.p + (ic + ir) * a.rs + pc * a.cs, a.rs, a.cs, bp, ct,
-                                    ldc, alpha, beta_k, mr, nr);
+              cfg.ukernel_strided_a(kc, a.p + (ic + ir) * a.rs + pc * a.cs, a.rs, a.cs, bp, ct, ldc,
+                                    alpha, beta_k, mr, nr);
             } else {
               cfg.ukernel(kc, ablock + ir * kc, 0, 0, bp, ct, ldc, alpha, beta_k, mr, nr);
             }

@@ -28,7 +28,8 @@ inline void pack_panel(const T* src, int64_t lane_stride, int64_t step_stride, i
                        int64_t steps, T* dst) {
   if (valid == W && lane_stride == 1) {
     // Lanes contiguous in memory: each step is one W-element copy.
-    for (int64_t k = 0; k < steps; ++k) std::memcpy(dst + k * W, src + k * step_stride, W * sizeof(T));
+    for (int64_t k = 0; k < steps; ++k)
+      std::memcpy(dst + k * W, src + k * step_stride, W * sizeof(T));
     return;
   }
   if (valid == W && step_stride == 1) {
@@ -60,13 +61,20 @@ template <class T>
 void pack_panels_dispatch(int width, const T* src, int64_t lane_stride, int64_t step_stride,
                           int64_t lanes, int64_t steps, T* dst) {
   switch (width) {
-    case 4: return pack_panels<T, 4>(src, lane_stride, step_stride, lanes, steps, dst);
-    case 6: return pack_panels<T, 6>(src, lane_stride, step_stride, lanes, steps, dst);
-    case 8: return pack_panels<T, 8>(src, lane_stride, step_stride, lanes, steps, dst);
-    case 12: return pack_panels<T, 12>(src, lane_stride, step_stride, lanes, steps, dst);
-    case 16: return pack_panels<T, 16>(src, lane_stride, step_stride, lanes, steps, dst);
-    case 32: return pack_panels<T, 32>(src, lane_stride, step_stride, lanes, steps, dst);
-    default: throw std::logic_error("pack_panels: unsupported micro-panel width");
+    case 4:
+      return pack_panels<T, 4>(src, lane_stride, step_stride, lanes, steps, dst);
+    case 6:
+      return pack_panels<T, 6>(src, lane_stride, step_stride, lanes, steps, dst);
+    case 8:
+      return pack_panels<T, 8>(src, lane_stride, step_stride, lanes, steps, dst);
+    case 12:
+      return pack_panels<T, 12>(src, lane_stride, step_stride, lanes, steps, dst);
+    case 16:
+      return pack_panels<T, 16>(src, lane_stride, step_stride, lanes, steps, dst);
+    case 32:
+      return pack_panels<T, 32>(src, lane_stride, step_stride, lanes, steps, dst);
+    default:
+      throw std::logic_error("pack_panels: unsupported micro-panel width");
   }
 }
 

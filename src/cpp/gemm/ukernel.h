@@ -47,12 +47,12 @@ constexpr int kMaxNr = 32;
 
 template <class T>
 struct GemmConfig {
-  GemmUkernelFn<T> ukernel = nullptr;            // packed A
-  GemmUkernelFn<T> ukernel_strided_a = nullptr;  // A read in place
+  GemmUkernelFn<T> ukernel = nullptr;                      // packed A
+  GemmUkernelFn<T> ukernel_strided_a = nullptr;            // A read in place
   GemmIndirectBUkernelFn<T> ukernel_indirect_b = nullptr;  // packed A, B rows read in place
   GemmIndirectAUkernelFn<T> ukernel_indirect_a = nullptr;  // A read by offsets, packed B
   GemmStridedAbUkernelFn<T> ukernel_strided_ab = nullptr;  // A and B read in place
-  int mr = 0;  // rows of C per micro-tile
+  int mr = 0;                                              // rows of C per micro-tile
   int nr = 0;  // columns of C per micro-tile (a multiple of the vector width)
   // Cache blocking, see gemm.cpp: a kc x nr B micro-panel stays in L1, an mc x kc A block in
   // L2, a kc x nc B panel in L3.
@@ -85,10 +85,10 @@ std::vector<const GemmConfig<T>*> gemm_configs(Isa isa);
 #define FASTCNN_DECLARE_GEMM_UKERNEL(name, T)                                                \
   void name(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c, int64_t ldc, \
             T alpha, T beta, int64_t m, int64_t n)
-#define FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(name, T)                                      \
+#define FASTCNN_DECLARE_GEMM_INDIRECT_B_UKERNEL(name, T)                                        \
   void name(int64_t kc, const T* a, const T* b, const int64_t* boff, T* c, int64_t ldc, T beta, \
             int64_t m, int64_t n)
-#define FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(name, T)                                      \
+#define FASTCNN_DECLARE_GEMM_INDIRECT_A_UKERNEL(name, T)                                        \
   void name(int64_t kc, const T* a, const int64_t* arow, const int64_t* koff, const T* b, T* c, \
             int64_t ldc, T beta, int64_t m, int64_t n)
 #define FASTCNN_DECLARE_GEMM_STRIDED_AB_UKERNEL(name, T)                                     \

@@ -142,8 +142,7 @@ void batchnorm_stats(const BnLayout& L, const T* x, T* mean, T* var) {
   const double count = static_cast<double>(L.n) * static_cast<double>(L.s);
   std::vector<double> sum(static_cast<size_t>(C)), mu(static_cast<size_t>(C));
   channel_sums<false>(
-      L, [&](int64_t i, int64_t) { return static_cast<double>(x[i]); }, kNone, sum.data(),
-      nullptr);
+      L, [&](int64_t i, int64_t) { return static_cast<double>(x[i]); }, kNone, sum.data(), nullptr);
   for (int64_t c = 0; c < C; ++c) mu[c] = sum[c] / count;
   // Two passes, as the reference: the variance about the (here unrounded) mean.
   const double* m = mu.data();
@@ -169,8 +168,8 @@ void batchnorm_apply(const BnLayout& L, const T* x, const T* gamma, const T* bet
 }
 
 template <class T>
-void batchnorm_backward(const BnLayout& L, const T* dy, const T* x, const T* gamma,
-                        const T* mean, const T* inv_std, T* dx, T* dgamma, T* dbeta) {
+void batchnorm_backward(const BnLayout& L, const T* dy, const T* x, const T* gamma, const T* mean,
+                        const T* inv_std, T* dx, T* dgamma, T* dbeta) {
   const int64_t C = L.c;
   std::vector<double> sums(static_cast<size_t>(2 * C));
   channel_sums<true>(
@@ -195,12 +194,12 @@ void batchnorm_backward(const BnLayout& L, const T* dy, const T* x, const T* gam
   });
 }
 
-#define FASTCNN_INSTANTIATE_BATCHNORM(T)                                                      \
-  template void batchnorm_stats<T>(const BnLayout&, const T*, T*, T*);                       \
-  template void batchnorm_apply<T>(const BnLayout&, const T*, const T*, const T*, const T*,  \
-                                   const T*, T*);                                            \
-  template void batchnorm_backward<T>(const BnLayout&, const T*, const T*, const T*,         \
-                                      const T*, const T*, T*, T*, T*);
+#define FASTCNN_INSTANTIATE_BATCHNORM(T)                                                       \
+  template void batchnorm_stats<T>(const BnLayout&, const T*, T*, T*);                         \
+  template void batchnorm_apply<T>(const BnLayout&, const T*, const T*, const T*, const T*,    \
+                                   const T*, T*);                                              \
+  template void batchnorm_backward<T>(const BnLayout&, const T*, const T*, const T*, const T*, \
+                                      const T*, T*, T*, T*);
 FASTCNN_INSTANTIATE_BATCHNORM(float)
 FASTCNN_INSTANTIATE_BATCHNORM(double)
 #undef FASTCNN_INSTANTIATE_BATCHNORM

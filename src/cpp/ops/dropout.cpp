@@ -75,9 +75,9 @@ void scale_forward(int64_t n, const T* x, double scale, T* y) {
                                 });
 }
 
-#define FASTCNN_INSTANTIATE_DROPOUT(T)                                                      \
-  template void dropout_forward<T>(int64_t, const T*, double, uint64_t, uint8_t*, T*);     \
-  template void dropout_apply<T>(int64_t, const T*, const uint8_t*, T*);                   \
+#define FASTCNN_INSTANTIATE_DROPOUT(T)                                                 \
+  template void dropout_forward<T>(int64_t, const T*, double, uint64_t, uint8_t*, T*); \
+  template void dropout_apply<T>(int64_t, const T*, const uint8_t*, T*);               \
   template void scale_forward<T>(int64_t, const T*, double, T*);
 FASTCNN_INSTANTIATE_DROPOUT(float)
 FASTCNN_INSTANTIATE_DROPOUT(double)

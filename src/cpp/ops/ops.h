@@ -27,8 +27,7 @@ void sigmoid_backward(int64_t n, const T* dy, const T* y, T* dx);
 // p = softmax(x) per row; returns mean_n(-log_softmax(x)[n, labels[n]]), rounded to T.
 // labels is (N,), each in [0, M) (checked by the caller).
 template <class T>
-double softmax_xent_forward_labels(int64_t N, int64_t M, const T* x, const int64_t* labels,
-                                   T* p);
+double softmax_xent_forward_labels(int64_t N, int64_t M, const T* x, const int64_t* labels, T* p);
 // As above with float targets t (N, M): returns mean_n(-sum_m t[n,m] * log_softmax(x)[n,m]).
 template <class T>
 double softmax_xent_forward_targets(int64_t N, int64_t M, const T* x, const T* t, T* p);
@@ -73,8 +72,8 @@ void batchnorm_apply(const BnLayout& L, const T* x, const T* gamma, const T* bet
 // dbeta = sum dy, dgamma = sum dy * xhat with xhat = (x - mean) * inv_std, and
 // dx = (gamma * inv_std / m) * ((m * dy - dbeta) - xhat * dgamma), m = N * S.
 template <class T>
-void batchnorm_backward(const BnLayout& L, const T* dy, const T* x, const T* gamma,
-                        const T* mean, const T* inv_std, T* dx, T* dgamma, T* dbeta);
+void batchnorm_backward(const BnLayout& L, const T* dy, const T* x, const T* gamma, const T* mean,
+                        const T* inv_std, T* dx, T* dgamma, T* dbeta);
 
 // ---- optimizer updates (optim.cpp): param, grad and state arrays are flat, n elements ------
 // In place, one pass, the reference's numpy expressions evaluated in T with each Python

@@ -86,8 +86,7 @@ void sgd_update(int64_t n, T* param, const T* grad, double lr) {
 }
 
 template <class T>
-void momentum_update(int64_t n, T* param, const T* grad, T* velocity, double lr,
-                     double momentum) {
+void momentum_update(int64_t n, T* param, const T* grad, T* velocity, double lr, double momentum) {
   const T a = static_cast<T>(lr), mu = static_cast<T>(momentum);
   parallel_elements(n, element_work(5, sizeof(T)), [&](int64_t b, int64_t e) {
     momentum_range(b, e, param, grad, velocity, a, mu);
@@ -95,8 +94,7 @@ void momentum_update(int64_t n, T* param, const T* grad, T* velocity, double lr,
 }
 
 template <class T>
-void nesterov_update(int64_t n, T* param, const T* grad, T* velocity, double lr,
-                     double momentum) {
+void nesterov_update(int64_t n, T* param, const T* grad, T* velocity, double lr, double momentum) {
   const T a = static_cast<T>(lr), mu = static_cast<T>(momentum);
   // momentum*momentum and (1 + momentum)*lr are Python-float products in the reference.
   const T mu2 = static_cast<T>(momentum * momentum);
@@ -134,12 +132,12 @@ void adam_update(int64_t n, T* param, const T* grad, T* m, T* v, double lr_t, do
   });
 }
 
-#define FASTCNN_INSTANTIATE_OPTIM(T)                                                         \
-  template void sgd_update<T>(int64_t, T*, const T*, double);                               \
-  template void momentum_update<T>(int64_t, T*, const T*, T*, double, double);              \
-  template void nesterov_update<T>(int64_t, T*, const T*, T*, double, double);              \
-  template void adagrad_update<T>(int64_t, T*, const T*, T*, double, double);               \
-  template void rmsprop_update<T>(int64_t, T*, const T*, T*, double, double, double);       \
+#define FASTCNN_INSTANTIATE_OPTIM(T)                                                  \
+  template void sgd_update<T>(int64_t, T*, const T*, double);                         \
+  template void momentum_update<T>(int64_t, T*, const T*, T*, double, double);        \
+  template void nesterov_update<T>(int64_t, T*, const T*, T*, double, double);        \
+  template void adagrad_update<T>(int64_t, T*, const T*, T*, double, double);         \
+  template void rmsprop_update<T>(int64_t, T*, const T*, T*, double, double, double); \
   template void adam_update<T>(int64_t, T*, const T*, T*, T*, double, double, double, double);
 FASTCNN_INSTANTIATE_OPTIM(float)
 FASTCNN_INSTANTIATE_OPTIM(double)

@@ -62,8 +62,7 @@ double mean_loss(int64_t N, int64_t M, RowLoss&& row_loss) {
 }  // namespace
 
 template <class T>
-double softmax_xent_forward_labels(int64_t N, int64_t M, const T* x, const int64_t* labels,
-                                   T* p) {
+double softmax_xent_forward_labels(int64_t N, int64_t M, const T* x, const int64_t* labels, T* p) {
   return mean_loss<T>(N, M, [&](int64_t r) {
     const T* xr = x + r * M;
     T mx;
@@ -111,14 +110,12 @@ void softmax_xent_backward_targets(int64_t N, int64_t M, const T* p, const T* t,
                                 });
 }
 
-#define FASTCNN_INSTANTIATE_SOFTMAX_XENT(T)                                                     \
-  template double softmax_xent_forward_labels<T>(int64_t, int64_t, const T*, const int64_t*,  \
-                                                 T*);                                         \
-  template double softmax_xent_forward_targets<T>(int64_t, int64_t, const T*, const T*, T*);  \
-  template void softmax_xent_backward_labels<T>(int64_t, int64_t, const T*, const int64_t*,   \
-                                                double, T*);                                  \
-  template void softmax_xent_backward_targets<T>(int64_t, int64_t, const T*, const T*, double, \
-                                                 T*);
+#define FASTCNN_INSTANTIATE_SOFTMAX_XENT(T)                                                       \
+  template double softmax_xent_forward_labels<T>(int64_t, int64_t, const T*, const int64_t*, T*); \
+  template double softmax_xent_forward_targets<T>(int64_t, int64_t, const T*, const T*, T*);      \
+  template void softmax_xent_backward_labels<T>(int64_t, int64_t, const T*, const int64_t*,       \
+                                                double, T*);                                      \
+  template void softmax_xent_backward_targets<T>(int64_t, int64_t, const T*, const T*, double, T*);
 FASTCNN_INSTANTIATE_SOFTMAX_XENT(float)
 FASTCNN_INSTANTIATE_SOFTMAX_XENT(double)
 #undef FASTCNN_INSTANTIATE_SOFTMAX_XENT

@@ -367,10 +367,10 @@ void avg_pool2d_backward(const Geometry2d& g, const T* dy, T* dx) {
   });
 }
 
-#define FASTCNN_INSTANTIATE_POOL(T)                                                         \
-  template void max_pool2d_forward<T>(const Geometry2d&, const T*, T*, int64_t*);           \
-  template void max_pool2d_backward<T>(const Geometry2d&, const T*, const int64_t*, T*);    \
-  template void avg_pool2d_forward<T>(const Geometry2d&, const T*, T*);                     \
+#define FASTCNN_INSTANTIATE_POOL(T)                                                      \
+  template void max_pool2d_forward<T>(const Geometry2d&, const T*, T*, int64_t*);        \
+  template void max_pool2d_backward<T>(const Geometry2d&, const T*, const int64_t*, T*); \
+  template void avg_pool2d_forward<T>(const Geometry2d&, const T*, T*);                  \
   template void avg_pool2d_backward<T>(const Geometry2d&, const T*, T*);
 
 FASTCNN_INSTANTIATE_POOL(float)

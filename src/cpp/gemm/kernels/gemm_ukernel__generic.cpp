@@ -30,7 +30,8 @@ void gemm_ukernel_generic(int64_t kc, const T* a, int64_t rsa, int64_t csa, cons
   write_tile<T, MR, NR>(c, ldc, m, n, beta, [&](T* out, int64_t ld) {
     for (int i = 0; i < MR; ++i)
       for (int j = 0; j < NR; ++j)
-        out[i * ld + j] = beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * out[i * ld + j];
+        out[i * ld + j] =
+            beta == T(0) ? alpha * acc[i][j] : alpha * acc[i][j] + beta * out[i * ld + j];
   });
 }
 
