@@ -50,7 +50,7 @@ def remove_stale_temporaries(path: str) -> list[str]:
     ours = re.compile(rf"\.{base}\.([A-Za-z0-9-]+)\.(\d+)\.[A-Za-z0-9_]+\.tmp")
     legacy = re.compile(rf"\.{base}\.[a-z0-9_]{{8}}\.tmp")
     host = _host()
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:
@@ -74,7 +74,7 @@ def remove_stale_temporaries(path: str) -> list[str]:
     return removed
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]) -> None:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a new temporary file next to ``path``, then rename it over ``path``
     (an existing file keeps its permissions; a new one gets rw-r--r--); on any failure the
     temporary file is removed and ``path`` is untouched. Then removes stale temporaries."""

@@ -285,7 +285,8 @@ def _scan(data: bytes) -> None:
     """Walk the opcodes without executing them: catches truncation and declared lengths larger
     than the file before the unpickler allocates anything, and opcodes reaching outside."""
     end = -1
-    for op, _, pos in pickletools.genops(data):
+    for op, _, found in pickletools.genops(data):
+        pos = -1 if found is None else found
         if op.name in _FORBIDDEN_OPS:
             raise _Refused(f"opcode {op.name} at byte {pos} (not used by numpy array pickles)")
         end = pos

@@ -140,9 +140,9 @@ def _read_image_file(path: Path) -> np.ndarray:
             im.load()
             return np.asarray(_grayscale(im))
     except Image.DecompressionBombError:  # so large that Pillow refuses to open it at all
-        raise ValueError(
-            _too_many_pixels(path, f"more than {2 * Image.MAX_IMAGE_PIXELS:,}")
-        ) from None
+        bomb = Image.MAX_IMAGE_PIXELS  # None when a user switched Pillow's check off
+        declared = f"more than {2 * bomb:,}" if bomb else "too many"
+        raise ValueError(_too_many_pixels(path, declared)) from None
     except UnidentifiedImageError:
         raise ValueError(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, EOFError, struct.error, zlib.error) as exc:

@@ -10,7 +10,10 @@ code (the CLI reads FASTCNN_DEBUG through it).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what __getattr__ below returns, as the type checker should see it
+    from fastcnn import _core as _core
 
 _ON = ("1", "true", "on", "yes")
 _OFF = ("0", "false", "off", "no")

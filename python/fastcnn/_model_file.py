@@ -232,7 +232,7 @@ class Archive:
                 raise ValueError(f"Archive.read: out does not fit entry {key!r}")
             if not m.fortran:
                 flat = out.reshape(-1)
-        view = memoryview(flat).cast("B")
+        view = flat.data.cast("B")
         try:
             with self._zip.open(self.infos[key]) as f:
                 f.read(m.data_offset)

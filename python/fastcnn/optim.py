@@ -247,6 +247,7 @@ class Momentum(Optimizer):
 
     SLOTS = ("velocity",)
     HYPER = ("momentum",)
+    momentum: float
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, backend: str = "fast") -> None:
         super().__init__(lr, backend=backend, momentum=momentum)
@@ -260,6 +261,7 @@ class Nesterov(Optimizer):
 
     SLOTS = ("velocity",)
     HYPER = ("momentum",)
+    momentum: float
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, backend: str = "fast") -> None:
         super().__init__(lr, backend=backend, momentum=momentum)
@@ -274,6 +276,7 @@ class AdaGrad(Optimizer):
     SLOTS = ("h",)
     NONNEGATIVE = ("h",)
     HYPER = ("eps",)
+    eps: float
 
     def __init__(self, lr: float = 0.01, eps: float = 1e-7, *, backend: str = "fast") -> None:
         super().__init__(lr, backend=backend, eps=eps)
@@ -288,6 +291,8 @@ class RMSprop(Optimizer):
     SLOTS = ("h",)
     NONNEGATIVE = ("h",)
     HYPER = ("decay_rate", "eps")
+    decay_rate: float
+    eps: float
 
     def __init__(
         self,
@@ -310,6 +315,9 @@ class Adam(Optimizer):
     SLOTS = ("m", "v")
     NONNEGATIVE = ("v",)
     HYPER = ("beta1", "beta2", "eps")
+    beta1: float
+    beta2: float
+    eps: float
 
     def __init__(
         self,

@@ -610,6 +610,8 @@ class Trainer:
             raise _models.ModelFileError(
                 f"{checkpoint}: not a training checkpoint (no trainer state; a model file?)"
             )
+        if ckpt.optimizer is None:
+            raise _models.ModelFileError(f"{checkpoint}: not a training checkpoint (no optimizer)")
         spec = cfg["schedule"]
         if spec.get("name") == "custom":
             if schedule is None:

@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import Union
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def _fail(path: PathLike, text: str) -> IDXError:
 
 
 @contextlib.contextmanager
-def _open(path: PathLike) -> Iterator[tuple[BinaryIO, bool]]:
+def _open(path: PathLike) -> Iterator[tuple[io.BufferedIOBase, bool]]:
     """Open ``path`` for reading, decompressing it if its content is gzip (whatever its name)."""
     with open(path, "rb") as raw:
         is_gzip = raw.read(2) == _GZIP_MAGIC
@@ -70,10 +70,10 @@ def _open(path: PathLike) -> Iterator[tuple[BinaryIO, bool]]:
             yield raw, False
             return
         with gzip.GzipFile(fileobj=raw, mode="rb") as gz:  # closing it leaves raw open
-            yield gz, True  # type: ignore[misc]
+            yield gz, True
 
 
-def _read_exact(f: BinaryIO, n: int) -> bytes:
+def _read_exact(f: io.BufferedIOBase, n: int) -> bytes:
     """Read up to ``n`` bytes, looping over short reads; fewer only at end of file."""
     parts = []
     while n > 0:
@@ -85,7 +85,7 @@ def _read_exact(f: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def _parse_header(f: BinaryIO, path: PathLike) -> tuple[int, tuple[int, ...]]:
+def _parse_header(f: io.BufferedIOBase, path: PathLike) -> tuple[int, tuple[int, ...]]:
     head = _read_exact(f, 4)
     if len(head) < 4:
         raise _fail(path, f"truncated header: expected at least 4 bytes, got {len(head)}")
@@ -148,7 +148,7 @@ def read_idx(path: PathLike, *, max_bytes: int = MAX_DATA_BYTES) -> np.ndarray:
             # np.empty only reserves address space: memory is touched as the data arrives, so
             # a short stream costs what it holds, not what its header claims.
             out = np.empty(expected, dtype=np.uint8)
-            view = memoryview(out)
+            view = out.data
             got = 0
             while got < expected:
                 n = f.readinto(view[got : got + _CHUNK])
