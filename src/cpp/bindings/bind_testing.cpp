@@ -24,9 +24,7 @@ namespace {
 
 constexpr const char* kWhere = "_testing";
 
-std::string what(const char* name) {
-  return std::string(kWhere) + ": " + name;
-}
+std::string what(const char* name) { return std::string(kWhere) + ": " + name; }
 
 // The data and element count of a flat buffer.
 template <class U>
