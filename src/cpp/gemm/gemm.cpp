@@ -209,20 +209,30 @@ bool gemm_small(const GemmConfig<T>& active, int64_t M, int64_t N, int64_t K, T 
   if (M > cfg.nr || ceil_div(M, active.mr) > tuning::kSmallGemmMaxRowTiles) return false;
   AlignedBuffer<T> at(K * cfg.nr), ct(checked_mul(N, M, "gemm scratch"));
   pack_b(StridedMatrix<T>{A.p, A.cs, A.rs}, cfg.nr, 0, K, 0, M, at.data());
+  // Each part transposes its own rows of C^T (columns of C) as soon as they are computed, a
+  // cache line of C's columns at a time: the block's rows of C^T stay in L1 while each row of
+  // C gets one contiguous line. (Reading C^T down its columns for the whole of C missed the
+  // cache at every element, and ran serially; one column at a time thrashes L1 when C's row
+  // stride is a multiple of 4 KiB.)
   parallel_for(ceil_div(N, cfg.mr), work, [&](int64_t t0, int64_t t1) {
-    for (int64_t i0 = t0 * cfg.mr; i0 < std::min(N, t1 * cfg.mr); i0 += cfg.mr) {
+    const int64_t j0 = t0 * cfg.mr, j1 = std::min(N, t1 * cfg.mr);
+    for (int64_t i0 = j0; i0 < j1; i0 += cfg.mr) {
       cfg.ukernel_strided_a(K, B.p + i0 * B.cs, B.cs, B.rs, at.data(), ct.data() + i0 * M, M, alpha,
                             T(0), std::min<int64_t>(cfg.mr, N - i0), M);
     }
-  });
-  for (int64_t i = 0; i < M; ++i) {
-    T* row = c + i * ldc;
-    if (beta == T(0)) {
-      for (int64_t j = 0; j < N; ++j) row[j] = ct.data()[j * M + i];
-    } else {
-      for (int64_t j = 0; j < N; ++j) row[j] = ct.data()[j * M + i] + beta * row[j];
+    constexpr int64_t kLine = 64 / sizeof(T);
+    for (int64_t jb = j0; jb < j1; jb += kLine) {
+      const int64_t je = std::min(j1, jb + kLine);
+      for (int64_t i = 0; i < M; ++i) {
+        T* row = c + i * ldc;
+        if (beta == T(0)) {
+          for (int64_t j = jb; j < je; ++j) row[j] = ct.data()[j * M + i];
+        } else {
+          for (int64_t j = jb; j < je; ++j) row[j] = ct.data()[j * M + i] + beta * row[j];
+        }
+      }
     }
-  }
+  });
   return true;
 }
 
