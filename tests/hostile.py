@@ -100,3 +100,10 @@ def run_code(code: str, timeout: float = 60.0) -> Run:
 def rss_bound(*files: Path) -> int:
     """The issue's bound for a reader of `files`: twice their size plus 100 MB."""
     return 2 * sum(Path(f).stat().st_size for f in files) + BASE_RSS
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped): for tests of stale files."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
 from fastcnn import _atomic
-
-
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+from hostile import dead_pid
 
 
 def test_a_failed_write_leaves_the_target_and_no_temporary(tmp_path):
@@ -35,7 +28,7 @@ def test_a_write_replaces_keeps_the_mode_and_removes_a_killed_writers_temporary(
     target = tmp_path / "log.json"
     target.write_text("old")
     os.chmod(target, 0o600)
-    stale = tmp_path / f".log.json.{_atomic._host()}.{_dead_pid()}.x1y2z3.tmp"
+    stale = tmp_path / f".log.json.{_atomic._host()}.{dead_pid()}.x1y2z3.tmp"
     live = tmp_path / f".log.json.{_atomic._host()}.{os.getpid()}.x1y2z3.tmp"
     stale.write_bytes(b"left by kill -9")
     live.write_bytes(b"being written")

@@ -18,6 +18,7 @@ import pytest
 import fastcnn
 from fastcnn import models, optim
 from fastcnn.models import DeepConvNet, ModelFileError, SimpleConvNet
+from hostile import dead_pid
 from naive import rel_error
 
 SIMPLE_TINY = {
@@ -747,20 +748,11 @@ def test_loading_builds_no_random_weights_and_plans_without_arrays():
 # ---------------------------------------------------------------------------------------------
 
 
-def _dead_pid() -> int:
-    import subprocess
-    import sys
-
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
 def test_save_removes_only_stale_temporaries_of_its_own_target(tmp_path):
     from fastcnn import _atomic
 
     host = _atomic._host()
-    dead = _dead_pid()
+    dead = dead_pid()
     names = {
         f".c.npz.{host}.{dead}.abcd1234.tmp": False,  # killed writer on this host: removed
         f".c.npz.{host}.{os.getpid()}.abcd1234.tmp": True,  # a live writer (this process)

@@ -18,7 +18,8 @@ from typing import Any, Union
 
 import numpy as np
 
-from fastcnn.models import Model, ModelFileError, _shape_str
+from fastcnn import _validation as V
+from fastcnn.models import Model, ModelFileError
 
 __all__ = ["ClassicParamsError", "load_classic_params"]
 
@@ -185,7 +186,7 @@ class _Array:
         if dtype.problem is not None:
             # Not built at all: numpy would allocate the declared shape (an object array of
             # 2**40 elements) before noticing the data does not fill it.
-            self.problem = f"an array of {dtype.problem}, shape {_shape_str(shape)}"
+            self.problem = f"an array of {dtype.problem}, shape {V._shape(shape)}"
             return
         dt = dtype.dtype
         assert dt is not None
@@ -194,7 +195,7 @@ class _Array:
         need = math.prod(shape) * dt.itemsize  # Python ints: no overflow
         if len(data) != need:
             raise _Refused(
-                f"a numpy array of shape {_shape_str(shape)} and dtype {dt} needs {need} bytes "
+                f"a numpy array of shape {V._shape(shape)} and dtype {dt} needs {need} bytes "
                 f"of data, the file holds {len(data)}"
             )
         self.array = np.frombuffer(data, dtype=dt).reshape(shape, order="F" if fortran else "C")
@@ -350,14 +351,14 @@ def _fitted(path: str, found: dict[str, np.ndarray], model: Model) -> dict[str, 
     arch = type(model).__name__
     wants = model.params
     problems = []
-    missing = [f"{k} {_shape_str(w.shape)}" for k, w in wants.items() if k not in found]
+    missing = [f"{k} {V._shape(w.shape)}" for k, w in wants.items() if k not in found]
     if missing:
         problems.append("missing " + _listing(missing))
     unexpected = [_brief(k) for k in found if k not in wants]
     if unexpected:
         problems.append("unexpected " + _listing(unexpected))
     wrong = [
-        f"{k} {_shape_str(found[k].shape)} instead of {_shape_str(w.shape)}"
+        f"{k} {V._shape(found[k].shape)} instead of {V._shape(w.shape)}"
         for k, w in wants.items()
         if k in found and found[k].shape != w.shape
     ]

@@ -58,10 +58,6 @@ _TRAIN_AWARE = (
 )
 
 
-def _shape_str(shape: Sequence[int]) -> str:
-    return str(tuple(int(d) for d in shape))
-
-
 class Model:
     """Base class of the models: layers in ``layers`` (name -> layer, in order), the loss
     layer in ``last_layer``, the weights in ``params``.
@@ -153,7 +149,7 @@ class Model:
         k, f, pad, stride = p["filter_num"], p["filter_size"], p["pad"], p["stride"]
         out_h, out_w = V.conv_output_size(
             (h, w), (f, f), (stride, stride), (pad, pad), f"{type(self).__name__}: {label}",
-            f"its input is (C, H, W)={_shape_str(shape)}",
+            f"its input is (C, H, W)={V._shape(shape)}",
         )  # fmt: skip
         self._add_weighted(
             "Conv", (k, c, f, f), c * f * f,  # fan_in = C*R*S
@@ -167,7 +163,7 @@ class Model:
         c, h, w = shape
         out_h, out_w = V.pool_output_size(
             (h, w), (2, 2), (2, 2), (0, 0), f"{type(self).__name__}: {label}",
-            f"its input is (C, H, W)={_shape_str(shape)}",
+            f"its input is (C, H, W)={V._shape(shape)}",
         )  # fmt: skip
         self._add_layer("Pool", self._L.Pooling(2, 2, stride=2))
         return (c, out_h, out_w)
@@ -212,7 +208,7 @@ class Model:
         elif x.ndim != 4 or x.shape[1:] != self.input_dim:
             raise ValueError(
                 f"{where}: x must be (N, C, H, W)=(N, {c}, {h}, {w}) or flattened "
-                f"(N, {c * h * w}), got x.shape={_shape_str(x.shape)}"
+                f"(N, {c * h * w}), got x.shape={V._shape(x.shape)}"
             )
         return x.astype(self.dtype, copy=False)
 
@@ -231,7 +227,7 @@ class Model:
             return t.astype(self.dtype, copy=False)
         raise ValueError(
             f"{where}: t must be integer labels (N,) or one-hot rows (N, {self.output_size}), "
-            f"got t.shape={_shape_str(t.shape)}, dtype {t.dtype}"
+            f"got t.shape={V._shape(t.shape)}, dtype {t.dtype}"
         )
 
     def _forward(self, x: np.ndarray, train_flg: bool) -> np.ndarray:
@@ -602,7 +598,7 @@ def _check_params(ar: _mf.Archive, model: Model) -> None:
         k = missing[0]
         raise ModelFileError(
             f"{path}: missing param {k!r} (the {arch} expects shape "
-            f"{_shape_str(shapes[k])}; missing: {missing})"
+            f"{V._shape(shapes[k])}; missing: {missing})"
         )
     extra = [k for k in found if k not in shapes]
     if extra:
@@ -611,13 +607,13 @@ def _check_params(ar: _mf.Archive, model: Model) -> None:
         got = ar.member(f"params/{key}")
         if got.shape != want:
             raise ModelFileError(
-                f"{path}: param {key!r} has shape {_shape_str(got.shape)} in the file but the "
-                f"{arch} expects {_shape_str(want)}"
+                f"{path}: param {key!r} has shape {V._shape(got.shape)} in the file but the "
+                f"{arch} expects {V._shape(want)}"
             )
         if got.dtype != model.dtype:
             raise ModelFileError(
                 f"{path}: param {key!r} has dtype {got.dtype} in the file but the {arch} "
-                f"expects {model.dtype} (shape {_shape_str(want)})"
+                f"expects {model.dtype} (shape {V._shape(want)})"
             )
 
 
