@@ -613,4 +613,4 @@ def test_missing_file_directory_and_non_model(tmp_path):
 def test_exported_from_models():
     assert {"load_classic_params", "ClassicParamsError"} <= set(models.__all__)
     assert issubclass(ClassicParamsError, ModelFileError)
-    assert "fastcnn._classic_params" in sys.modules
+    assert "fastcnn.models._classic_params" in sys.modules

@@ -29,13 +29,13 @@ CHUNK = 1 << 24
 
 
 def entries(model: models.Model) -> dict[str, np.ndarray]:
-    return models._model_entries(model)
+    return models._file._model_entries(model)
 
 
 def header(model: models.Model, **kwargs: object) -> np.ndarray:
     """The architecture member of ``model`` with ``kwargs`` changed."""
     return np.array(
-        json.dumps({"class": type(model).__name__, "kwargs": {**model.config, **kwargs}})
+        json.dumps({"class": type(model).__name__, "kwargs": {**model.arguments(), **kwargs}})
     )
 
 

@@ -310,7 +310,7 @@ def _load_model(path: str, backend: str, arch: str | None = None) -> Any:
 
 def _read_model(path: str, backend: str, arch: str | None) -> Any:
     from fastcnn import models
-    from fastcnn._classic_params import looks_like_pickle
+    from fastcnn.models._classic_params import looks_like_pickle
 
     if looks_like_pickle(path):
         if arch is None:

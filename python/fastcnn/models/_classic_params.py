@@ -19,7 +19,8 @@ from typing import Any, Union
 import numpy as np
 
 from fastcnn import _validation as V
-from fastcnn.models import Model, ModelFileError
+from fastcnn.models._archive import ModelFileError
+from fastcnn.models._sequential import Model
 
 __all__ = ["ClassicParamsError", "load_classic_params"]
 

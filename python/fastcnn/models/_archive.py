@@ -2,7 +2,7 @@
 read one member at a time, each member's declared sizes checked before any of its data is
 decompressed, and written atomically without leaving stale temporary files behind.
 
-What the members mean (architectures, params, optimizer state) is models.py's business; this
+What the members mean (architectures, params, optimizer state) is models._file's business; this
 module knows zip, .npy and the size limits only. Members are never unpickled.
 """
 
