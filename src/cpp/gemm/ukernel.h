@@ -15,6 +15,10 @@ namespace fastcnn {
 // micro-panel (A(i,k) = a[k*MR + i]; rsa, csa ignored) or, for the *_strided_a kernels, read in
 // place: A(i,k) = a[i*rsa + k*csa] for i < m. 1 <= m <= MR, 1 <= n <= NR.
 // When beta == 0, c is written without being read.
+// Alignment: a packed b (and a packed a) must start on a 64-byte boundary: the kernels read
+// packed panels with aligned vector loads. The driver's scratch buffers (common/memory.h,
+// kAlign) are 64-byte aligned, and NR is a multiple of the vector width, so every row k of a
+// panel (b + k*NR) stays aligned; any other caller must keep that true.
 template <class T>
 using GemmUkernelFn = void (*)(int64_t kc, const T* a, int64_t rsa, int64_t csa, const T* b, T* c,
                                int64_t ldc, T alpha, T beta, int64_t m, int64_t n);
