@@ -6,6 +6,8 @@
 - ``SimpleConvNet``, ``DeepConvNet`` (_classic.py): the book's networks, as Sequential ones.
 - ``save`` / ``load`` / checkpoints (_file.py) in a checked npz container (_archive.py);
   ``load_classic_params`` reads the book's params.pkl (_classic_params.py).
+- ``export_onnx`` / ``from_onnx`` (_onnx_export.py, _onnx_import.py): ONNX graphs out and in,
+  with the optional onnx package.
 
 Training loops, data loading and the CLI live elsewhere.
 """
@@ -43,21 +45,33 @@ __all__ = [
     "load_checkpoint",
     "load_classic_params",
     "ClassicParamsError",
+    "export_onnx",
+    "from_onnx",
+    "OnnxError",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers; at run time see __getattr__
     from fastcnn.models._classic_params import ClassicParamsError, load_classic_params  # noqa: F401
+    from fastcnn.models._onnx import OnnxError  # noqa: F401
+    from fastcnn.models._onnx_export import export_onnx  # noqa: F401
+    from fastcnn.models._onnx_import import from_onnx  # noqa: F401
 
-# The classic book's params.pkl reader is imported on first use, so the pickle machinery
-# loads only for those who read one.
-_CLASSIC = ("load_classic_params", "ClassicParamsError")
+# Imported on first use: the classic book's params.pkl reader (so the pickle machinery loads
+# only for those who read one) and ONNX (so `import fastcnn` never needs the onnx package).
+_LAZY = {
+    "load_classic_params": "_classic_params",
+    "ClassicParamsError": "_classic_params",
+    "export_onnx": "_onnx_export",
+    "from_onnx": "_onnx_import",
+    "OnnxError": "_onnx",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CLASSIC:
-        from fastcnn.models import _classic_params
+    if name in _LAZY:
+        import importlib
 
-        value = getattr(_classic_params, name)
+        value = getattr(importlib.import_module(f"fastcnn.models.{_LAZY[name]}"), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
