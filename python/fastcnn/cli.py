@@ -168,23 +168,6 @@ _FIXED_ON_RESUME = (
 )  # fmt: skip
 
 
-def _train_defaults() -> dict[str, Any]:
-    # The published DeepConvNet recipe: 20 epochs, batch 100, Adam lr 0.001, no schedule.
-    return {
-        "model": "deep",
-        "epochs": 20,
-        "batch_size": 100,
-        "optimizer": "adam",
-        "schedule": None,
-        "warmup": 0.0,
-        "max_shift": 2,
-        "max_rotation": 10.0,
-        "seed": 0,
-        "dtype": "float32",
-        "backend": "fast",
-    }
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from fastcnn import models, train
     from fastcnn.datasets import Augment
@@ -224,8 +207,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.augment and (args.max_shift is not None or args.max_rotation is not None):
             raise CLIError("--max-shift / --max-rotation need --augment")
-        for key, value in _train_defaults().items():
-            if getattr(args, key) is None:
+        for key, value in train.DEFAULTS.items():
+            if getattr(args, key, False) is None:  # an option left out (not the Trainer-only ones)
                 setattr(args, key, value)
         if args.subset is None:
             args.subset = "auto"
@@ -430,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fastcnn._validation import FLOAT_DTYPES
     from fastcnn.models import MODELS
     from fastcnn.optim import OPTIMIZERS
-    from fastcnn.train import SCHEDULE_NAMES
+    from fastcnn.train import DEFAULTS, SCHEDULE_NAMES
 
     dtypes = tuple(dt.name for dt in FLOAT_DTYPES)
 
@@ -449,10 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
         "augmentation. Writes log.json, checkpoint.npz (every epoch), model.npz and plots to "
         "--out.",
     )
-    p.add_argument("--model", choices=tuple(MODELS), help="architecture (default: deep)")
-    p.add_argument("--epochs", type=_positive(int), help="epochs (default: 20)")
-    p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 100)")
-    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="optimizer (default: adam)")
+    p.add_argument(
+        "--model", choices=tuple(MODELS), help=f"architecture (default: {DEFAULTS['model']})"
+    )
+    p.add_argument("--epochs", type=_positive(int), help=f"epochs (default: {DEFAULTS['epochs']})")
+    p.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        help=f"mini-batch size (default: {DEFAULTS['batch_size']})",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=tuple(OPTIMIZERS),
+        help=f"optimizer (default: {DEFAULTS['optimizer']})",
+    )
     p.add_argument(
         "--lr", type=_positive(float), help="base learning rate (default: the optimizer's, "
         "0.001 for adam)"
@@ -476,14 +469,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="random shifts and rotations of the training images",
     )
-    p.add_argument("--max-shift", type=_non_negative(int), metavar="PX", help="default: 2")
-    p.add_argument("--max-rotation", type=_non_negative(float), metavar="DEG", help="default: 10")
+    p.add_argument(
+        "--max-shift",
+        type=_non_negative(int),
+        metavar="PX",
+        help=f"default: {DEFAULTS['max_shift']}",
+    )
+    p.add_argument(
+        "--max-rotation",
+        type=_non_negative(float),
+        metavar="DEG",
+        help=f"default: {DEFAULTS['max_rotation']:g}",
+    )
     p.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
-    p.add_argument("--backend", choices=BACKENDS, help="default: fast")
-    p.add_argument("--dtype", choices=dtypes, help="default: float32")
+    p.add_argument("--backend", choices=BACKENDS, help=f"default: {DEFAULTS['backend']}")
+    p.add_argument("--dtype", choices=dtypes, help=f"default: {DEFAULTS['dtype']}")
     _add_data_args(p, default_subset=None)
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL-TIME)")
-    p.add_argument("--seed", type=_non_negative(int), help="seed of everything (default: 0)")
+    p.add_argument(
+        "--seed",
+        type=_non_negative(int),
+        help=f"seed of everything (default: {DEFAULTS['seed']})",
+    )
     p.add_argument(
         "--eval-sample",
         type=_positive(int),
