@@ -248,7 +248,6 @@ def _print_run_header(trainer: Any, out: Path) -> None:
     import fastcnn
 
     cfg = trainer.config()
-    model = trainer.model
     sched = cfg["schedule"]
     sched_text = sched["name"] + (
         f" after {sched['warmup']:g} warm-up epochs" if sched.get("warmup") else ""
@@ -256,8 +255,8 @@ def _print_run_header(trainer: Any, out: Path) -> None:
     aug = cfg["augment"]
     lines = [
         f"data:      {trainer.source_info.get('description', trainer.source_info['kind'])}",
-        f"model:     {type(model).__name__} ({model.num_params():,} params, {model.dtype.name}), "
-        f"backend {model.backend}, {fastcnn.get_num_threads()} threads, isa {fastcnn.get_isa()}",
+        f"model:     {trainer.net.describe()}, {fastcnn.get_num_threads()} threads, "
+        f"isa {fastcnn.get_isa()}",
         f"training:  {trainer.epochs} epochs x {trainer.batches_per_epoch} batches of "
         f"{trainer.batch_size}, {cfg['optimizer']} lr {trainer.base_lr:g}, schedule {sched_text}, "
         + (

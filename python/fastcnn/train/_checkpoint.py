@@ -1,6 +1,8 @@
 """A run's checkpoints: what ``checkpoint.npz`` holds beyond the model file (the optimizer
 state, the settings, the run state, the data's record) and how ``Trainer.resume`` rebuilds a
-trainer from one. The file format itself is fastcnn.models'.
+trainer from one. A fastcnn model is saved whole (its config and params); an object with the
+classic protocol by its params alone (fastcnn.models._params_file). The file formats
+themselves are fastcnn.models'.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import TYPE_CHECKING, Any, Union
 from fastcnn import models as _models
 from fastcnn import optim as _optim
 from fastcnn.datasets import Augment, MNISTSource
+from fastcnn.models._params_file import load_params_checkpoint, save_params_checkpoint
 from fastcnn.train._data import Data, source_from_meta
+from fastcnn.train._net import as_net
 from fastcnn.train._state import RunState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,17 +27,71 @@ PathLike = Union[str, "os.PathLike[str]"]
 CHECKPOINT_NAME = "checkpoint.npz"
 
 
+def params_only_note(name: str) -> str:
+    """What is and is not saved for a network fastcnn did not build (the one-time warning)."""
+    return (
+        f"{name} is not a fastcnn model: its checkpoint.npz and model.npz hold its params, "
+        "the optimizer state and the run state only, not its architecture or code nor any "
+        "state outside params (batch-norm statistics, random generators); resume with "
+        "Trainer.resume(path, model=<the same kind of network>); the files cannot be "
+        "evaluated or used to predict from alone"
+    )
+
+
 def save(trainer: Trainer, path: Path) -> None:
-    """Write ``trainer``'s model, optimizer, settings and run state to ``path`` atomically."""
+    """Write ``trainer``'s model (or params), optimizer, settings and run state to ``path``
+    atomically."""
     meta = {"trainer": trainer.config(), "data": trainer.source_info}
     meta |= trainer.state.to_meta(trainer.wall_time())
-    _models.save_checkpoint(path, trainer.model, trainer.optimizer, meta)
+    net = trainer.net
+    if net.fastcnn:
+        _models.save_checkpoint(path, trainer.model, trainer.optimizer, meta)
+    else:
+        save_params_checkpoint(path, net.name, net.params, trainer.optimizer, meta)
+
+
+def save_model(trainer: Trainer, path: Path) -> None:
+    """The final model file: a fastcnn model whole, another object's params only."""
+    net = trainer.net
+    if net.fastcnn:
+        trainer.model.save(path)
+    else:
+        save_params_checkpoint(path, net.name, net.params)
+
+
+def _read(
+    checkpoint: Path, model: Any, backend: str
+) -> tuple[Any, _optim.Optimizer | None, dict[str, Any]]:
+    """(model, optimizer, meta) of a checkpoint: a fastcnn one rebuilt (or restored into the
+    fastcnn ``model`` given), a params-only one copied into ``model``'s params."""
+    if model is not None and not isinstance(model, _models.Model):
+        as_net(model, "Trainer.resume")  # the classic protocol, or a TypeError saying why not
+        try:
+            optimizer, meta = load_params_checkpoint(checkpoint, model.params, backend=backend)
+        except _models.ModelFileError as exc:
+            if "not a params-only file" not in str(exc):
+                raise
+            raise ValueError(
+                f"{checkpoint}: holds a fastcnn model; resume it without model= (the file "
+                f"rebuilds it), not into a {type(model).__name__}"
+            ) from None
+        return model, optimizer, meta
+    try:
+        ckpt = _models.load_checkpoint(checkpoint, model, backend=backend)
+    except _models.ParamsOnlyError:
+        raise ValueError(
+            f"{checkpoint}: a checkpoint of a network fastcnn did not build holds its params "
+            "only, not its architecture; pass the network to resume into: "
+            "Trainer.resume(path, model=net)"
+        ) from None
+    return ckpt.model, ckpt.optimizer, ckpt.meta
 
 
 def resume(
     cls: type[Trainer],
     checkpoint: PathLike,
     data: Data | MNISTSource | None,
+    model: Any,
     backend: str,
     epochs: int | None,
     schedule: _optim.Schedule | None,
@@ -41,14 +99,13 @@ def resume(
 ) -> Trainer:
     """Trainer.resume (see there)."""
     checkpoint = Path(checkpoint)
-    ckpt = _models.load_checkpoint(checkpoint, backend=backend)
-    meta = ckpt.meta
+    model, optimizer, meta = _read(checkpoint, model, backend)
     cfg = meta.get("trainer")
     if not isinstance(cfg, dict) or not isinstance(meta.get("position"), dict):
         raise _models.ModelFileError(
             f"{checkpoint}: not a training checkpoint (no trainer state; a model file?)"
         )
-    if ckpt.optimizer is None:
+    if optimizer is None:
         raise _models.ModelFileError(f"{checkpoint}: not a training checkpoint (no optimizer)")
     spec = cfg["schedule"]
     if spec.get("name") == "custom":
@@ -65,11 +122,11 @@ def resume(
     if data is None:
         data = source_from_meta(checkpoint, meta.get("data", {}))
     trainer = cls(
-        ckpt.model,
+        model,
         data,
         epochs=epochs if epochs is not None else cfg["epochs"],
         batch_size=cfg["batch_size"],
-        optimizer=ckpt.optimizer,
+        optimizer=optimizer,
         schedule=sched,
         warmup=warmup,
         augment=None if aug is None else Augment(aug["max_shift"], aug["max_rotation"]),

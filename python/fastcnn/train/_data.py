@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from fastcnn import models as _models
 from fastcnn.datasets import MNISTSource
+from fastcnn.train._net import Net
 
 Data = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -24,26 +24,20 @@ def source_info(data: Any) -> dict[str, Any]:
     return {"kind": "arrays"}
 
 
-def check_data(data: Any, model: _models.Model) -> Data:
-    """``((x_train, t_train), (x_test, t_test))`` checked against ``model``: images
-    (N, C, H, W) or flattened (N, C*H*W) cast to the model's dtype, int64 labels."""
+def check_data(data: Any, net: Net) -> Data:
+    """``((x_train, t_train), (x_test, t_test))`` checked against ``net``: images cast to its
+    dtype (a fastcnn model's (N, C, H, W) or flattened (N, C*H*W); for another object, as
+    given), int64 labels."""
     try:
         (x_train, t_train), (x_test, t_test) = data
     except (TypeError, ValueError):
         raise TypeError(
             "Trainer: data must be ((x_train, t_train), (x_test, t_test)) or an MNISTSource"
         ) from None
-    c, h, w = model.input_dim
     out = []
     for split, x, t in (("train", x_train, t_train), ("test", x_test, t_test)):
-        x, t = np.asarray(x), np.asarray(t)
-        if x.ndim == 2 and x.shape[1] == c * h * w:
-            x = x.reshape(-1, c, h, w)
-        if x.ndim != 4 or x.shape[1:] != (c, h, w):
-            raise ValueError(
-                f"Trainer: {split} images must be (N, {c}, {h}, {w}) or (N, {c * h * w}), "
-                f"got {x.shape}"
-            )
+        x = net.shape_data(np.asarray(x), split)
+        t = np.asarray(t)
         if t.ndim != 1 or t.dtype.kind not in "iu" or len(t) != len(x):
             raise ValueError(
                 f"Trainer: {split} labels must be integers (N,) with N = {len(x)}, "
@@ -51,7 +45,7 @@ def check_data(data: Any, model: _models.Model) -> Data:
             )
         if len(t) == 0:
             raise ValueError(f"Trainer: the {split} set is empty")
-        out.append((x.astype(model.dtype, copy=False), t.astype(np.int64, copy=False)))
+        out.append((x.astype(net.dtype, copy=False), t.astype(np.int64, copy=False)))
     return out[0], out[1]
 
 

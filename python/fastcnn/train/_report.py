@@ -69,11 +69,17 @@ def classification_report(y_true: Any, y_pred: Any, n_classes: int) -> dict[str,
 
 def format_report(report: Mapping[str, Any]) -> str:
     """The report as a compact text table: per-class precision/recall/F1/support, then the
-    confusion matrix (rows: true class, columns: predicted)."""
+    confusion matrix (rows: true class, columns: predicted). A report of the accuracy alone
+    (a model without predict(x) has no per-sample predictions) is its first line."""
+    head = (
+        f"test accuracy {100 * report['accuracy']:.2f} % "
+        f"({round(report['accuracy'] * report['n'])} / {report['n']})"
+    )
+    if "support" not in report:
+        return head + "\n(no per-class report: the model has no predict(x))"
     n = len(report["support"])
     lines = [
-        f"test accuracy {100 * report['accuracy']:.2f} % "
-        f"({round(report['accuracy'] * report['n'])} / {report['n']})",
+        head,
         "",
         "class  precision  recall     f1  support",
     ]

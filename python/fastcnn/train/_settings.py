@@ -47,25 +47,50 @@ def optional_int(value: Any, name: str) -> int | None:
     return None if value is None else positive_int(value, name)
 
 
+def optimizer_class(name: str) -> tuple[str, type[_optim.Optimizer]]:
+    """The optimizer a name stands for, in any case as the classic code spells them ("Adam",
+    "SGD", "AdaGrad", "RMSprop", ...): (its key in fastcnn.optim.OPTIMIZERS, its class)."""
+    key = name.lower()
+    if key not in _optim.OPTIMIZERS:
+        raise ValueError(
+            f"Trainer: unknown optimizer {name!r} (known, in any case: "
+            f"{', '.join(cls.__name__ for cls in _optim.OPTIMIZERS.values())})"
+        )
+    return key, _optim.OPTIMIZERS[key]
+
+
 def make_optimizer(
     optimizer: str | _optim.Optimizer,
     lr: float | None,
     optimizer_kwargs: Mapping[str, float] | None,
+    optimizer_param: Mapping[str, float] | None,
     backend: str,
 ) -> tuple[_optim.Optimizer, str]:
-    """The optimizer and its name in fastcnn.optim.OPTIMIZERS (the class name for others)."""
+    """The optimizer and its name in fastcnn.optim.OPTIMIZERS (the class name for others).
+    ``optimizer_param`` is the classic spelling of the hyperparameters, lr included
+    (``{"lr": 0.001}``); ``optimizer_kwargs`` the same without the classic name."""
+    if optimizer_kwargs and optimizer_param:
+        raise ValueError("Trainer: give optimizer_kwargs or optimizer_param, not both")
+    hyper = dict(optimizer_kwargs or optimizer_param or {})
+    if lr is not None and "lr" in hyper and hyper["lr"] != lr:
+        raise ValueError(f"Trainer: lr is given twice ({lr} and {hyper['lr']} in the dict)")
     if isinstance(optimizer, str):
-        if optimizer not in _optim.OPTIMIZERS:
+        key, cls = optimizer_class(optimizer)
+        known = ("lr", *cls.HYPER)
+        unknown = sorted(str(k) for k in hyper if k not in known)
+        if unknown:
             raise ValueError(
-                f"Trainer: unknown optimizer {optimizer!r} (known: {', '.join(_optim.OPTIMIZERS)})"
+                f"Trainer: {cls.__name__} has no hyperparameters {unknown} (known: "
+                f"{', '.join(known)})"
             )
-        kwargs = dict(optimizer_kwargs or {})
         if lr is not None:
-            kwargs["lr"] = lr
-        return _optim.OPTIMIZERS[optimizer](**kwargs, backend=backend), optimizer
+            hyper["lr"] = lr
+        return cls(**hyper, backend=backend), key
     if isinstance(optimizer, _optim.Optimizer):
-        if optimizer_kwargs:
-            raise ValueError("Trainer: optimizer_kwargs only apply to an optimizer name")
+        if hyper:
+            raise ValueError(
+                "Trainer: optimizer_kwargs / optimizer_param only apply to an optimizer name"
+            )
         if lr is not None:
             optimizer.lr = lr
         names = {cls: name for name, cls in _optim.OPTIMIZERS.items()}

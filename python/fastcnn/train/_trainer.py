@@ -1,4 +1,5 @@
-"""The Trainer: mini-batch training with per-epoch evaluation, checkpoints and the run log.
+"""The Trainer: mini-batch training with per-epoch evaluation, checkpoints and the run log, of
+a fastcnn model or of any object with the classic protocol (_net.py).
 
 The loop itself, and the decisions around it: when to evaluate, save, stop (Ctrl-C) or give
 up (a loss or parameter that is not finite). The settings are checked in _settings.py, the
@@ -13,6 +14,7 @@ import math
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
@@ -26,6 +28,7 @@ from fastcnn.train import _checkpoint, _settings
 from fastcnn.train._data import Data, check_data, source_info
 from fastcnn.train._evaluate import evaluate
 from fastcnn.train._log import epoch_line, write_log
+from fastcnn.train._net import as_net
 from fastcnn.train._plots import have_matplotlib, plot_curves, plot_misclassified
 from fastcnn.train._report import classification_report, format_report
 from fastcnn.train._results import TrainingDiverged, TrainingInterrupted, TrainResult
@@ -43,14 +46,30 @@ _RECENT_BATCHES = 50  # the progress bar's train accuracy is over this many rece
 
 
 class Trainer:
-    """Mini-batch training of a fastcnn model with per-epoch evaluation and checkpoints.
+    """Mini-batch training with per-epoch evaluation and checkpoints.
 
-    ``data`` is ``((x_train, t_train), (x_test, t_test))`` (images (N, 1, 28, 28) or (N, 784),
-    integer labels) or an ``MNISTSource`` (loaded here, and recorded in the log).
+    ``model`` is a fastcnn model (any ``Sequential``: the built-in networks, or one built from
+    the user's layers or config) or any object with the classic protocol, as the classic
+    book's Trainer takes: a ``params`` dict of float arrays that an update changes in place,
+    ``gradient(x, t)`` (a dict keyed like params), ``loss(x, t)`` and ``accuracy(x, t)``;
+    its ``predict(x)`` scores are used for the report when it has one. What is saved for such
+    an object: checkpoint.npz holds its params, the optimizer state and the run state, and
+    model.npz its params — never its architecture or code, nor any state outside ``params``
+    (batch-norm running statistics, its random generators and so its dropout masks). Such a
+    file resumes only into the same kind of object, passed again
+    (``Trainer.resume(path, model=net)``), and cannot be evaluated from the file alone. A
+    warning says so once when such a trainer writes files.
 
-    - ``optimizer``: a name from ``fastcnn.optim.OPTIMIZERS`` (built with ``lr`` and
-      ``optimizer_kwargs`` on the model's backend) or an optimizer object (``lr`` overrides its
-      rate when given).
+    ``data`` is ``((x_train, t_train), (x_test, t_test))`` (integer labels; for a fastcnn
+    model images (N, C, H, W) or flattened, for another object the shape it takes) or an
+    ``MNISTSource`` (loaded here as (N, 1, 28, 28), and recorded in the log). Images are cast
+    to the model's dtype (for another object: its params' dtype).
+
+    - ``optimizer``: a name from ``fastcnn.optim.OPTIMIZERS``, in any case as the classic code
+      spells them ("Adam", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop"), built with
+      ``lr`` and the hyperparameters in ``optimizer_param`` (the classic spelling, lr included:
+      ``{"lr": 0.001}``) or ``optimizer_kwargs`` (the same); or an optimizer object (``lr``
+      overrides its rate when given).
     - ``schedule``: None, a name (see ``make_schedule``; ``warmup`` in epochs) or a schedule
       object. It is stepped every iteration with t = the fractional epoch
       (epoch + batch / batches_per_epoch), so all lengths are in epochs:
@@ -69,7 +88,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: _models.Model,
+        model: _models.Model | Any,
         data: Data | MNISTSource,
         *,
         epochs: int = DEFAULTS["epochs"],
@@ -77,6 +96,7 @@ class Trainer:
         optimizer: str | _optim.Optimizer = DEFAULTS["optimizer"],
         lr: float | None = None,
         optimizer_kwargs: Mapping[str, float] | None = None,
+        optimizer_param: Mapping[str, float] | None = None,
         schedule: str | _optim.Schedule | None = DEFAULTS["schedule"],
         warmup: float = DEFAULTS["warmup"],
         augment: bool | Augment | None = None,
@@ -90,8 +110,7 @@ class Trainer:
         callbacks: Sequence[Callable[[Trainer, dict[str, Any]], None]] = (),
         command: Sequence[str] | None = None,
     ) -> None:
-        if not isinstance(model, _models.Model):
-            raise TypeError(f"Trainer: model must be a fastcnn model, got {type(model).__name__}")
+        self.net = as_net(model)
         self.model = model
         self.epochs = _settings.positive_int(epochs, "epochs")
         self.batch_size = _settings.positive_int(batch_size, "batch_size")
@@ -107,12 +126,12 @@ class Trainer:
 
         self.source_info = source_info(data)
         if isinstance(data, MNISTSource):
-            data = data.load(flatten=False, dtype=model.dtype)
-        (self.x_train, self.t_train), (self.x_test, self.t_test) = check_data(data, model)
+            data = data.load(flatten=False, dtype=self.net.dtype)
+        (self.x_train, self.t_train), (self.x_test, self.t_test) = check_data(data, self.net)
         self.source_info.update(n_train=len(self.t_train), n_test=len(self.t_test))
 
         self.optimizer, self.optimizer_name = _settings.make_optimizer(
-            optimizer, lr, optimizer_kwargs, model.backend
+            optimizer, lr, optimizer_kwargs, optimizer_param, self.net.backend
         )
         self.base_lr = float(self.optimizer.lr)
         self.schedule, self.schedule_spec = _settings.schedule_and_spec(
@@ -135,6 +154,8 @@ class Trainer:
         self.session = Session()  # the current (or last) fit() call
         self.resumed_from: Path | None = None
         self.good_checkpoint: Path | None = None  # the last checkpoint of this run's state
+        if self.out_dir is not None and not self.net.fastcnn:
+            warnings.warn(f"Trainer: {_checkpoint.params_only_note(self.net.name)}", stacklevel=2)
 
     # -- where the run is (RunState's fields, as the trainer's) -----------------------------------
 
@@ -171,9 +192,10 @@ class Trainer:
         }
         aug = self.augment
         return {
-            "model": type(self.model).__name__,
-            "model_config": self.model.config,
-            "backend": self.model.backend,
+            "model": self.net.name,
+            "model_config": self.model.config if self.net.fastcnn else None,
+            "files_hold": "the model" if self.net.fastcnn else "params only",
+            "backend": self.net.backend,
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "optimizer": self.optimizer_name,
@@ -207,6 +229,7 @@ class Trainer:
         checkpoint: PathLike,
         data: Data | MNISTSource | None = None,
         *,
+        model: Any = None,
         backend: str | None = None,
         epochs: int | None = None,
         schedule: _optim.Schedule | None = None,
@@ -222,9 +245,14 @@ class Trainer:
         schedule is then rebuilt for the new length). A custom schedule object must be passed
         again as ``schedule``. Other keyword arguments (out_dir, progress, verbose, callbacks,
         command) are as for ``Trainer``; the training settings come from the checkpoint.
+
+        ``model``: None rebuilds a fastcnn model from the checkpoint. A params-only checkpoint
+        (of an object with the classic protocol) needs that object: its params are checked
+        by name, shape and dtype and then overwritten in place. A fastcnn model given for a
+        fastcnn checkpoint must have the checkpoint's architecture.
         """
         return _checkpoint.resume(
-            cls, checkpoint, data, backend or "fast", epochs, schedule, kwargs
+            cls, checkpoint, data, model, backend or "fast", epochs, schedule, kwargs
         )
 
     # -- the loop -------------------------------------------------------------------------------
@@ -326,10 +354,9 @@ class Trainer:
                 lr = self._lr_at(epoch, i)
                 session.in_step = True
                 self.optimizer.lr = lr
-                loss, grads = self.model.loss_and_gradient(xb, tb)
-                self.optimizer.update(self.model.params, grads)
+                loss, grads, correct = self.net.step(xb, tb)
+                self.optimizer.update(self.net.params, grads)
                 session.in_step = False
-                correct = int((self.model.last_layer.y.argmax(axis=1) == tb).sum())
                 s.batch = i + 1
                 s.iteration += 1
                 s.partial.add(loss, correct, len(tb), time.perf_counter() - t0)
@@ -415,7 +442,7 @@ class Trainer:
 
     def _check_params(self) -> None:
         """Every parameter finite, or TrainingDiverged: a state is never saved otherwise."""
-        for name, value in self.model.params.items():
+        for name, value in self.net.params.items():
             if not np.isfinite(value).all():
                 s = self.state
                 where = f"epoch {s.epoch + 1}, batch {s.batch} (iteration {s.iteration})"
@@ -455,7 +482,10 @@ class Trainer:
         if final is None:
             final = evaluate(self.model, self.x_test, self.t_test)
             assert final is not None
-        report = classification_report(self.t_test, final.predictions, self.model.output_size)
+        if final.proba is not None:
+            report = classification_report(self.t_test, final.predictions, final.proba.shape[1])
+        else:  # an object without predict(x): its own accuracy only
+            report = {"n": len(self.t_test), "accuracy": final.accuracy}
         report["loss"] = final.loss
         self.session.status = "finished"
         files: dict[str, str] = {}
@@ -479,17 +509,18 @@ class Trainer:
             files=files,
         )
 
-    def _write_final_files(self, proba: np.ndarray) -> dict[str, str]:
+    def _write_final_files(self, proba: np.ndarray | None) -> dict[str, str]:
         """model.npz and the plots; returns name -> path of every file of the run."""
         assert self.out_dir is not None
         out = self.out_dir
-        self.model.save(out / MODEL_NAME)
+        _checkpoint.save_model(self, out / MODEL_NAME)
         files = {"model": str(out / MODEL_NAME), "checkpoint": str(out / CHECKPOINT_NAME)}
         if have_matplotlib():
             plot_curves(self.state.history, self.state.iteration_losses, self.log_every,
                         self.batches_per_epoch, out / CURVES_NAME)  # fmt: skip
-            plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
             files["curves"] = str(out / CURVES_NAME)
-            files["misclassified"] = str(out / MISCLASSIFIED_NAME)
+            if proba is not None:
+                plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
+                files["misclassified"] = str(out / MISCLASSIFIED_NAME)
         files["log"] = str(out / LOG_NAME)
         return files
