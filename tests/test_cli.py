@@ -529,3 +529,52 @@ def test_a_params_only_file_cannot_be_evaluated(capsys, tmp_path):
         assert rc == 2 and err.count("\n") == 1, err
         assert "holds the params of a TwoLayerNet only" in err
         assert "no architecture" in err and "cannot be loaded, evaluated" in err
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_section(title):
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_readme_trains_the_tutorial_network_from_its_config(capsys, tmp_path):
+    import shlex
+
+    section = _readme_section("Train your own network")
+    blocks = [b.split("\n", 1) for b in section.split("```")[1::2]]  # (language, body)
+    (config,) = [json.loads(body) for lang, body in blocks if lang.strip() == "json"]
+    example = REPO / "docs" / "examples" / "tutorial_cnn.json"
+    assert config == json.loads(example.read_text())  # the README shows the file as it is
+    net = models.Sequential.from_config(config)
+    assert net.num_params() == 15_898 and "15,898 params" in " ".join(section.split())
+    assert [s["type"] for s in config["layers"]] == ["conv", "relu", "maxpool", "flatten",
+                                                     "affine"]  # fmt: skip
+    (command,) = [line for lang, body in blocks if lang.strip() == "bash"
+                  for line in body.splitlines() if line.startswith("fastcnn train")]  # fmt: skip
+    argv = shlex.split(command)[1:]
+    assert argv == ["train", "--model", "docs/examples/tutorial_cnn.json", "--epochs", "1"]
+    argv[2] = str(REPO / argv[2])
+    rc, out, err = run(capsys, *argv, "--subset", "embedded", "--limit-batches", "5",
+                       "--out", tmp_path, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "TutorialCNN (15,898 params, float32)" in out
+    saved = models.load(tmp_path / "model.npz")
+    assert saved.config == net.config
+
+
+def test_the_layer_table_the_readme_points_to_lists_every_type_and_option():
+    text = (REPO / "docs" / "models.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split("|")
+        if line.startswith("| `") and len(cells) == 4:
+            for name in cells[1].replace("`", "").split(","):
+                rows[name.strip()] = cells[2]
+    for name, spec in models.LAYER_TYPES.items():
+        assert name in rows, name
+        for option in spec.options:
+            assert f"`{option}`" in rows[name], (name, option)

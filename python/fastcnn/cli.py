@@ -163,7 +163,7 @@ def _non_negative(kind: type) -> Any:
 
 def _cmd_info(args: argparse.Namespace) -> int:
     if args.file is not None:  # a saved model: its layers, output shapes and param counts
-        print(_load_model(args.file, "reference").format_summary())
+        print(_load_model(args.file, "fast").format_summary())
         return 0
     from fastcnn._config import show_config
 
