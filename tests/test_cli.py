@@ -447,7 +447,8 @@ def own_run(tmp_path_factory):
     os.chdir(cwd)
     try:
         rc = cli.main(["train", "--model", "net.json", "--epochs", "1", "--subset", "embedded",
-                       "--limit-batches", "5", "--no-progress", "--dtype", "float64"])  # fmt: skip
+                       "--limit-batches", "5", "--no-progress", "--dtype", "float64",
+                       "--optimizer", "RMSprop"])  # fmt: skip
     finally:
         os.chdir(old)
     assert rc == 0
@@ -458,7 +459,7 @@ def own_run(tmp_path_factory):
 def test_train_a_config_file(own_run):
     assert own_run.name.startswith("My_Net_1-")  # the model's name, made a directory name
     log = json.loads((own_run / "log.json").read_text())
-    assert log["config"]["model"] == "My Net/1"
+    assert log["config"]["model"] == "My Net/1" and log["config"]["optimizer"] == "rmsprop"
     layers = models.Sequential.from_config(SMALL_NET).config["layers"]  # defaults filled in
     assert log["config"]["model_config"]["layers"] == layers
     model = models.load(own_run / "model.npz")

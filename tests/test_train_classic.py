@@ -237,6 +237,12 @@ def test_a_foreign_object_checkpoints_its_params_and_resumes_into_the_object(emb
         np.testing.assert_array_equal(other.params[key], value)
     with pytest.raises(TypeError, match="classic protocol"):
         train.Trainer.resume(ckpt, embedded, model=object())
+    (x, t), test = embedded
+    untouched = TwoLayerNet(seed=2)
+    with pytest.raises(ValueError, match="trained on 5000 images"):
+        train.Trainer.resume(ckpt, ((x[:100], t[:100]), test), model=untouched)
+    for key, value in TwoLayerNet(seed=2).params.items():  # a failed resume changes nothing
+        np.testing.assert_array_equal(untouched.params[key], value)
 
     net = TwoLayerNet(seed=9)  # different weights: the checkpoint's replace them
     with pytest.warns(UserWarning, match="not its architecture"):
@@ -261,8 +267,13 @@ def test_a_fastcnn_checkpoint_is_not_resumed_into_a_foreign_object(embedded, tmp
     train.Trainer(user_net(), embedded, out_dir=tmp_path, **SETTINGS).fit()
     with pytest.raises(ValueError, match="holds a fastcnn model; resume it without model="):
         train.Trainer.resume(tmp_path / "checkpoint.npz", embedded, model=TwoLayerNet())
-    # ... but into a fastcnn model of the same architecture, in place.
+    (x, t), test = embedded
     model = user_net(seed=5)
+    with pytest.raises(ValueError, match="trained on 5000 images"):
+        train.Trainer.resume(tmp_path / "checkpoint.npz", ((x[:100], t[:100]), test), model=model)
+    for key, value in user_net(seed=5).params.items():  # a failed resume changes nothing
+        np.testing.assert_array_equal(model.params[key], value)
+    # ... but into a fastcnn model of the same architecture, in place.
     resumed = train.Trainer.resume(tmp_path / "checkpoint.npz", embedded, model=model,
                                    progress=False, verbose=False)  # fmt: skip
     assert resumed.model is model

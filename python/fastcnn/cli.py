@@ -484,8 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--optimizer",
+        type=str.lower,
         choices=tuple(OPTIMIZERS),
-        help=f"optimizer (default: {DEFAULTS['optimizer']})",
+        help=f"optimizer, in any case (default: {DEFAULTS['optimizer']})",
     )
     p.add_argument(
         "--lr", type=_positive(float), help="base learning rate (default: the optimizer's, "

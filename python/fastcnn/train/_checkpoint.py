@@ -8,8 +8,11 @@ themselves are fastcnn.models'.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
 
 from fastcnn import models as _models
 from fastcnn import optim as _optim
@@ -61,13 +64,16 @@ def save_model(trainer: Trainer, path: Path) -> None:
 
 def _read(
     checkpoint: Path, model: Any, backend: str
-) -> tuple[Any, _optim.Optimizer | None, dict[str, Any]]:
-    """(model, optimizer, meta) of a checkpoint: a fastcnn one rebuilt (or restored into the
-    fastcnn ``model`` given), a params-only one copied into ``model``'s params."""
+) -> tuple[Any, _optim.Optimizer | None, dict[str, Any], Callable[[], None]]:
+    """(model, optimizer, meta, restore) of a checkpoint. A fastcnn checkpoint rebuilds its
+    model unless one is given; a params-only one needs the object. ``restore()`` puts the
+    file's params into a ``model`` given, and is called once everything else is checked: a
+    resume that fails leaves the caller's model as it was."""
     if model is not None and not isinstance(model, _models.Model):
         as_net(model, "Trainer.resume")  # the classic protocol, or a TypeError saying why not
+        staged = {key: np.empty_like(value) for key, value in model.params.items()}
         try:
-            optimizer, meta = load_params_checkpoint(checkpoint, model.params, backend=backend)
+            optimizer, meta = load_params_checkpoint(checkpoint, staged, backend=backend)
         except _models.ModelFileError as exc:
             if "not a params-only file" not in str(exc):
                 raise
@@ -75,16 +81,27 @@ def _read(
                 f"{checkpoint}: holds a fastcnn model; resume it without model= (the file "
                 f"rebuilds it), not into a {type(model).__name__}"
             ) from None
-        return model, optimizer, meta
+
+        def restore() -> None:
+            for key, value in staged.items():
+                model.params[key][...] = value
+
+        return model, optimizer, meta, restore
     try:
-        ckpt = _models.load_checkpoint(checkpoint, model, backend=backend)
+        ckpt = _models.load_checkpoint(checkpoint, backend=backend)
     except _models.ParamsOnlyError:
         raise ValueError(
             f"{checkpoint}: a checkpoint of a network fastcnn did not build holds its params "
             "only, not its architecture; pass the network to resume into: "
             "Trainer.resume(path, model=net)"
         ) from None
-    return ckpt.model, ckpt.optimizer, ckpt.meta
+    if model is None:
+        return ckpt.model, ckpt.optimizer, ckpt.meta, lambda: None
+
+    def restore_into_model() -> None:  # checks the architecture before changing anything
+        _models.load_checkpoint(checkpoint, model, backend=model.backend)
+
+    return model, ckpt.optimizer, ckpt.meta, restore_into_model
 
 
 def resume(
@@ -99,7 +116,7 @@ def resume(
 ) -> Trainer:
     """Trainer.resume (see there)."""
     checkpoint = Path(checkpoint)
-    model, optimizer, meta = _read(checkpoint, model, backend)
+    model, optimizer, meta, restore = _read(checkpoint, model, backend)
     cfg = meta.get("trainer")
     if not isinstance(cfg, dict) or not isinstance(meta.get("position"), dict):
         raise _models.ModelFileError(
@@ -144,6 +161,7 @@ def resume(
             f"{checkpoint}: the run trained on {n_train} images, the data given has "
             f"{len(trainer.t_train)}; resume with the same data set"
         )
+    restore()
     trainer.state = RunState.from_meta(meta)
     trainer.resumed_from = checkpoint
     trainer.good_checkpoint = checkpoint
