@@ -7,8 +7,9 @@ dropout masks from the model), so a run is reproducible and a resumed run sees e
 batches an uninterrupted one would. No distributed training, no mixed precision, no early
 stopping.
 
-The modules, one concern each: _trainer (the Trainer and its loop), _settings (the defaults
-table and the arguments checked), _state (the run state a checkpoint restores), _checkpoint
+The modules, one concern each: _trainer (the Trainer and its loop), _net (the one interface
+to a fastcnn model or an object with the classic protocol), _settings (the defaults table and
+the arguments checked), _state (the run state a checkpoint restores), _checkpoint
 (checkpoints and resume), _data (the data checked, its source recorded), _evaluate, _report,
 _schedules (schedules by name), _log (log.json), _plots, _results (what fit returns or
 raises), _stop (Ctrl-C).
