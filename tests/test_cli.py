@@ -419,3 +419,163 @@ def test_convert_argument_errors(capsys, tmp_path, book_pkl):
         assert rc == 2 and message in err and err.count("\n") == 1, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.pkl"]
     assert copy.read_bytes() == book_pkl.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# A network of your own: --model FILE, info MODEL, evaluate / predict from the file alone
+# ---------------------------------------------------------------------------------------------
+
+SMALL_NET = {
+    "input_shape": [1, 28, 28],
+    "name": "My Net/1",
+    "layers": [
+        {"type": "conv", "filters": 4, "size": 3, "pad": "same"},
+        {"type": "relu"},
+        {"type": "maxpool", "size": 2},
+        {"type": "flatten"},
+        {"type": "affine", "units": 10},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def own_run(tmp_path_factory):
+    """The CLI's default run directory for a config file's network, in a scratch cwd."""
+    cwd = tmp_path_factory.mktemp("own")
+    (cwd / "net.json").write_text(json.dumps(SMALL_NET))
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        rc = cli.main(["train", "--model", "net.json", "--epochs", "1", "--subset", "embedded",
+                       "--limit-batches", "5", "--no-progress", "--dtype", "float64",
+                       "--optimizer", "RMSprop"])  # fmt: skip
+    finally:
+        os.chdir(old)
+    assert rc == 0
+    (run_dir,) = (cwd / "runs").iterdir()
+    return run_dir
+
+
+def test_train_a_config_file(own_run):
+    assert own_run.name.startswith("My_Net_1-")  # the model's name, made a directory name
+    log = json.loads((own_run / "log.json").read_text())
+    assert log["config"]["model"] == "My Net/1" and log["config"]["optimizer"] == "rmsprop"
+    layers = models.Sequential.from_config(SMALL_NET).config["layers"]  # defaults filled in
+    assert log["config"]["model_config"]["layers"] == layers
+    model = models.load(own_run / "model.npz")
+    assert model.name == "My Net/1" and model.dtype == np.float64  # --dtype over the default
+    assert model.config["layers"] == layers
+
+
+def test_bad_model_files_are_one_line_errors(capsys, tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    bad_layer = tmp_path / "layer.json"
+    bad_layer.write_text(json.dumps({**SMALL_NET, "layers": [{"type": "convolution"}]}))
+    no_end = tmp_path / "end.json"
+    no_end.write_text(json.dumps({**SMALL_NET, "layers": SMALL_NET["layers"][:2]}))
+    for path in (tmp_path / "none.json", tmp_path):  # a usage error, as any bad option value
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["train", "--model", str(path)])
+        assert exc.value.code == 2
+        assert "neither a built-in model (simple, deep) nor a config file" in (
+            capsys.readouterr().err
+        )
+    cases = [
+        (bad_json, "not a JSON config"),
+        (bad_layer, "convolution"),
+        (no_end, "end with an affine layer"),
+    ]
+    for path, words in cases:
+        rc, out, err = run(capsys, "train", "--model", path, "--epochs", "1", "--subset",
+                           "embedded", "--out", tmp_path / "out", "--no-progress")  # fmt: skip
+        assert rc == 2 and words in err, (path, err)
+        assert err.count("\n") == 1 and "Traceback" not in err
+        assert not (tmp_path / "out").exists()
+
+
+def test_info_prints_a_saved_models_summary(capsys, own_run, trained):
+    rc, out, err = run(capsys, "info", own_run / "model.npz")
+    assert rc == 0, err
+    assert out.startswith('Model: "My Net/1" (float64') and "Total params:" in out
+    want = models.load(own_run / "model.npz", backend="reference").format_summary()
+    assert out.replace("'reference'", "'fast'") == want.replace("'reference'", "'fast'") + "\n"
+    rc, out, err = run(capsys, "info", trained / "checkpoint.npz")
+    assert rc == 0 and 'Model: "SimpleConvNet"' in out
+    rc, out, err = run(capsys, "info", own_run / "none.npz")
+    assert rc == 2 and "no such model file" in err
+
+
+def test_evaluate_and_predict_a_config_networks_file(capsys, own_run, test_set):
+    rc, out, err = run(capsys, "evaluate", own_run / "model.npz", "--subset", "embedded")
+    assert rc == 0, err
+    assert "My Net/1, backend fast" in out and "confusion matrix" in out
+    x, _ = test_set
+    np.save(own_run / "digits.npy", x[:3, 0])
+    rc, out, err = run(capsys, "predict", own_run / "checkpoint.npz", own_run / "digits.npy")
+    assert rc == 0, err
+    want = models.load(own_run / "model.npz").predict_proba(x[:3]).argmax(axis=1)
+    got = [int(line.split(": ")[1].split()[0]) for line in out.splitlines()]
+    assert got == want.tolist()
+
+
+def test_a_params_only_file_cannot_be_evaluated(capsys, tmp_path):
+    from fastcnn.models._params_file import save_params_checkpoint
+
+    path = tmp_path / "checkpoint.npz"
+    save_params_checkpoint(path, "TwoLayerNet", {"W1": np.zeros((784, 4)), "b1": np.zeros(4)})
+    for command in (["evaluate", path, "--subset", "embedded"], ["predict", path, path],
+                    ["info", path]):  # fmt: skip
+        rc, out, err = run(capsys, *command)
+        assert rc == 2 and err.count("\n") == 1, err
+        assert "holds the params of a TwoLayerNet only" in err
+        assert "no architecture" in err and "cannot be loaded, evaluated" in err
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _readme_section(title):
+    text = (REPO / "README.md").read_text()
+    start = text.index(f"\n## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else len(text)]
+
+
+def test_readme_trains_the_tutorial_network_from_its_config(capsys, tmp_path):
+    import shlex
+
+    section = _readme_section("Train your own network")
+    blocks = [b.split("\n", 1) for b in section.split("```")[1::2]]  # (language, body)
+    (config,) = [json.loads(body) for lang, body in blocks if lang.strip() == "json"]
+    example = REPO / "docs" / "examples" / "tutorial_cnn.json"
+    assert config == json.loads(example.read_text())  # the README shows the file as it is
+    net = models.Sequential.from_config(config)
+    assert net.num_params() == 15_898 and "15,898 params" in " ".join(section.split())
+    assert [s["type"] for s in config["layers"]] == ["conv", "relu", "maxpool", "flatten",
+                                                     "affine"]  # fmt: skip
+    (command,) = [line for lang, body in blocks if lang.strip() == "bash"
+                  for line in body.splitlines() if line.startswith("fastcnn train")]  # fmt: skip
+    argv = shlex.split(command)[1:]
+    assert argv == ["train", "--model", "docs/examples/tutorial_cnn.json", "--epochs", "1"]
+    argv[2] = str(REPO / argv[2])
+    rc, out, err = run(capsys, *argv, "--subset", "embedded", "--limit-batches", "5",
+                       "--out", tmp_path, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert "TutorialCNN (15,898 params, float32)" in out
+    saved = models.load(tmp_path / "model.npz")
+    assert saved.config == net.config
+
+
+def test_the_layer_table_the_readme_points_to_lists_every_type_and_option():
+    text = (REPO / "docs" / "models.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = line.split("|")
+        if line.startswith("| `") and len(cells) >= 4:  # | type | options | ...
+            for name in cells[1].replace("`", "").split(","):
+                rows[name.strip()] = cells[2]
+    for name, spec in models.LAYER_TYPES.items():
+        assert name in rows, name
+        for option in spec.options:
+            assert f"`{option}`" in rows[name], (name, option)

@@ -117,6 +117,17 @@ def _add_model_args(p: argparse.ArgumentParser, names: tuple[str, ...]) -> None:
     )
 
 
+def _model_spec(text: str) -> str:
+    """--model of train: a models.MODELS name or an existing file (read when training)."""
+    from fastcnn.models import MODELS
+
+    if text in MODELS or Path(text).is_file():
+        return text
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is neither a built-in model ({', '.join(MODELS)}) nor a config file"
+    )
+
+
 def _positive(kind: type) -> Any:
     def parse(text: str) -> Any:
         try:
@@ -151,6 +162,9 @@ def _non_negative(kind: type) -> Any:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    if args.file is not None:  # a saved model: its layers, output shapes and param counts
+        print(_load_model(args.file, "fast").format_summary())
+        return 0
     from fastcnn._config import show_config
 
     show_config()
@@ -168,25 +182,8 @@ _FIXED_ON_RESUME = (
 )  # fmt: skip
 
 
-def _train_defaults() -> dict[str, Any]:
-    # The published DeepConvNet recipe: 20 epochs, batch 100, Adam lr 0.001, no schedule.
-    return {
-        "model": "deep",
-        "epochs": 20,
-        "batch_size": 100,
-        "optimizer": "adam",
-        "schedule": None,
-        "warmup": 0.0,
-        "max_shift": 2,
-        "max_rotation": 10.0,
-        "seed": 0,
-        "dtype": "float32",
-        "backend": "fast",
-    }
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from fastcnn import models, train
+    from fastcnn import train
     from fastcnn.datasets import Augment
 
     _set_threads(args.threads)
@@ -224,15 +221,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         if not args.augment and (args.max_shift is not None or args.max_rotation is not None):
             raise CLIError("--max-shift / --max-rotation need --augment")
-        for key, value in _train_defaults().items():
-            if getattr(args, key) is None:
+        dtype_given = args.dtype
+        for key, value in train.DEFAULTS.items():
+            if getattr(args, key, False) is None:  # an option left out (not the Trainer-only ones)
                 setattr(args, key, value)
         if args.subset is None:
             args.subset = "auto"
+        model = _train_model(args.model, args.backend, args.seed, dtype_given or args.dtype,
+                             dtype_given is not None)  # fmt: skip
         source = _source(args)
-        model = models.MODELS[args.model](backend=args.backend, seed=args.seed, dtype=args.dtype)
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path(args.out) if args.out else Path("runs") / f"{args.model}-{stamp}"
+        out = Path(args.out) if args.out else Path("runs") / f"{_file_name(model.name)}-{stamp}"
         trainer = train.Trainer(
             model,
             source,
@@ -261,11 +260,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_model(spec: str, backend: str, seed: int, dtype: str, dtype_given: bool) -> Any:
+    """The network ``--model`` names: a built-in one (models.MODELS), or the Sequential a JSON
+    config file describes (its own dtype unless --dtype is given)."""
+    from fastcnn import models
+
+    if spec in models.MODELS:
+        return models.MODELS[spec](backend=backend, seed=seed, dtype=dtype)
+    with _reading(spec):  # a file (_model_spec checked that when parsing)
+        config = models.read_config(spec)
+        return models.Sequential.from_config(
+            config, backend=backend, seed=seed, dtype=dtype if dtype_given else None
+        )
+
+
+def _file_name(name: str) -> str:
+    """A model's name as a directory name: letters, digits, '.', '_' and '-' kept."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+    return safe.strip(".") or "model"
+
+
 def _print_run_header(trainer: Any, out: Path) -> None:
     import fastcnn
 
     cfg = trainer.config()
-    model = trainer.model
     sched = cfg["schedule"]
     sched_text = sched["name"] + (
         f" after {sched['warmup']:g} warm-up epochs" if sched.get("warmup") else ""
@@ -273,8 +291,8 @@ def _print_run_header(trainer: Any, out: Path) -> None:
     aug = cfg["augment"]
     lines = [
         f"data:      {trainer.source_info.get('description', trainer.source_info['kind'])}",
-        f"model:     {type(model).__name__} ({model.num_params():,} params, {model.dtype.name}), "
-        f"backend {model.backend}, {fastcnn.get_num_threads()} threads, isa {fastcnn.get_isa()}",
+        f"model:     {trainer.net.describe()}, {fastcnn.get_num_threads()} threads, "
+        f"isa {fastcnn.get_isa()}",
         f"training:  {trainer.epochs} epochs x {trainer.batches_per_epoch} batches of "
         f"{trainer.batch_size}, {cfg['optimizer']} lr {trainer.base_lr:g}, schedule {sched_text}, "
         + (
@@ -324,7 +342,7 @@ def _read_model(path: str, backend: str, arch: str | None) -> Any:
     model = models.load(path, backend=backend)
     if arch is not None and type(model) is not models.MODELS[arch]:
         raise CLIError(
-            f"{path}: the file holds a {type(model).__name__}, not the "
+            f"{path}: the file holds a {model.name}, not the "
             f"{models.MODELS[arch].__name__} of --model {arch}"
         )
     return model
@@ -342,7 +360,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = train.evaluate(model, x_test, t_test)
     assert result is not None
     seconds = time.perf_counter() - t0
-    print(f"model:  {args.file}: {type(model).__name__}, backend {model.backend}")
+    print(f"model:  {args.file}: {model.name}, backend {model.backend}")
     print(f"data:   {source}")
     print(f"test loss {result.loss:.4f}, {len(t_test) / seconds:.0f} images/s\n")
     report = train.classification_report(t_test, result.predictions, model.output_size)
@@ -430,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fastcnn._validation import FLOAT_DTYPES
     from fastcnn.models import MODELS
     from fastcnn.optim import OPTIMIZERS
-    from fastcnn.train import SCHEDULE_NAMES
+    from fastcnn.train import DEFAULTS, SCHEDULE_NAMES
 
     dtypes = tuple(dt.name for dt in FLOAT_DTYPES)
 
@@ -444,15 +462,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model on MNIST",
-        description="Train SimpleConvNet or DeepConvNet on MNIST. The defaults are the "
+        description="Train SimpleConvNet, DeepConvNet or a network of your own (a JSON "
+        "config file) on MNIST. The defaults are the "
         "published DeepConvNet recipe: 20 epochs, batch 100, Adam lr 0.001, no schedule, no "
         "augmentation. Writes log.json, checkpoint.npz (every epoch), model.npz and plots to "
         "--out.",
     )
-    p.add_argument("--model", choices=tuple(MODELS), help="architecture (default: deep)")
-    p.add_argument("--epochs", type=_positive(int), help="epochs (default: 20)")
-    p.add_argument("--batch-size", type=_positive(int), help="mini-batch size (default: 100)")
-    p.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="optimizer (default: adam)")
+    p.add_argument(
+        "--model",
+        type=_model_spec,
+        metavar="NAME_OR_FILE",
+        help=f"{'|'.join(MODELS)}, or a JSON config file of your own network "
+        '({"input_shape": [1, 28, 28], "layers": [...]}, see docs/models.md) '
+        f"(default: {DEFAULTS['model']})",
+    )
+    p.add_argument("--epochs", type=_positive(int), help=f"epochs (default: {DEFAULTS['epochs']})")
+    p.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        help=f"mini-batch size (default: {DEFAULTS['batch_size']})",
+    )
+    p.add_argument(
+        "--optimizer",
+        type=str.lower,
+        choices=tuple(OPTIMIZERS),
+        help=f"optimizer, in any case (default: {DEFAULTS['optimizer']})",
+    )
     p.add_argument(
         "--lr", type=_positive(float), help="base learning rate (default: the optimizer's, "
         "0.001 for adam)"
@@ -476,14 +511,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="random shifts and rotations of the training images",
     )
-    p.add_argument("--max-shift", type=_non_negative(int), metavar="PX", help="default: 2")
-    p.add_argument("--max-rotation", type=_non_negative(float), metavar="DEG", help="default: 10")
+    p.add_argument(
+        "--max-shift",
+        type=_non_negative(int),
+        metavar="PX",
+        help=f"default: {DEFAULTS['max_shift']}",
+    )
+    p.add_argument(
+        "--max-rotation",
+        type=_non_negative(float),
+        metavar="DEG",
+        help=f"default: {DEFAULTS['max_rotation']:g}",
+    )
     p.add_argument("--threads", type=_positive(int), help="kernel threads (default: all cores)")
-    p.add_argument("--backend", choices=BACKENDS, help="default: fast")
-    p.add_argument("--dtype", choices=dtypes, help="default: float32")
+    p.add_argument("--backend", choices=BACKENDS, help=f"default: {DEFAULTS['backend']}")
+    p.add_argument("--dtype", choices=dtypes, help=f"default: {DEFAULTS['dtype']}")
     _add_data_args(p, default_subset=None)
-    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/MODEL-TIME)")
-    p.add_argument("--seed", type=_non_negative(int), help="seed of everything (default: 0)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output directory (default: runs/NAME-TIME, NAME the model's name)",
+    )
+    p.add_argument(
+        "--seed",
+        type=_non_negative(int),
+        help=f"seed of everything (default: {DEFAULTS['seed']})",
+    )
     p.add_argument(
         "--eval-sample",
         type=_positive(int),
@@ -552,7 +605,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     # info
-    p = sub.add_parser("info", help="show version, threads, CPU features and the kernel ISA")
+    p = sub.add_parser(
+        "info",
+        help="show version, threads, CPU features and the kernel ISA, or a saved model's layers",
+        description="Without MODEL: the version, threads, CPU features and kernel ISA. With a "
+        "model file: its summary (each layer, its output shape and parameter count).",
+    )
+    p.add_argument("file", metavar="MODEL", nargs="?", help="a model file or checkpoint")
     p.set_defaults(func=_cmd_info)
 
     # bench

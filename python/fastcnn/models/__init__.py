@@ -5,7 +5,9 @@
   _builder.py / _blocks.py build and run them.
 - ``SimpleConvNet``, ``DeepConvNet`` (_classic.py): the book's networks, as Sequential ones.
 - ``save`` / ``load`` / checkpoints (_file.py) in a checked npz container (_archive.py);
-  ``load_classic_params`` reads the book's params.pkl (_classic_params.py).
+  ``load_classic_params`` reads the book's params.pkl (_classic_params.py); a network fastcnn
+  did not build is saved by its params alone (_params_file.py; reading one where a model is
+  needed is a ParamsOnlyError).
 - ``export_onnx`` / ``from_onnx`` (_onnx_export.py, _onnx_import.py): ONNX graphs out and in,
   with the optional onnx package.
 
@@ -21,6 +23,7 @@ from fastcnn.models._classic import MODELS, DeepConvNet, SimpleConvNet
 from fastcnn.models._file import (
     FORMAT_VERSION,
     Checkpoint,
+    ParamsOnlyError,
     load,
     load_checkpoint,
     save_checkpoint,
@@ -38,6 +41,7 @@ __all__ = [
     "ConfigError",
     "read_config",
     "ModelFileError",
+    "ParamsOnlyError",
     "FORMAT_VERSION",
     "load",
     "Checkpoint",

@@ -51,10 +51,16 @@ _CLASSES: dict[str, type[Sequential]] = {
 # ---------------------------------------------------------------------------------------------
 
 FORMAT_VERSION = 1
+PARAMS_ONLY = "params-only"  # the "class" of a file of a foreign network's params (_params_file)
 _FORMAT_KEY = "__fastcnn_format__"
 _MODEL_KEY = "__fastcnn_model__"
 _META_KEY = "__fastcnn_meta__"
 _PREFIXES = ("params/", "state/", "optim/", "meta/")
+
+
+class ParamsOnlyError(ModelFileError):
+    """A params-only file (the params of a network fastcnn did not build, see _params_file.py)
+    where a model file is needed: there is no architecture to rebuild the network from."""
 
 
 def _model_entries(model: Model) -> dict[str, np.ndarray]:
@@ -115,6 +121,14 @@ def _read_header(ar: _mf.Archive) -> tuple[type[Model], dict]:
             f"(this fastcnn reads version {FORMAT_VERSION})"
         )
     header = _json_entry(ar, _MODEL_KEY, "the architecture", "architecture JSON")
+    if isinstance(header, dict) and header.get("class") == PARAMS_ONLY:
+        of = str(header.get("of"))[:100]
+        raise ParamsOnlyError(
+            f"{path}: holds the params of a {of} only (a network fastcnn did not build, so "
+            "the file has no architecture): it cannot be loaded, evaluated or used to predict "
+            f"from the file alone; build the {of} in Python and resume training with "
+            "fastcnn.train.Trainer.resume(path, model=...)"
+        )
     if not isinstance(header, dict) or not isinstance(header.get("kwargs"), dict):
         raise ModelFileError(f"{path}: the architecture metadata must hold 'class' and 'kwargs'")
     classes = _CLASSES
@@ -376,6 +390,17 @@ def save_checkpoint(
     entries = _model_entries(model)
     for name, layer in model._dropout_layers().items():
         entries[f"state/{name}"] = np.array(layer.calls, dtype=np.int64)
+    _add_checkpoint_entries(entries, optimizer, meta, where)
+    _mf.write_npz(os.fspath(path), entries)
+
+
+def _add_checkpoint_entries(
+    entries: dict[str, np.ndarray],
+    optimizer: _optim.Optimizer | None,
+    meta: Mapping[str, Any] | None,
+    where: str,
+) -> None:
+    """The optimizer state (optim/...) and the meta (__fastcnn_meta__, meta/...) members."""
     if optimizer is not None:
         if not isinstance(optimizer, _optim.Optimizer):
             raise TypeError(
@@ -396,7 +421,6 @@ def save_checkpoint(
         entries[_META_KEY] = np.array(json.dumps(json_meta, default=_json_default))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: meta must hold arrays or JSON values ({exc})") from exc
-    _mf.write_npz(os.fspath(path), entries)
 
 
 def _read_optimizer_state(ar: _mf.Archive) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""fastcnn.train: the ``Trainer`` loop, evaluation, checkpoints and resuming, the JSON run log,
+the classification report and (when matplotlib is installed) plots.
+
+One process, one model, mini-batch training on arrays already in memory (MNIST-sized data).
+Everything random comes from the seed (batch order and augmentation from (seed, epoch, batch),
+dropout masks from the model), so a run is reproducible and a resumed run sees exactly the
+batches an uninterrupted one would. No distributed training, no mixed precision, no early
+stopping.
+
+The modules, one concern each: _trainer (the Trainer and its loop), _net (the one interface
+to a fastcnn model or an object with the classic protocol), _settings (the defaults table and
+the arguments checked), _state (the run state a checkpoint restores), _checkpoint
+(checkpoints and resume), _data (the data checked, its source recorded), _evaluate, _report,
+_schedules (schedules by name), _log (log.json), _plots, _results (what fit returns or
+raises), _stop (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+from fastcnn.train._data import load_test_set
+from fastcnn.train._evaluate import EvalResult, evaluate
+from fastcnn.train._plots import have_matplotlib, plot_curves, plot_misclassified
+from fastcnn.train._report import classification_report, format_report
+from fastcnn.train._results import TrainingDiverged, TrainingInterrupted, TrainResult
+from fastcnn.train._schedules import SCHEDULE_NAMES, make_schedule
+from fastcnn.train._settings import DEFAULTS
+from fastcnn.train._trainer import Trainer
+
+__all__ = [
+    "Trainer",
+    "TrainResult",
+    "TrainingInterrupted",
+    "TrainingDiverged",
+    "EvalResult",
+    "classification_report",
+    "format_report",
+    "evaluate",
+    "load_test_set",
+    "make_schedule",
+    "SCHEDULE_NAMES",
+    "DEFAULTS",
+    "plot_curves",
+    "plot_misclassified",
+    "have_matplotlib",
+]

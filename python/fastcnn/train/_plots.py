@@ -1,0 +1,90 @@
+"""Plots of a run (matplotlib, optional): the loss and accuracy curves and a grid of the most
+confident mistakes. The object API with an Agg canvas: no pyplot, no global backend. Nothing
+here decides when to plot (the trainer does, when have_matplotlib() is true).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def have_matplotlib() -> bool:
+    """True when matplotlib can be imported (plots are then written)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("plots need matplotlib: pip install matplotlib") from None
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_curves(
+    history: Sequence[Mapping[str, Any]],
+    iteration_losses: Sequence[float],
+    log_every: int,
+    batches_per_epoch: int,
+    path: PathLike,
+) -> None:
+    """Loss (train, test; iteration losses faint) and accuracy (train, test) per epoch."""
+    fig = _figure(10, 4)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in history]
+    if len(iteration_losses):
+        t = (np.arange(len(iteration_losses)) * log_every + 1) / batches_per_epoch
+        ax_loss.plot(t, iteration_losses, color="tab:blue", alpha=0.3, lw=0.5, label="iteration")
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", color="tab:blue", label="train")
+    ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", color="tab:orange", label="test")
+    ax_loss.set_yscale("log")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("cross-entropy loss")
+    ax_loss.legend()
+    ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train (dropout on)")
+    ax_acc.plot(epochs, [100 * r["test_acc"] for r in history], "s-", label="test")
+    ax_acc.set_xlabel("epoch")
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.legend()
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path))
+
+
+def plot_misclassified(
+    x: np.ndarray, t: np.ndarray, proba: np.ndarray, path: PathLike, max_images: int = 36
+) -> int:
+    """A grid of up to ``max_images`` misclassified images labelled "true→pred (p)", the most
+    confident mistakes first. Returns how many were drawn."""
+    pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(pred != t)
+    conf = proba[wrong, pred[wrong]]
+    wrong = wrong[np.argsort(-conf, kind="stable")][:max_images]
+    cols = 6
+    rows = max(1, -(-len(wrong) // cols))
+    fig = _figure(cols * 1.5, rows * 1.65 + 0.4)
+    fig.suptitle(f"misclassified test images: {int((pred != t).sum())} of {len(t)}")
+    for k in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.set_axis_off()
+        if k < len(wrong):
+            i = wrong[k]
+            ax.imshow(x[i].reshape(x.shape[-2], x.shape[-1]), cmap="gray_r", vmin=0, vmax=1)
+            ax.set_title(f"{t[i]}→{pred[i]} ({proba[i, pred[i]]:.2f})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path))
+    return len(wrong)

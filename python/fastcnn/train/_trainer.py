@@ -1,0 +1,526 @@
+"""The Trainer: mini-batch training with per-epoch evaluation, checkpoints and the run log, of
+a fastcnn model or of any object with the classic protocol (_net.py).
+
+The loop itself, and the decisions around it: when to evaluate, save, stop (Ctrl-C) or give
+up (a loss or parameter that is not finite). The settings are checked in _settings.py, the
+run state is _state.py's RunState, and checkpoints, the log, the report and the plots have
+their own modules.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from fastcnn import models as _models
+from fastcnn import optim as _optim
+from fastcnn.datasets import Augment, DataLoader, MNISTSource
+from fastcnn.train import _checkpoint, _settings
+from fastcnn.train._data import Data, check_data, source_info
+from fastcnn.train._evaluate import evaluate
+from fastcnn.train._log import epoch_line, write_log
+from fastcnn.train._net import as_net
+from fastcnn.train._plots import have_matplotlib, plot_curves, plot_misclassified
+from fastcnn.train._report import classification_report, format_report
+from fastcnn.train._results import TrainingDiverged, TrainingInterrupted, TrainResult
+from fastcnn.train._settings import DEFAULTS
+from fastcnn.train._state import RunState, Session
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+CHECKPOINT_NAME = _checkpoint.CHECKPOINT_NAME
+MODEL_NAME = "model.npz"
+LOG_NAME = "log.json"
+CURVES_NAME = "curves.png"
+MISCLASSIFIED_NAME = "misclassified.png"
+_RECENT_BATCHES = 50  # the progress bar's train accuracy is over this many recent batches
+
+
+class Trainer:
+    """Mini-batch training with per-epoch evaluation and checkpoints.
+
+    ``model`` is a fastcnn model (any ``Sequential``: the built-in networks, or one built from
+    the user's layers or config) or any object with the classic protocol, as the classic
+    book's Trainer takes: a ``params`` dict of float arrays that an update changes in place,
+    ``gradient(x, t)`` (a dict keyed like params), ``loss(x, t)`` and ``accuracy(x, t)``;
+    its ``predict(x)`` scores are used for the report when it has one. What is saved for such
+    an object: checkpoint.npz holds its params, the optimizer state and the run state, and
+    model.npz its params — never its architecture or code, nor any state outside ``params``
+    (batch-norm running statistics, its random generators and so its dropout masks). Such a
+    file resumes only into the same kind of object, passed again
+    (``Trainer.resume(path, model=net)``), and cannot be evaluated from the file alone. A
+    warning says so once when such a trainer writes files.
+
+    ``data`` is ``((x_train, t_train), (x_test, t_test))`` (integer labels; for a fastcnn
+    model images (N, C, H, W) or flattened, for another object the shape it takes) or an
+    ``MNISTSource`` (loaded here as (N, 1, 28, 28), and recorded in the log). Images are cast
+    to the model's dtype (for another object: its params' dtype).
+
+    - ``optimizer``: a name from ``fastcnn.optim.OPTIMIZERS``, in any case as the classic code
+      spells them ("Adam", "SGD", "Momentum", "Nesterov", "AdaGrad", "RMSprop"), built with
+      ``lr`` and the hyperparameters in ``optimizer_param`` (the classic spelling, lr included:
+      ``{"lr": 0.001}``) or ``optimizer_kwargs`` (the same); or an optimizer object (``lr``
+      overrides its rate when given).
+    - ``schedule``: None, a name (see ``make_schedule``; ``warmup`` in epochs) or a schedule
+      object. It is stepped every iteration with t = the fractional epoch
+      (epoch + batch / batches_per_epoch), so all lengths are in epochs:
+      ``optimizer.lr = schedule(base_lr, t)``.
+    - ``augment``: None, True (``Augment()``'s defaults) or an ``Augment``; its seed is replaced
+      by the trainer's seed so one seed fixes the run.
+    - ``eval_sample``: evaluate each epoch on a fixed random sample of that many test images
+      (None: the whole test set). The final report always uses the whole test set.
+    - ``out_dir``: where ``checkpoint.npz`` (after every epoch), ``log.json`` (rewritten after
+      every epoch), ``model.npz`` and the plots (at the end) go; None writes nothing.
+    - ``log_every``: keep the loss of every k-th iteration in the log (1: all of them).
+    - ``limit_batches``: run only the first N batches of each epoch (smoke tests).
+    - ``callbacks``: functions ``f(trainer, info)`` called after every iteration with
+      info = {"epoch", "batch", "iteration", "loss", "lr"}.
+    """
+
+    def __init__(
+        self,
+        model: _models.Model | Any,
+        data: Data | MNISTSource,
+        *,
+        epochs: int = DEFAULTS["epochs"],
+        batch_size: int = DEFAULTS["batch_size"],
+        optimizer: str | _optim.Optimizer = DEFAULTS["optimizer"],
+        lr: float | None = None,
+        optimizer_kwargs: Mapping[str, float] | None = None,
+        optimizer_param: Mapping[str, float] | None = None,
+        schedule: str | _optim.Schedule | None = DEFAULTS["schedule"],
+        warmup: float = DEFAULTS["warmup"],
+        augment: bool | Augment | None = None,
+        eval_sample: int | None = None,
+        seed: int = DEFAULTS["seed"],
+        out_dir: PathLike | None = None,
+        progress: bool = True,
+        verbose: bool = True,
+        log_every: int = DEFAULTS["log_every"],
+        limit_batches: int | None = None,
+        callbacks: Sequence[Callable[[Trainer, dict[str, Any]], None]] = (),
+        command: Sequence[str] | None = None,
+    ) -> None:
+        self.net = as_net(model)
+        self.model = model
+        self.epochs = _settings.positive_int(epochs, "epochs")
+        self.batch_size = _settings.positive_int(batch_size, "batch_size")
+        self.seed = _settings.positive_int(seed, "seed", low=0)
+        self.log_every = _settings.positive_int(log_every, "log_every")
+        self.limit_batches = _settings.optional_int(limit_batches, "limit_batches")
+        self.eval_sample = _settings.optional_int(eval_sample, "eval_sample")
+        self.progress = bool(progress)
+        self.verbose = bool(verbose)
+        self.callbacks = list(callbacks)
+        self.command = list(command) if command is not None else None
+        self.out_dir = None if out_dir is None else Path(out_dir)
+
+        self.source_info = source_info(data)
+        if isinstance(data, MNISTSource):
+            data = data.load(flatten=False, dtype=self.net.dtype)
+        (self.x_train, self.t_train), (self.x_test, self.t_test) = check_data(data, self.net)
+        self.source_info.update(n_train=len(self.t_train), n_test=len(self.t_test))
+
+        self.optimizer, self.optimizer_name = _settings.make_optimizer(
+            optimizer, lr, optimizer_kwargs, optimizer_param, self.net.backend
+        )
+        self.base_lr = float(self.optimizer.lr)
+        self.schedule, self.schedule_spec = _settings.schedule_and_spec(
+            schedule, self.epochs, warmup
+        )
+        self.augment = _settings.make_augment(augment, self.seed)
+        self.loader = DataLoader(self.x_train, self.t_train, self.batch_size, shuffle=True,
+                                 seed=self.seed, augment=self.augment)  # fmt: skip
+        self.batches_per_epoch = len(self.loader)
+        if self.limit_batches is not None:
+            self.batches_per_epoch = min(self.batches_per_epoch, self.limit_batches)
+        # The per-epoch evaluation set: a fixed sample of the test set, or all of it.
+        self.eval_index: np.ndarray | None = None
+        if self.eval_sample is not None and self.eval_sample < len(self.t_test):
+            rng = np.random.default_rng([self.seed, 2])
+            chosen = rng.choice(len(self.t_test), self.eval_sample, replace=False)
+            self.eval_index = np.sort(chosen)
+
+        self.state = RunState()  # where the run is: what a checkpoint restores
+        self.session = Session()  # the current (or last) fit() call
+        self.resumed_from: Path | None = None
+        self.good_checkpoint: Path | None = None  # the last checkpoint of this run's state
+        if self.out_dir is not None and not self.net.fastcnn:
+            warnings.warn(f"Trainer: {_checkpoint.params_only_note(self.net.name)}", stacklevel=2)
+
+    # -- where the run is (RunState's fields, as the trainer's) -----------------------------------
+
+    @property
+    def epoch(self) -> int:
+        return self.state.epoch
+
+    @property
+    def batch(self) -> int:
+        return self.state.batch
+
+    @property
+    def iteration(self) -> int:
+        return self.state.iteration
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.state.history
+
+    @property
+    def iteration_losses(self) -> list[float]:
+        return self.state.iteration_losses
+
+    def wall_time(self) -> float:
+        """Seconds of fitting in this run so far (earlier sessions of a resumed run included)."""
+        return self.state.elapsed + self.session.seconds()
+
+    # -- description ----------------------------------------------------------------------------
+
+    def config(self) -> dict[str, Any]:
+        """The run's settings, as stored in log.json and in checkpoints (JSON types)."""
+        optimizer_state = {
+            k: v for k, v in self.optimizer.state_dict().items() if "/" not in k and k != "step"
+        }
+        aug = self.augment
+        return {
+            "model": self.net.name,
+            "model_config": self.model.config if self.net.fastcnn else None,
+            "files_hold": "the model" if self.net.fastcnn else "params only",
+            "backend": self.net.backend,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "optimizer": self.optimizer_name,
+            "optimizer_state": optimizer_state | {"lr": self.base_lr},
+            "schedule": self.schedule_spec or {"name": "custom", "repr": repr(self.schedule)},
+            "augment": None
+            if aug is None
+            else {"max_shift": aug.max_shift, "max_rotation": aug.max_rotation},
+            "eval_sample": self.eval_sample,
+            "seed": self.seed,
+            "log_every": self.log_every,
+            "limit_batches": self.limit_batches,
+        }
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def save_checkpoint(self, path: PathLike | None = None) -> Path:
+        """Write the current state (after the last completed iteration) to ``path``
+        (default ``out_dir / checkpoint.npz``)."""
+        if path is None:
+            if self.out_dir is None:
+                raise ValueError("Trainer.save_checkpoint: no path and no out_dir")
+            path = self.out_dir / CHECKPOINT_NAME
+        path = Path(path)
+        _checkpoint.save(self, path)
+        return path
+
+    @classmethod
+    def resume(
+        cls,
+        checkpoint: PathLike,
+        data: Data | MNISTSource | None = None,
+        *,
+        model: Any = None,
+        backend: str | None = None,
+        epochs: int | None = None,
+        schedule: _optim.Schedule | None = None,
+        **kwargs: Any,
+    ) -> Trainer:
+        """A trainer that continues the run saved in ``checkpoint``: model, optimizer state,
+        position (epoch, batch), history and per-iteration losses are restored, and the
+        remaining batches are exactly those the uninterrupted run would have used.
+
+        ``data`` must be the same data set; None reloads the MNIST the checkpoint names
+        (the embedded subset, or the full set from the same directory). ``backend`` (default:
+        fast) may differ from the original run's. ``epochs`` may extend the run (a named
+        schedule is then rebuilt for the new length). A custom schedule object must be passed
+        again as ``schedule``. Other keyword arguments (out_dir, progress, verbose, callbacks,
+        command) are as for ``Trainer``; the training settings come from the checkpoint.
+
+        ``model``: None rebuilds a fastcnn model from the checkpoint. A params-only checkpoint
+        (of an object with the classic protocol) needs that object: its params are checked
+        by name, shape and dtype and then overwritten in place. A fastcnn model given for a
+        fastcnn checkpoint must have the checkpoint's architecture.
+        """
+        return _checkpoint.resume(
+            cls, checkpoint, data, model, backend or "fast", epochs, schedule, kwargs
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _lr_at(self, epoch: int, batch: int) -> float:
+        if self.schedule is None:
+            return self.base_lr
+        return float(self.schedule(self.base_lr, epoch + batch / self.batches_per_epoch))
+
+    def fit(self) -> TrainResult:
+        """Train from the current position to ``epochs``; returns a TrainResult.
+
+        After every epoch: evaluation, the history line, ``checkpoint.npz`` and ``log.json``.
+        At the end: the report on the whole test set, ``model.npz`` and the plots. On Ctrl-C
+        the last completed iteration is checkpointed and TrainingInterrupted is raised. When a
+        batch's loss, an epoch's train or test loss, or a parameter is not finite,
+        TrainingDiverged is raised: the last good checkpoint is kept, nothing is saved from
+        the diverged state, and log.json says "diverged".
+        """
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        session = self.session
+        session.begin()
+        try:
+            interrupted = False
+            with session.stop:
+                try:
+                    interrupted = not self._fit_epochs()
+                except KeyboardInterrupt:
+                    if session.in_step:
+                        # Interrupted inside an update (a second Ctrl-C): the model is
+                        # half-updated, so keep the last checkpoint rather than save this state.
+                        raise TrainingInterrupted(
+                            "training aborted during an update; the last checkpoint is kept",
+                            self._existing_checkpoint(),
+                        ) from None
+                    interrupted = True  # between iterations: the state is consistent
+                except TrainingDiverged:
+                    session.status = "diverged"
+                    if self.out_dir is not None:
+                        self._write_log()  # the history up to the last good epoch, and why
+                    raise
+            if interrupted:
+                self._interrupt()
+            return self._finish()
+        finally:
+            self.state.elapsed += session.end()
+
+    def _fit_epochs(self) -> bool:
+        """Run the remaining epochs, saving each once it is complete; False if stopped by
+        Ctrl-C between iterations."""
+        while self.state.epoch < self.epochs:
+            if not self._run_epoch():
+                return False
+            self.state.next_epoch()
+            self._save_state()
+        return True
+
+    def _existing_checkpoint(self) -> Path | None:
+        if self.out_dir is None:
+            return None
+        path = self.out_dir / CHECKPOINT_NAME
+        return path if path.exists() else None
+
+    def _interrupt(self) -> None:
+        self.session.status = "interrupted"
+        path = None
+        if self.out_dir is not None:
+            path = self._save_state()
+        where = f"; checkpoint saved to {path}" if path else ""
+        s = self.state
+        raise TrainingInterrupted(
+            f"interrupted at epoch {s.epoch + 1}, batch {s.batch} (iteration {s.iteration})"
+            + where,
+            path,
+        )
+
+    def _run_epoch(self) -> bool:
+        """Run the rest of the current epoch and its evaluation; False if stopped by Ctrl-C."""
+        s, session = self.state, self.session
+        epoch, n_batches = s.epoch, self.batches_per_epoch
+        self.loader.set_epoch(epoch)
+        batches = iter(self.loader)
+        recent: collections.deque[float] = collections.deque(maxlen=_RECENT_BATCHES)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=n_batches, initial=s.batch, desc=f"epoch {epoch + 1}/{self.epochs}",
+                       unit="batch", file=sys.stderr, leave=False, dynamic_ncols=True)  # fmt: skip
+        session.in_step = False
+        try:
+            for i, (xb, tb) in enumerate(batches):
+                if i >= n_batches:
+                    break
+                if i < s.batch:
+                    continue  # resumed mid-epoch: these batches were done before
+                t0 = time.perf_counter()
+                lr = self._lr_at(epoch, i)
+                session.in_step = True
+                self.optimizer.lr = lr
+                loss, grads, correct = self.net.step(xb, tb)
+                self.optimizer.update(self.net.params, grads)
+                session.in_step = False
+                s.batch = i + 1
+                s.iteration += 1
+                s.partial.add(loss, correct, len(tb), time.perf_counter() - t0)
+                if (s.iteration - 1) % self.log_every == 0:
+                    s.iteration_losses.append(float(loss))
+                recent.append(correct / len(tb))
+                if not math.isfinite(loss):
+                    raise self._diverged(f"loss {loss}", f"epoch {epoch + 1}, batch {i + 1}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix_str(
+                        f"loss {s.partial.mean_loss:.4f}  "
+                        f"acc {100 * sum(recent) / len(recent):.2f}%  "
+                        f"{s.partial.images_per_s:.0f} img/s",
+                        refresh=False,
+                    )
+                info = {"epoch": epoch, "batch": i, "iteration": s.iteration, "loss": loss,
+                        "lr": lr}  # fmt: skip
+                for callback in self.callbacks:
+                    callback(self, info)
+                if session.stop.requested:
+                    return False
+        finally:
+            if bar is not None:
+                bar.close()
+            if isinstance(batches, Generator):
+                batches.close()
+        return self._end_epoch(epoch, n_batches)
+
+    def _end_epoch(self, epoch: int, n_batches: int) -> bool:
+        """Evaluate after an epoch's last batch and record its history line; False if
+        stopped by Ctrl-C during the evaluation."""
+        t0 = time.perf_counter()
+        x_eval, t_eval = self.x_test, self.t_test
+        if self.eval_index is not None:
+            x_eval, t_eval = x_eval[self.eval_index], t_eval[self.eval_index]
+        stop = self.session.stop
+        result = evaluate(self.model, x_eval, t_eval, should_stop=lambda: stop.requested)
+        if result is None:
+            return False
+        p = self.state.partial
+        for name, value in (("train loss", p.mean_loss), ("test loss", result.loss)):
+            if not math.isfinite(value):
+                raise self._diverged(f"{name} {value}", f"the end of epoch {epoch + 1}")
+        self._check_params()  # a finite loss can come just before the update that overflowed
+        if self.eval_index is None:
+            self.session.last_full_eval = (self.state.iteration, result)
+        record = {
+            "epoch": epoch + 1,
+            "iterations": self.state.iteration,
+            "train_loss": p.mean_loss,
+            "train_acc": p.accuracy,
+            "test_loss": result.loss,
+            "test_acc": result.accuracy,
+            "test_n": len(t_eval),
+            "lr": self._lr_at(epoch, n_batches),
+            "train_seconds": p.seconds,
+            "eval_seconds": time.perf_counter() - t0,
+            "images_per_s": p.images_per_s,
+            "elapsed": self.wall_time(),
+        }
+        self.state.history.append(record)
+        if self.verbose:
+            self._print(epoch_line(record, self.epochs))
+        return True
+
+    def _print(self, text: str) -> None:
+        if self.progress:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
+    def _diverged(self, what: str, where: str) -> TrainingDiverged:
+        kept = self.good_checkpoint
+        return TrainingDiverged(
+            f"training diverged: {what} at {where} (try a lower learning rate than "
+            f"{self.base_lr:g}); no model file written, "
+            + (f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"),
+            kept,
+        )
+
+    def _check_params(self) -> None:
+        """Every parameter finite, or TrainingDiverged: a state is never saved otherwise."""
+        for name, value in self.net.params.items():
+            if not np.isfinite(value).all():
+                s = self.state
+                where = f"epoch {s.epoch + 1}, batch {s.batch} (iteration {s.iteration})"
+                raise self._diverged(f"parameter {name} is not finite", where)
+
+    def _save_state(self) -> Path | None:
+        if self.out_dir is None:
+            return None
+        self._check_params()
+        path = self.save_checkpoint()
+        self.good_checkpoint = path
+        self._write_log()
+        return path
+
+    def _write_log(self, report: dict[str, Any] | None = None, files: dict | None = None) -> None:
+        assert self.out_dir is not None
+        s = self.state
+        write_log(
+            self.out_dir / LOG_NAME,
+            status=self.session.status,
+            command=self.command,
+            resumed_from=None if self.resumed_from is None else str(self.resumed_from),
+            config=self.config(),
+            data=self.source_info,
+            position=s.position(),
+            wall_time=self.wall_time(),
+            epochs=s.history,
+            iterations={"every": self.log_every, "loss": s.iteration_losses},
+            report=report,
+            files=files or {},
+        )
+
+    def _finish(self) -> TrainResult:
+        self._check_params()  # e.g. resumed from a checkpoint of a finished run: no bad model
+        last = self.session.last_full_eval
+        final = last[1] if last is not None and last[0] == self.state.iteration else None
+        if final is None:
+            final = evaluate(self.model, self.x_test, self.t_test)
+            assert final is not None
+        if final.proba is not None:
+            report = classification_report(self.t_test, final.predictions, final.proba.shape[1])
+        else:  # an object without predict(x): its own accuracy only
+            report = {"n": len(self.t_test), "accuracy": final.accuracy}
+        report["loss"] = final.loss
+        self.session.status = "finished"
+        files: dict[str, str] = {}
+        if self.out_dir is not None:
+            files = self._write_final_files(final.proba)
+            self._write_log(report, files)
+        if self.verbose:
+            self._print("\n" + format_report(report))
+            if self.out_dir is not None:
+                if not have_matplotlib():
+                    self._print(
+                        "(plots skipped: matplotlib is not installed; pip install matplotlib)"
+                    )
+                self._print("\nwrote:\n" + "\n".join(f"  {k:<14}{v}" for k, v in files.items()))
+        return TrainResult(
+            model=self.model,
+            history=list(self.state.history),
+            iteration_losses=np.asarray(self.state.iteration_losses),
+            report=report,
+            seconds=self.wall_time(),
+            files=files,
+        )
+
+    def _write_final_files(self, proba: np.ndarray | None) -> dict[str, str]:
+        """model.npz and the plots; returns name -> path of every file of the run."""
+        assert self.out_dir is not None
+        out = self.out_dir
+        _checkpoint.save_model(self, out / MODEL_NAME)
+        files = {"model": str(out / MODEL_NAME), "checkpoint": str(out / CHECKPOINT_NAME)}
+        if have_matplotlib():
+            plot_curves(self.state.history, self.state.iteration_losses, self.log_every,
+                        self.batches_per_epoch, out / CURVES_NAME)  # fmt: skip
+            files["curves"] = str(out / CURVES_NAME)
+            if proba is not None:
+                plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
+                files["misclassified"] = str(out / MISCLASSIFIED_NAME)
+        files["log"] = str(out / LOG_NAME)
+        return files
