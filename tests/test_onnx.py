@@ -687,3 +687,29 @@ def test_non_finite_weights_are_refused(tmp_path) -> None:
     path = _save(_graph(nodes, [W, big]), tmp_path)
     with pytest.raises(OnnxError, match="beyond the range of float32"):
         from_onnx(path)
+
+
+def test_the_export_command(tmp_path, capsys) -> None:
+    from fastcnn import cli
+
+    m = Sequential(CASES["residual_projection"], INPUT, name="Net")
+    m.save(tmp_path / "m.npz")
+    out = tmp_path / "m.onnx"
+    assert cli.main(["export", str(tmp_path / "m.npz"), str(out)]) == 0
+    assert f"wrote {out}: Net (" in capsys.readouterr().out
+    x = np.random.default_rng(0).standard_normal((3, *INPUT)).astype(np.float32)
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(y, m.predict(x), rtol=1e-5, atol=1e-5)
+
+    before = out.read_bytes()
+    for argv, message in [
+        (["export", str(tmp_path / "missing.npz"), str(out)], "no such model file"),
+        (["export", str(tmp_path / "m.npz"), str(tmp_path)], "is a directory"),
+        (["export", str(tmp_path / "m.npz"), str(tmp_path / "no" / "m.onnx")], "no such dir"),
+        (["export", str(tmp_path / "m.npz"), str(tmp_path / "m.npz")], "is the input file"),
+    ]:
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert out.read_bytes() == before  # nothing was overwritten by the failed runs

@@ -394,6 +394,29 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from fastcnn import models
+    from fastcnn.models._onnx import require_onnx
+
+    require_onnx()  # say how to install it before reading anything
+    out = Path(args.out)
+    if out.is_dir():
+        raise CLIError(f"{out}: is a directory; give the ONNX file's name")
+    if not out.parent.is_dir():
+        raise CLIError(f"{out.parent}: no such directory")
+    if out.exists() and Path(args.file).exists() and out.samefile(args.file):
+        raise CLIError(f"{out}: is the input file; write the ONNX file elsewhere")
+    model = _load_model(args.file, "reference", args.model)  # no compiled code is needed
+    with _reading(out):
+        models.export_onnx(model, out, opset=args.opset)  # atomic, as model files are
+    print(
+        f"wrote {out}: {model.name} ({model.num_params():,} params, {model.dtype.name}), "
+        f"ONNX opset {args.opset}, input (N, {', '.join(map(str, model.input_dim))}), "
+        f"output logits (N, {model.output_size})"
+    )
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
 
     from fastcnn._digits import read_digits
@@ -447,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     from fastcnn._backends import BACKENDS
     from fastcnn._validation import FLOAT_DTYPES
     from fastcnn.models import MODELS
+    from fastcnn.models._onnx import DEFAULT_OPSET
     from fastcnn.optim import OPTIMIZERS
     from fastcnn.train import DEFAULTS, SCHEDULE_NAMES
 
@@ -603,6 +627,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="of the model file (default: %(default)s)",
     )
     p.set_defaults(func=_cmd_convert)
+
+    # export
+    p = sub.add_parser(
+        "export",
+        help="write a model file as an ONNX graph (needs fastcnn[onnx])",
+        description="Write the network in a fastcnn model file (or the book's params.pkl, "
+        "with --model) as a standard ONNX graph in inference form: dropout as its inference "
+        "scaling, batch norm with its running statistics, the logits as output, a dynamic "
+        "batch size. Written atomically. See docs/onnx.md.",
+    )
+    p.add_argument("file", metavar="MODEL", help="a fastcnn model file or checkpoint")
+    p.add_argument("out", metavar="OUT", help="the ONNX file to write (e.g. model.onnx)")
+    p.add_argument(
+        "--model", choices=tuple(MODELS), help="for a book params.pkl: the network it holds"
+    )
+    p.add_argument(
+        "--opset", type=_positive(int), default=DEFAULT_OPSET, help="(default: %(default)s)"
+    )
+    p.set_defaults(func=_cmd_export)
 
     # info
     p = sub.add_parser(
