@@ -193,7 +193,7 @@ SECONDS = 10.0  # generous: the answer comes in well under a second on an idle m
 
 # case -> (how to make it, what the error says)
 CASES = {
-    "extra zeros member": (extra_zeros_member, r"unexpected params \['W9'\] for a SimpleConvNet"),
+    "extra zeros member": (extra_zeros_member, r"unexpected params \['W9'\] for the SimpleConvNet"),
     "hidden_size 40000": (
         huge_hidden_size,
         r"param 'W2' has shape \(4320, 100\) in the file but the SimpleConvNet expects "

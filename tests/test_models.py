@@ -523,7 +523,7 @@ def test_model_file_errors(tmp_path):
     )
     expect(
         {**good, "params/W9": np.zeros(3, np.float32)},
-        r"unexpected params \['W9'\] for a SimpleConvNet",
+        r"unexpected params \['W9'\] for the SimpleConvNet",
     )
     expect(
         {**good, "params/W2": np.zeros((28, 5), np.float32)},

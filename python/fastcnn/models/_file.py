@@ -166,30 +166,39 @@ def _plan(path: str, cls: type[Model], kwargs: dict, backend: str) -> Model:
 def _check_params(ar: _mf.Archive, model: Model) -> None:
     """The file's params against ``model``'s (a plan or a model): names, shapes and dtypes,
     from the .npy headers alone."""
-    path, arch = ar.path, type(model).__name__
-    shapes = model._param_shapes
+    want = {k: (shape, model.dtype) for k, shape in model._param_shapes.items()}
+    check_param_entries(ar, want, f"the {type(model).__name__}")
+
+
+def check_param_entries(
+    ar: _mf.Archive, want: Mapping[str, tuple[tuple[int, ...], np.dtype]], who: str
+) -> None:
+    """The file's params/ entries against ``want`` (name -> (shape, dtype)) of ``who`` ("the
+    DeepConvNet", "the model given"): the same names, each with its shape and dtype, read from
+    the .npy headers alone."""
+    path = ar.path
     found = [k[len("params/") :] for k in ar.infos if k.startswith("params/")]
-    missing = [k for k in shapes if k not in found]
+    missing = [k for k in want if k not in found]
     if missing:
         k = missing[0]
         raise ModelFileError(
-            f"{path}: missing param {k!r} (the {arch} expects shape "
-            f"{V._shape(shapes[k])}; missing: {missing})"
+            f"{path}: missing param {k!r} ({who} expects shape "
+            f"{V._shape(want[k][0])}; missing: {missing[:10]})"
         )
-    extra = [k for k in found if k not in shapes]
+    extra = [k for k in found if k not in want]
     if extra:
-        raise ModelFileError(f"{path}: unexpected params {extra[:10]} for a {arch}")
-    for key, want in shapes.items():
+        raise ModelFileError(f"{path}: unexpected params {extra[:10]} for {who}")
+    for key, (shape, dtype) in want.items():
         got = ar.member(f"params/{key}")
-        if got.shape != want:
+        if got.shape != shape:
             raise ModelFileError(
-                f"{path}: param {key!r} has shape {V._shape(got.shape)} in the file but the "
-                f"{arch} expects {V._shape(want)}"
+                f"{path}: param {key!r} has shape {V._shape(got.shape)} in the file but "
+                f"{who} expects {V._shape(shape)}"
             )
-        if got.dtype != model.dtype:
+        if got.dtype != dtype:
             raise ModelFileError(
-                f"{path}: param {key!r} has dtype {got.dtype} in the file but the {arch} "
-                f"expects {model.dtype} (shape {V._shape(want)})"
+                f"{path}: param {key!r} has dtype {got.dtype} in the file but {who} "
+                f"expects {dtype} (shape {V._shape(shape)})"
             )
 
 

@@ -19,7 +19,6 @@ from typing import Any, Union
 
 import numpy as np
 
-from fastcnn import _validation as V
 from fastcnn import optim as _optim
 from fastcnn.models import _archive as _mf
 from fastcnn.models import _file
@@ -66,22 +65,8 @@ def load_params_checkpoint(
                 f"{path}: not a params-only file (it holds a fastcnn model: load it with "
                 "fastcnn.models.load_checkpoint)"
             )
-        of = header.get("of")
-        found = [k[len("params/") :] for k in ar.infos if k.startswith("params/")]
-        missing = [k for k in params if k not in found]
-        extra = [k for k in found if k not in params]
-        if missing or extra:
-            raise ModelFileError(
-                f"{path}: the params of the {of} in the file do not match the model given: "
-                f"missing from the file {missing[:10]}, not in the model {extra[:10]}"
-            )
-        for key, want in params.items():
-            got = ar.member(f"params/{key}")
-            if got.shape != want.shape or got.dtype != want.dtype:
-                raise ModelFileError(
-                    f"{path}: param {key!r} is {V._shape(got.shape)} {got.dtype} in the file "
-                    f"but {V._shape(want.shape)} {want.dtype} in the model given"
-                )
+        expected = {key: (np.shape(a), np.asarray(a).dtype) for key, a in params.items()}
+        _file.check_param_entries(ar, expected, "the model given")
         ar.check_inflation(ar.infos)
         values = {key: _file._read_param(ar, key) for key in params}
         state = _file._read_optimizer_state(ar)
