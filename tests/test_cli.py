@@ -579,3 +579,21 @@ def test_the_layer_table_the_readme_points_to_lists_every_type_and_option():
         assert name in rows, name
         for option in spec.options:
             assert f"`{option}`" in rows[name], (name, option)
+
+
+@pytest.mark.parametrize("command", [["info"], ["info", "MODEL"], ["evaluate", "MODEL"]])
+def test_a_reader_that_left_is_not_an_error(trained, command):
+    """`fastcnn evaluate model.npz | head -1`: the pipe's reader is gone before fastcnn
+    writes; fastcnn stops quietly with status 0, no traceback and no error line."""
+    argv = [str(trained / "model.npz") if a == "MODEL" else a for a in command]
+    if command[0] == "evaluate":
+        argv += ["--subset", "embedded"]
+    r, w = os.pipe()
+    os.close(r)  # every write to w now fails with EPIPE
+    proc = subprocess.run(
+        [sys.executable, "-m", "fastcnn", *argv],
+        stdout=w, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    os.close(w)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "", proc.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import struct
 import sys
 import time
@@ -690,10 +691,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
     args.argv = argv
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a reader that left shows here, as BrokenPipeError, not at exit
+        return code
     except KeyboardInterrupt:
         print("\nfastcnn: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`fastcnn evaluate ... | head`): what it wanted was printed.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
     except USER_ERRORS as exc:
         if _env.flag("FASTCNN_DEBUG", False):
             raise
