@@ -149,7 +149,9 @@ def test_plots_when_matplotlib_installed(tmp_path):
         {"epoch": e, "train_loss": 1 / e, "test_loss": 1.2 / e, "train_acc": 0.9, "test_acc": 0.95}
         for e in (1, 2, 3)
     ]
-    train.plot_curves(history, list(rng.random(30) + 0.1), 1, 10, tmp_path / "c.png")
+    fig = train.plot_curves(history, list(rng.random(30) + 0.1), 1, 10, tmp_path / "c.png")
+    for ax in fig.axes:  # no dropout: the training curves are not said to have it on
+        assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == ["train", "test"]
     proba = rng.dirichlet(np.ones(10), size=50)
     t = rng.integers(0, 10, 50)
     wrong = int((proba.argmax(1) != t).sum())
@@ -276,3 +278,41 @@ def test_argument_errors(embedded):
         train.Trainer(tiny_deep(), embedded, epochs=0)
     with pytest.raises(ValueError, match=r"train images must be \(N, 1, 28, 28\)"):
         train.Trainer(tiny_deep(), ((np.zeros((3, 5)), np.zeros(3, int)), embedded[1]))
+
+
+def test_curves_say_what_they_show(tmp_path):
+    pytest.importorskip("matplotlib")
+    history = [
+        {"epoch": e, "train_loss": 0.1 / e, "test_loss": 0.12 / e, "test_n": 1000,
+         "train_acc": 0.990 + e / 1000, "test_acc": acc}
+        for e, acc in ((1, 0.993), (2, 0.994), (3, 1.0))
+    ]  # fmt: skip
+    fig = train.plot_curves(
+        history, [], 1, 10, tmp_path / "c.png", title="Net on MNIST", dropout=True,
+        eval_label="test sample of 1,000",
+    )  # fmt: skip
+    loss_ax, err_ax = fig.axes
+    assert fig._suptitle.get_text() == "Net on MNIST"
+    labels = [t.get_text() for t in err_ax.get_legend().get_texts()]
+    assert labels == ["train (dropout on)", "test sample of 1,000"]
+    assert err_ax.get_yscale() == "log" and "error rate" in err_ax.get_ylabel()
+    err = err_ax.get_lines()[1].get_ydata()
+    np.testing.assert_allclose(err[:2], [0.7, 0.6])  # 99.3 % and 99.4 %, told apart
+    assert err[2] == pytest.approx(0.05)  # no error: half of one image of 1,000
+    for ax in (loss_ax, err_ax):
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 3]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_run_title_and_evaluation_label(embedded):
+    t = tiny_trainer(tiny_deep(), embedded, eval_sample=100)
+    assert t._eval_label() == "test sample of 100"
+    assert t._run_title() == (
+        "DeepConvNet on arrays, augmented: adam lr 0.001, schedule cosine (warm-up 0.5 "
+        "epochs), batch 50"
+    )
+    whole = tiny_trainer(
+        tiny_deep(), embedded, eval_sample=None, schedule=None, warmup=0, augment=None
+    )
+    assert whole._eval_label() == "test (1,000)"
+    assert whole._run_title().endswith("schedule constant, batch 50")

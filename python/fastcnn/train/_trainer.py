@@ -509,6 +509,28 @@ class Trainer:
             files=files,
         )
 
+    def _eval_label(self) -> str:
+        """What the per-epoch evaluation ran on, as the plots name it."""
+        n = len(self.t_test)
+        if self.eval_sample is not None and self.eval_sample < n:
+            return f"test sample of {self.eval_sample:,}"
+        return f"test ({n:,})"
+
+    def _run_title(self) -> str:
+        """The run in one line: model, data, optimizer, learning rate, schedule, batch."""
+        data = {"embedded": "the embedded MNIST subset", "full": "MNIST"}.get(
+            self.source_info.get("kind", ""), "arrays"
+        )
+        spec = self.schedule_spec
+        schedule = "custom schedule" if spec is None else f"schedule {spec['name']}"
+        if spec is not None and spec.get("warmup"):
+            schedule += f" (warm-up {spec['warmup']:g} epochs)"
+        aug = ", augmented" if self.augment is not None else ""
+        return (
+            f"{self.net.name} on {data}{aug}: {self.optimizer_name} lr {self.base_lr:g}, "
+            f"{schedule}, batch {self.batch_size}"
+        )
+
     def _write_final_files(self, proba: np.ndarray | None) -> dict[str, str]:
         """model.npz and the plots; returns name -> path of every file of the run."""
         assert self.out_dir is not None
@@ -517,7 +539,9 @@ class Trainer:
         files = {"model": str(out / MODEL_NAME), "checkpoint": str(out / CHECKPOINT_NAME)}
         if have_matplotlib():
             plot_curves(self.state.history, self.state.iteration_losses, self.log_every,
-                        self.batches_per_epoch, out / CURVES_NAME)  # fmt: skip
+                        self.batches_per_epoch, out / CURVES_NAME, title=self._run_title(),
+                        dropout=bool(getattr(self.model, "has_dropout", False)),
+                        eval_label=self._eval_label())  # fmt: skip
             files["curves"] = str(out / CURVES_NAME)
             if proba is not None:
                 plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
