@@ -3,6 +3,7 @@ the one-line errors with exit status 2 for missing or corrupted files and bad ar
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -51,6 +52,14 @@ def test_train_output_files_and_log(trained):
     assert log["config"]["model"] == "SimpleConvNet" and log["config"]["eval_sample"] == 200
     assert [e["test_n"] for e in log["epochs"]] == [200, 200]
     assert log["report"]["n"] == 1000 and log["report"]["accuracy"] >= 0.9
+    # epochs.csv: the same per-epoch records, every float in full precision
+    with open(trained / "epochs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert log["files"]["epochs_csv"] == str(trained / "epochs.csv")
+    assert [list(r) for r in rows] == [list(e) for e in log["epochs"]]
+    for row, record in zip(rows, log["epochs"]):
+        for key, value in record.items():
+            assert type(value)(row[key]) == value, key
 
 
 def test_train_prints_header_epochs_and_report(capsys, tmp_path):

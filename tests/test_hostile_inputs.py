@@ -574,7 +574,7 @@ def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(
     assert "training diverged: test loss nan at the end of epoch 2" in message
     assert f"no model file written, the last good checkpoint is {good}" in message
     assert info.value.checkpoint == good and isinstance(info.value, FloatingPointError)
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "log.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "epochs.csv", "log.json"]
     resumed = train.Trainer.resume(good, small_mnist, progress=False, verbose=False)
     assert (resumed.epoch, resumed.iteration) == (1, 4)  # the state after epoch 1
     assert all(np.isfinite(v).all() for v in resumed.model.params.values())
@@ -616,4 +616,4 @@ def test_cli_train_with_a_huge_learning_rate_fails_and_writes_no_model(tmp_path:
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fastcnn train: error: training diverged: ")
     assert "no model file written, no checkpoint was written" in lines[0]
-    assert sorted(p.name for p in out.iterdir()) == ["log.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["epochs.csv", "log.json"]

@@ -1,12 +1,15 @@
 """The run log: ``log.json`` (rewritten atomically after every epoch: settings, machine, data,
-position, per-epoch history, iteration losses, the final report, the files written) and the
-one-line summary of an epoch that the trainer prints. It records; it decides nothing.
+position, per-epoch history, iteration losses, the final report, the files written), its
+per-epoch figures as ``epochs.csv`` beside it (for a spreadsheet or pandas), and the one-line
+summary of an epoch that the trainer prints. It records; it decides nothing.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,22 @@ def write_log(path: Path, **fields: Any) -> None:
         if key == "config":
             log["machine"] = machine()
     text = json.dumps(log, indent=1) + "\n"
+    write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_epochs_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
+    """Write the per-epoch records as CSV atomically: a header of their keys (epoch,
+    iterations, train_loss, ..., in the records' order), one row per epoch; floats in full
+    precision (repr), so the file holds what log.json's "epochs" holds."""
+    columns: dict[str, None] = {}
+    for r in history:
+        columns.update(dict.fromkeys(r))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for r in history:
+        writer.writerow([repr(v) if isinstance(v := r.get(k, ""), float) else v for k in columns])
+    text = out.getvalue()
     write_atomic(path, lambda f: f.write(text.encode()))
 
 

@@ -27,7 +27,7 @@ from fastcnn.datasets import Augment, DataLoader, MNISTSource
 from fastcnn.train import _checkpoint, _settings
 from fastcnn.train._data import Data, check_data, source_info
 from fastcnn.train._evaluate import evaluate
-from fastcnn.train._log import epoch_line, write_log
+from fastcnn.train._log import epoch_line, write_epochs_csv, write_log
 from fastcnn.train._net import as_net
 from fastcnn.train._plots import have_matplotlib, plot_curves, plot_misclassified
 from fastcnn.train._report import classification_report, format_report
@@ -40,6 +40,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 CHECKPOINT_NAME = _checkpoint.CHECKPOINT_NAME
 MODEL_NAME = "model.npz"
 LOG_NAME = "log.json"
+EPOCHS_CSV_NAME = "epochs.csv"
 CURVES_NAME = "curves.png"
 MISCLASSIFIED_NAME = "misclassified.png"
 _RECENT_BATCHES = 50  # the progress bar's train accuracy is over this many recent batches
@@ -78,8 +79,9 @@ class Trainer:
       by the trainer's seed so one seed fixes the run.
     - ``eval_sample``: evaluate each epoch on a fixed random sample of that many test images
       (None: the whole test set). The final report always uses the whole test set.
-    - ``out_dir``: where ``checkpoint.npz`` (after every epoch), ``log.json`` (rewritten after
-      every epoch), ``model.npz`` and the plots (at the end) go; None writes nothing.
+    - ``out_dir``: where ``checkpoint.npz`` (after every epoch), ``log.json`` and
+      ``epochs.csv`` (rewritten after every epoch), ``model.npz`` and the plots (at the end)
+      go; None writes nothing.
     - ``log_every``: keep the loss of every k-th iteration in the log (1: all of them).
     - ``limit_batches``: run only the first N batches of each epoch (smoke tests).
     - ``callbacks``: functions ``f(trainer, info)`` called after every iteration with
@@ -474,6 +476,7 @@ class Trainer:
             report=report,
             files=files or {},
         )
+        write_epochs_csv(self.out_dir / EPOCHS_CSV_NAME, s.history)
 
     def _finish(self) -> TrainResult:
         self._check_params()  # e.g. resumed from a checkpoint of a finished run: no bad model
@@ -547,4 +550,5 @@ class Trainer:
                 plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
                 files["misclassified"] = str(out / MISCLASSIFIED_NAME)
         files["log"] = str(out / LOG_NAME)
+        files["epochs_csv"] = str(out / EPOCHS_CSV_NAME)
         return files
