@@ -369,18 +369,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output(out: Path, source: Path, what: str) -> None:
+    """Refuse an output path that cannot be written as a new ``what`` before anything is
+    read: a directory, one in a missing directory, or the input file itself."""
+    if out.is_dir():
+        raise CLIError(f"{out}: is a directory; give the {what}'s name")
+    if not out.parent.is_dir():
+        raise CLIError(f"{out.parent}: no such directory")
+    if out.exists() and source.exists() and out.samefile(source):
+        raise CLIError(f"{out}: is the input file; write the {what} elsewhere")
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from fastcnn import models
 
     source, out = Path(args.params), Path(args.out)
     if not source.is_file():
         raise CLIError(f"{source}: no such params file")
-    if out.is_dir():
-        raise CLIError(f"{out}: is a directory; give the model file's name")
-    if not out.parent.is_dir():
-        raise CLIError(f"{out.parent}: no such directory")
-    if out.exists() and out.samefile(source):
-        raise CLIError(f"{out}: is the input file; write the model file elsewhere")
+    _check_output(out, source, "model file")
     # The reference backend: building the model needs no compiled code, and a model file
     # does not record a backend.
     model = models.MODELS[args.model](backend="reference", dtype=args.dtype)
@@ -401,12 +407,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     require_onnx()  # say how to install it before reading anything
     out = Path(args.out)
-    if out.is_dir():
-        raise CLIError(f"{out}: is a directory; give the ONNX file's name")
-    if not out.parent.is_dir():
-        raise CLIError(f"{out.parent}: no such directory")
-    if out.exists() and Path(args.file).exists() and out.samefile(args.file):
-        raise CLIError(f"{out}: is the input file; write the ONNX file elsewhere")
+    _check_output(out, Path(args.file), "ONNX file")
     model = _load_model(args.file, "reference", args.model)  # no compiled code is needed
     with _reading(out):
         models.export_onnx(model, out, opset=args.opset)  # atomic, as model files are
