@@ -50,7 +50,8 @@ def test_train_output_files_and_log(trained):
     log = json.loads((trained / "log.json").read_text())
     assert log["command"][:2] == ["fastcnn", "train"]
     assert log["config"]["model"] == "SimpleConvNet" and log["config"]["eval_sample"] == 200
-    assert [e["test_n"] for e in log["epochs"]] == [200, 200]
+    assert [e["val_n"] for e in log["epochs"]] == [200, 200]  # a sample of the 416 held out
+    assert log["config"]["val"] == 416 and "test_n" not in log["epochs"][0]
     assert log["report"]["n"] == 1000 and log["report"]["accuracy"] >= 0.9
     # epochs.csv: the same per-epoch records, every float in full precision
     with open(trained / "epochs.csv", newline="") as f:

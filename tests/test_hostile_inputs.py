@@ -571,7 +571,7 @@ def test_divergence_in_a_later_epoch_keeps_the_last_good_checkpoint(
         trainer.fit()
     good = out / "checkpoint.npz"
     message = str(info.value)
-    assert "training diverged: test loss nan at the end of epoch 2" in message
+    assert "training diverged: val loss nan at the end of epoch 2" in message
     assert f"no model file written, the last good checkpoint is {good}" in message
     assert info.value.checkpoint == good and isinstance(info.value, FloatingPointError)
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.npz", "epochs.csv", "log.json"]

@@ -111,15 +111,18 @@ def test_short_run_learns_and_writes_everything(embedded, tmp_path):
     result = trainer.fit()
     assert result.test_accuracy >= 0.90
     assert [r["epoch"] for r in result.history] == [1, 2]
-    assert result.history[1]["test_acc"] == pytest.approx(result.test_accuracy)
+    # Every epoch is validated on 416 held-out images; the test set is looked at once.
+    assert [r["val_n"] for r in result.history] == [416, 416]
+    assert "test_acc" not in result.history[1]
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
-    assert len(result.iteration_losses) == 100
+    assert len(result.iteration_losses) == 2 * 46  # 4,584 images in batches of 100
 
     log = json.loads((tmp_path / "log.json").read_text())
     assert log["status"] == "finished"
     assert log["command"] == ["test"]
     assert log["data"]["kind"] == "embedded"
     assert log["data"]["n_train"] == 5000 and log["data"]["n_test"] == 1000
+    assert log["data"]["n_val"] == 416 and len(trainer.t_train) == 5000 - 416
     assert log["config"]["optimizer"] == "adam"
     assert log["config"]["optimizer_state"]["lr"] == 0.001
     assert log["config"]["batch_size"] == 100 and log["config"]["epochs"] == 2
@@ -127,7 +130,7 @@ def test_short_run_learns_and_writes_everything(embedded, tmp_path):
     assert log["machine"]["winograd"] is fastcnn.get_winograd()
     assert log["iterations"]["every"] == 1
     assert log["iterations"]["loss"] == pytest.approx(result.iteration_losses.tolist())
-    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s"):
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "images_per_s"):
         assert key in log["epochs"][0]
     assert log["report"]["accuracy"] == result.test_accuracy
     assert np.array(log["report"]["confusion"]).sum() == 1000
@@ -146,12 +149,13 @@ def test_plots_when_matplotlib_installed(tmp_path):
     pytest.importorskip("matplotlib")
     rng = np.random.default_rng(0)
     history = [
-        {"epoch": e, "train_loss": 1 / e, "test_loss": 1.2 / e, "train_acc": 0.9, "test_acc": 0.95}
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "train_acc": 0.9, "val_acc": 0.95,
+         "val_n": 100}
         for e in (1, 2, 3)
-    ]
+    ]  # fmt: skip
     fig = train.plot_curves(history, list(rng.random(30) + 0.1), 1, 10, tmp_path / "c.png")
     for ax in fig.axes:  # no dropout: the training curves are not said to have it on
-        assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == ["train", "test"]
+        assert [t.get_text() for t in ax.get_legend().get_texts()][-2:] == ["train", "val"]
     proba = rng.dirichlet(np.ones(10), size=50)
     t = rng.integers(0, 10, 50)
     wrong = int((proba.argmax(1) != t).sum())
@@ -236,7 +240,7 @@ def test_backends_follow_the_same_loss_curve(embedded):
     fast = tiny_trainer(tiny_deep("fast"), embedded, epochs=1).fit()
     ref = tiny_trainer(tiny_deep("reference"), embedded, epochs=1).fit()
     np.testing.assert_allclose(fast.iteration_losses, ref.iteration_losses, rtol=1e-4)
-    assert fast.history[0]["test_acc"] == pytest.approx(ref.history[0]["test_acc"], abs=0.011)
+    assert fast.history[0]["val_acc"] == pytest.approx(ref.history[0]["val_acc"], abs=0.011)
 
 
 def test_resume_extends_the_run(embedded, tmp_path):
@@ -289,12 +293,12 @@ def test_curves_say_what_they_show(tmp_path):
     ]  # fmt: skip
     fig = train.plot_curves(
         history, [], 1, 10, tmp_path / "c.png", title="Net on MNIST", dropout=True,
-        eval_label="test sample of 1,000",
+        eval_labels={"val": "validation (5,000)", "test": "test sample of 1,000"},
     )  # fmt: skip
     loss_ax, err_ax = fig.axes
     assert fig._suptitle.get_text() == "Net on MNIST"
     labels = [t.get_text() for t in err_ax.get_legend().get_texts()]
-    assert labels == ["train (dropout on)", "test sample of 1,000"]
+    assert labels == ["train (dropout on)", "test sample of 1,000"]  # no val_* in the records
     assert err_ax.get_yscale() == "log" and "error rate" in err_ax.get_ylabel()
     err = err_ax.get_lines()[1].get_ydata()
     np.testing.assert_allclose(err[:2], [0.7, 0.6])  # 99.3 % and 99.4 %, told apart
@@ -304,15 +308,21 @@ def test_curves_say_what_they_show(tmp_path):
         assert ticks and all(float(t).is_integer() for t in ticks)
 
 
-def test_run_title_and_evaluation_label(embedded):
-    t = tiny_trainer(tiny_deep(), embedded, eval_sample=100)
-    assert t._eval_label() == "test sample of 100"
-    assert t._run_title() == (
+def test_run_title_and_evaluation_labels(embedded):
+    from fastcnn.train._final import eval_labels, run_title
+
+    t = tiny_trainer(tiny_deep(), embedded, eval_sample=100, test_each_epoch=True)
+    assert eval_labels(t) == {"val": "validation sample of 100", "test": "test sample of 100"}
+    assert run_title(t) == (
         "DeepConvNet on arrays, augmented: adam lr 0.001, schedule cosine (warm-up 0.5 "
         "epochs), batch 50"
     )
     whole = tiny_trainer(
-        tiny_deep(), embedded, eval_sample=None, schedule=None, warmup=0, augment=None
+        tiny_deep(), embedded, eval_sample=None, schedule=None, warmup=0, augment=None,
+        weight_decay=1e-4,
+    )  # fmt: skip
+    assert eval_labels(whole) == {"val": "validation (416)"}
+    assert run_title(whole).endswith(
+        "weight decay 0.0001: adam lr 0.001, schedule constant, batch 50"
     )
-    assert whole._eval_label() == "test (1,000)"
-    assert whole._run_title().endswith("schedule constant, batch 50")
+    assert eval_labels(tiny_trainer(tiny_deep(), embedded, val=0)) == {}

@@ -179,7 +179,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 # Training settings a checkpoint fixes: giving them with --resume is an error.
 _FIXED_ON_RESUME = (
     "model", "batch_size", "optimizer", "lr", "schedule", "warmup", "augment", "max_shift",
-    "max_rotation", "seed", "eval_sample", "limit_batches", "dtype",
+    "max_rotation", "seed", "val", "test_each_epoch", "eval_sample", "weight_decay", "clip_norm",
+    "early_stopping", "save_best", "limit_batches", "dtype",
 )  # fmt: skip
 
 
@@ -243,7 +244,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             schedule=args.schedule,
             warmup=args.warmup,
             augment=Augment(args.max_shift, args.max_rotation) if args.augment else None,
+            val=args.val,
+            test_each_epoch=bool(args.test_each_epoch),
             eval_sample=args.eval_sample,
+            weight_decay=args.weight_decay,
+            clip_norm=args.clip_norm,
+            early_stopping=args.early_stopping,
+            save_best=bool(args.save_best),
             seed=args.seed,
             out_dir=out,
             progress=not args.no_progress,
@@ -281,6 +288,26 @@ def _file_name(name: str) -> str:
     return safe.strip(".") or "model"
 
 
+def _evaluation_text(trainer: Any) -> str:
+    """What is evaluated when: the per-epoch sets, the test set at the end, what chooses."""
+    from fastcnn.train._final import eval_labels
+
+    labels = eval_labels(trainer)
+    each = " and ".join(labels.values())
+    text = f"{each} after every epoch, " if each else "no per-epoch evaluation (val 0), "
+    text += f"the test set ({len(trainer.t_test):,}) at the end"
+    if trainer.val:
+        text += f"; {len(trainer.t_train):,} images trained on"
+    chooses = [
+        f"early stopping after {trainer.early_stopping} epochs without improvement"
+        if trainer.early_stopping is not None
+        else "",
+        "best.npz kept" if trainer.save_best else "",
+    ]
+    chosen = ", ".join(c for c in chooses if c)
+    return text + (f"; by validation loss: {chosen}" if chosen else "")
+
+
 def _print_run_header(trainer: Any, out: Path) -> None:
     import fastcnn
 
@@ -302,12 +329,7 @@ def _print_run_header(trainer: Any, out: Path) -> None:
             else "no augmentation"
         )
         + f", seed {trainer.seed}",
-        "evaluation: "
-        + (
-            f"a fixed sample of {trainer.eval_sample} test images each epoch"
-            if trainer.eval_index is not None
-            else f"all {len(trainer.t_test)} test images each epoch"
-        ),
+        f"evaluation: {_evaluation_text(trainer)}",
         f"output:    {out}/ (log.json, checkpoint.npz, model.npz, plots)",
     ]
     print("\n".join(lines), flush=True)
@@ -564,11 +586,52 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seed of everything (default: {DEFAULTS['seed']})",
     )
     p.add_argument(
+        "--val",
+        type=_non_negative(int),
+        metavar="N",
+        help="hold out N training images (seeded, class-balanced) as the validation set that "
+        "every epoch is evaluated on and early stopping and --save-best choose by (default: "
+        "a twelfth, 5,000 of MNIST's 60,000); 0 trains on all of them, as the classic "
+        "recipe's published test accuracy does",
+    )
+    p.add_argument(
+        "--test-each-epoch",
+        action="store_true",
+        default=None,
+        help="also evaluate the test set after every epoch (logged as test_*; by default it is "
+        "evaluated once, at the end)",
+    )
+    p.add_argument(
         "--eval-sample",
         type=_positive(int),
         metavar="N",
-        help="evaluate each epoch on a fixed random sample of N test images (default: all); "
-        "the final report always uses the whole test set",
+        help="evaluate each epoch on a fixed random sample of N images of each per-epoch set "
+        "(default: all); the final report always uses the whole test set",
+    )
+    p.add_argument(
+        "--weight-decay",
+        type=_non_negative(float),
+        metavar="LAMBDA",
+        help="L2 weight decay: LAMBDA * W added to the gradient of every weight, not biases "
+        f"(default: {DEFAULTS['weight_decay']:g})",
+    )
+    p.add_argument(
+        "--clip-norm",
+        type=_positive(float),
+        metavar="MAX",
+        help="scale the gradients down when their global L2 norm exceeds MAX (default: none)",
+    )
+    p.add_argument(
+        "--early-stopping",
+        type=_positive(int),
+        metavar="EPOCHS",
+        help="stop when the validation loss has not improved for EPOCHS epochs (default: none)",
+    )
+    p.add_argument(
+        "--save-best",
+        action="store_true",
+        default=None,
+        help="keep the lowest-validation-loss epoch's model as best.npz (model.npz is the last)",
     )
     p.add_argument(
         "--limit-batches",

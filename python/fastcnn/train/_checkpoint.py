@@ -104,6 +104,16 @@ def _read(
     return model, ckpt.optimizer, ckpt.meta, restore_into_model
 
 
+def _n_train(data: Any) -> int | None:
+    """How many training images ``data`` has (None when it is not data: the Trainer says why)."""
+    if hasattr(data, "n_train"):
+        return int(data.n_train)
+    try:
+        return len(data[0][1])
+    except (TypeError, IndexError, KeyError):
+        return None
+
+
 def resume(
     cls: type[Trainer],
     checkpoint: PathLike,
@@ -138,6 +148,12 @@ def resume(
     aug = cfg["augment"]
     if data is None:
         data = source_from_meta(checkpoint, meta.get("data", {}))
+    n_train, given = meta["data"].get("n_train"), _n_train(data)
+    if given is not None and n_train != given:  # before the trainer splits off a validation set
+        raise ValueError(
+            f"{checkpoint}: the run trained on {n_train} images, the data given has "
+            f"{given}; resume with the same data set"
+        )
     trainer = cls(
         model,
         data,
@@ -147,7 +163,15 @@ def resume(
         schedule=sched,
         warmup=warmup,
         augment=None if aug is None else Augment(aug["max_shift"], aug["max_rotation"]),
+        # A checkpoint written before the validation split held out nothing and tested after
+        # every epoch; one before weight decay, clipping and early stopping had none.
+        val=cfg.get("val", 0),
+        test_each_epoch=cfg.get("test_each_epoch", True),
         eval_sample=cfg["eval_sample"],
+        weight_decay=cfg.get("weight_decay", 0.0),
+        clip_norm=cfg.get("clip_norm"),
+        early_stopping=cfg.get("early_stopping"),
+        save_best=cfg.get("save_best", False),
         seed=cfg["seed"],
         log_every=cfg["log_every"],
         limit_batches=cfg["limit_batches"],
@@ -155,12 +179,6 @@ def resume(
     )
     trainer.optimizer_name = cfg["optimizer"]
     trainer.base_lr = float(cfg["optimizer_state"]["lr"])
-    n_train = meta["data"].get("n_train")
-    if n_train != len(trainer.t_train):
-        raise ValueError(
-            f"{checkpoint}: the run trained on {n_train} images, the data given has "
-            f"{len(trainer.t_train)}; resume with the same data set"
-        )
     restore()
     trainer.state = RunState.from_meta(meta)
     trainer.resumed_from = checkpoint

@@ -83,11 +83,20 @@ def write_epochs_csv(path: Path, history: Sequence[Mapping[str, Any]]) -> None:
 
 
 def epoch_line(r: Mapping[str, Any], epochs: int) -> str:
-    """An epoch's history record as the one line the trainer prints."""
+    """An epoch's history record as the one line the trainer prints: train figures, then
+    those of each set evaluated after the epoch (validation, test) that the record has."""
     width = len(str(epochs))
-    return (
+    parts = [
         f"epoch {r['epoch']:>{width}}/{epochs}  train loss {r['train_loss']:.4f} "
-        f"acc {100 * r['train_acc']:6.2f}%  test loss {r['test_loss']:.4f} "
-        f"acc {100 * r['test_acc']:6.2f}%  lr {r['lr']:.3g}  "
-        f"{r['train_seconds']:.1f}+{r['eval_seconds']:.1f} s  {r['images_per_s']:.0f} img/s"
+        f"acc {100 * r['train_acc']:6.2f}%"
+    ]
+    for key, name in (("val", "val"), ("test", "test")):
+        if f"{key}_loss" in r:
+            parts.append(f"{name} loss {r[key + '_loss']:.4f} acc {100 * r[key + '_acc']:6.2f}%")
+    if "grad_norm" in r:
+        parts.append(f"grad norm {r['grad_norm']:.3g} ({100 * r['clipped']:.0f}% clipped)")
+    parts.append(
+        f"lr {r['lr']:.3g}  {r['train_seconds']:.1f}+{r['eval_seconds']:.1f} s  "
+        f"{r['images_per_s']:.0f} img/s"
     )
+    return "  ".join(parts)

@@ -5,6 +5,7 @@ here decides when to plot (the trainer does, when have_matplotlib() is true).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Union
@@ -43,15 +44,17 @@ def plot_curves(
     *,
     title: str = "",
     dropout: bool = False,
-    eval_label: str = "test",
+    eval_labels: Mapping[str, str] | None = None,
 ) -> Any:
-    """Loss (train, evaluation; iteration losses faint) and error rate (train, evaluation)
-    per epoch, written to ``path``; returns the figure.
+    """Loss (train, each evaluated set; iteration losses faint) and error rate (the same) per
+    epoch, written to ``path``; returns the figure.
 
     The error rate is on a log axis, so 0.7 % and 0.6 % (99.3 % and 99.4 % accuracy) are told
     apart. ``dropout``: the model has dropout, so the training curves are measured with it on
-    (said in their label). ``eval_label`` names the set evaluated each epoch ("test",
-    "test sample of 1,000", ...). Epoch ticks are whole numbers."""
+    (said in their label). ``eval_labels`` names the sets evaluated each epoch by their key
+    in the records ({"val": "validation (5,000)", "test": "test sample of 1,000"}; default:
+    the keys themselves); a set absent from the records is not drawn. Epoch ticks are whole
+    numbers."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
     fig = _figure(10, 4.4)
@@ -63,15 +66,23 @@ def plot_curves(
         ax_loss.plot(t, iteration_losses, color="tab:blue", alpha=0.3, lw=0.5, label="iteration")
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", color="tab:blue",
                  label=train_label)  # fmt: skip
-    ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", color="tab:orange",
-                 label=eval_label)  # fmt: skip
+    sets = [
+        (key, (eval_labels or {}).get(key, key), marker, color)
+        for key, marker, color in (("val", "s-", "tab:orange"), ("test", "^-", "tab:green"))
+        if all(f"{key}_loss" in r for r in history)
+    ]
+    for key, label, marker, color in sets:
+        ax_loss.plot(epochs, [r[f"{key}_loss"] for r in history], marker, color=color,
+                     label=label)  # fmt: skip
     ax_loss.set_yscale("log")
     ax_loss.set_ylabel("cross-entropy loss")
     # An error of 0 cannot sit on a log axis: it is drawn at half of one error in the set.
-    floor = 0.5 / max(1, min(int(r.get("test_n", 10_000)) for r in history)) * 100
-    for key, marker, label in (("train_acc", "o-", train_label), ("test_acc", "s-", eval_label)):
-        err = [max(100 * (1 - r[key]), floor) for r in history]
-        ax_err.plot(epochs, err, marker, label=label)
+    sizes = [int(r[f"{key}_n"]) for key, *_ in sets for r in history]
+    floor = 0.5 / max(1, min(sizes, default=10_000)) * 100
+    curves = [("train", train_label, "o-", "tab:blue"), *sets]
+    for key, label, marker, color in curves:
+        err = [max(100 * (1 - r[f"{key}_acc"]), floor) for r in history]
+        ax_err.plot(epochs, err, marker, color=color, label=label)
     ax_err.set_yscale("log")
     ax_err.set_ylabel("error rate (%, log scale; accuracy = 100 - error)")
     plain = FuncFormatter(lambda v, _: f"{v:g}")  # 0.7, not 7 x 10^-1
@@ -91,14 +102,26 @@ def plot_curves(
 
 
 def plot_misclassified(
-    x: np.ndarray, t: np.ndarray, proba: np.ndarray, path: PathLike, max_images: int = 36
+    x: np.ndarray,
+    t: np.ndarray,
+    proba: np.ndarray,
+    path: PathLike,
+    max_images: int = 36,
+    classes: Sequence[str] | None = None,
 ) -> int:
     """A grid of up to ``max_images`` misclassified images labelled "true→pred (p)", the most
-    confident mistakes first. Returns how many were drawn."""
+    confident mistakes first; ``classes`` names the labels (default: their numbers). Images
+    with 3 channels are drawn in colour, others as the gray levels of their first channel.
+    Returns how many were drawn."""
     pred = proba.argmax(axis=1)
     wrong = np.flatnonzero(pred != t)
     conf = proba[wrong, pred[wrong]]
     wrong = wrong[np.argsort(-conf, kind="stable")][:max_images]
+    name = (lambda k: str(classes[k])) if classes is not None else str
+    font = 9 if classes is None or max(len(str(c)) for c in classes) <= 4 else 7
+    if x.ndim == 2:  # flattened images (an object with the classic protocol): square ones
+        side = math.isqrt(x.shape[1])
+        x = x.reshape(len(x), -1, side, side) if side * side == x.shape[1] else x[:, None, None]
     cols = 6
     rows = max(1, -(-len(wrong) // cols))
     fig = _figure(cols * 1.5, rows * 1.65 + 0.4)
@@ -108,8 +131,13 @@ def plot_misclassified(
         ax.set_axis_off()
         if k < len(wrong):
             i = wrong[k]
-            ax.imshow(x[i].reshape(x.shape[-2], x.shape[-1]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(f"{t[i]}→{pred[i]} ({proba[i, pred[i]]:.2f})", fontsize=9)
+            image = x[i]
+            if image.shape[0] == 3:
+                ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1))
+            else:
+                ax.imshow(image[0], cmap="gray_r", vmin=0, vmax=1)
+            title = f"{name(t[i])}→{name(pred[i])} ({proba[i, pred[i]]:.2f})"
+            ax.set_title(title, fontsize=font)
     fig.tight_layout()
     fig.savefig(os.fspath(path))
     return len(wrong)

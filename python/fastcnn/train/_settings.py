@@ -6,6 +6,7 @@ with an error naming the argument. Where a run is belongs to _state.py.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,9 @@ from fastcnn.train._schedules import make_schedule
 _AUGMENT = Augment()
 
 # The published DeepConvNet recipe: 20 epochs, batch 100, Adam at its default rate (0.001),
-# no schedule, no augmentation (when asked for: Augment's own shift and rotation).
+# no schedule, no augmentation (when asked for: Augment's own shift and rotation), no weight
+# decay, no clipping. "val": None holds out a twelfth of the training images for validation
+# (_split.py); the recipe's published figure trains on all of them (val 0).
 DEFAULTS: dict[str, Any] = {
     "model": "deep",
     "epochs": 20,
@@ -28,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "warmup": 0.0,
     "max_shift": _AUGMENT.max_shift,
     "max_rotation": _AUGMENT.max_rotation,
+    "val": None,
+    "weight_decay": 0.0,
+    "clip_norm": None,
+    "early_stopping": None,
     "seed": 0,
     "dtype": "float32",
     "backend": "fast",
@@ -45,6 +52,20 @@ def positive_int(value: Any, name: str, low: int = 1) -> int:
 
 def optional_int(value: Any, name: str) -> int | None:
     return None if value is None else positive_int(value, name)
+
+
+def real(value: Any, name: str, low: float | None = None) -> float:
+    """A finite real number, > 0 (or >= ``low`` when given), or an error naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Trainer: {name} must be a number, got {type(value).__name__}")
+    v = float(value)
+    ok = math.isfinite(v) and (v >= low if low is not None else v > 0)
+    if not ok:
+        raise ValueError(
+            f"Trainer: {name} must be a finite number "
+            f"{'>= ' + format(low, 'g') if low is not None else '> 0'}, got {value}"
+        )
+    return v
 
 
 def optimizer_class(name: str) -> tuple[str, type[_optim.Optimizer]]:

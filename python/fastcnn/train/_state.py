@@ -26,13 +26,30 @@ class EpochSums:
     seen: int = 0
     batches: int = 0
     seconds: float = 0.0
+    norm_sum: float = 0.0  # with gradient clipping: the norms before clipping, and how many
+    clipped: int = 0  # steps were clipped (0 without clipping)
 
-    def add(self, loss: float, correct: int, n: int, seconds: float) -> None:
+    def add(
+        self,
+        loss: float,
+        correct: int,
+        n: int,
+        seconds: float,
+        norm: float | None = None,
+        clipped: bool = False,
+    ) -> None:
         self.loss_sum += float(loss)
         self.correct += correct
         self.seen += n
         self.batches += 1
         self.seconds += seconds
+        if norm is not None:
+            self.norm_sum += norm
+            self.clipped += clipped
+
+    @property
+    def mean_norm(self) -> float:
+        return self.norm_sum / self.batches if self.batches else float("nan")
 
     @property
     def mean_loss(self) -> float:
@@ -53,6 +70,8 @@ class EpochSums:
             "seen": self.seen,
             "batches": self.batches,
             "seconds": self.seconds,
+            "norm_sum": self.norm_sum,
+            "clipped": self.clipped,
         }
 
 

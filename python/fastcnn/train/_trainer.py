@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import math
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -26,28 +25,24 @@ from fastcnn import optim as _optim
 from fastcnn.datasets import Augment, DataLoader, MNISTSource
 from fastcnn.train import _checkpoint, _settings
 from fastcnn.train._data import Data, check_data, source_info
-from fastcnn.train._evaluate import evaluate
+from fastcnn.train._evaluate import EvalResult, evaluate
+from fastcnn.train._final import BEST_NAME, CHECKPOINT_NAME, EPOCHS_CSV_NAME, LOG_NAME, finish
+from fastcnn.train._gradients import add_weight_decay, clip_by_norm, decayed_names
 from fastcnn.train._log import epoch_line, write_epochs_csv, write_log
 from fastcnn.train._net import as_net
-from fastcnn.train._plots import have_matplotlib, plot_curves, plot_misclassified
-from fastcnn.train._report import classification_report, format_report
+from fastcnn.train._progress import Progress
 from fastcnn.train._results import TrainingDiverged, TrainingInterrupted, TrainResult
 from fastcnn.train._settings import DEFAULTS
+from fastcnn.train._split import default_val_size, validation_split
 from fastcnn.train._state import RunState, Session
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-CHECKPOINT_NAME = _checkpoint.CHECKPOINT_NAME
-MODEL_NAME = "model.npz"
-LOG_NAME = "log.json"
-EPOCHS_CSV_NAME = "epochs.csv"
-CURVES_NAME = "curves.png"
-MISCLASSIFIED_NAME = "misclassified.png"
 _RECENT_BATCHES = 50  # the progress bar's train accuracy is over this many recent batches
 
 
 class Trainer:
-    """Mini-batch training with per-epoch evaluation and checkpoints.
+    """Mini-batch training with per-epoch validation, checkpoints and a final test.
 
     ``model`` is a fastcnn model (any ``Sequential``: the built-in networks, or one built from
     the user's layers or config) or any object with the classic protocol, as the classic
@@ -77,8 +72,26 @@ class Trainer:
       ``optimizer.lr = schedule(base_lr, t)``.
     - ``augment``: None, True (``Augment()``'s defaults) or an ``Augment``; its seed is replaced
       by the trainer's seed so one seed fixes the run.
-    - ``eval_sample``: evaluate each epoch on a fixed random sample of that many test images
-      (None: the whole test set). The final report always uses the whole test set.
+    - ``val``: how many training images are held out as the validation set, chosen seeded and
+      class-balanced (``_split.validation_split``); None: a twelfth (5,000 of MNIST's 60,000),
+      0: none, every training image is trained on. The validation set is what every epoch is
+      evaluated on, what the progress line shows and what ``early_stopping`` and
+      ``save_best`` choose by. The test set is evaluated once, at the end (the report), and
+      after every epoch too only with ``test_each_epoch`` (recorded as test_*, apart from
+      the val_* figures). The classic recipe's figure, a test accuracy after training on all
+      60,000 images, is ``val=0``.
+    - ``eval_sample``: evaluate each epoch on a fixed random sample of that many images of
+      each per-epoch set (None: all of them). The final report always uses the whole test set.
+    - ``weight_decay``: L2 weight decay lambda (0: none): lambda * W is added to the gradient
+      of every weight (parameters of 2 or more dimensions, not biases), the gradient of
+      lambda / 2 * sum(W**2). The losses logged are the data loss alone.
+    - ``clip_norm``: clip the gradients by their global L2 norm (None: no clipping); each
+      epoch's record then has the mean norm before clipping and the fraction of clipped steps.
+    - ``early_stopping``: stop when the validation loss has not improved for that many epochs
+      (None: run all epochs). The log says when and why.
+    - ``save_best``: keep the model of the epoch with the lowest validation loss as
+      ``best.npz`` (rewritten when an epoch improves on it); the report then also gives its
+      test accuracy. ``model.npz`` is always the last epoch's.
     - ``out_dir``: where ``checkpoint.npz`` (after every epoch), ``log.json`` and
       ``epochs.csv`` (rewritten after every epoch), ``model.npz`` and the plots (at the end)
       go; None writes nothing.
@@ -102,7 +115,13 @@ class Trainer:
         schedule: str | _optim.Schedule | None = DEFAULTS["schedule"],
         warmup: float = DEFAULTS["warmup"],
         augment: bool | Augment | None = None,
+        val: int | None = DEFAULTS["val"],
+        test_each_epoch: bool = False,
         eval_sample: int | None = None,
+        weight_decay: float = DEFAULTS["weight_decay"],
+        clip_norm: float | None = DEFAULTS["clip_norm"],
+        early_stopping: int | None = DEFAULTS["early_stopping"],
+        save_best: bool = False,
         seed: int = DEFAULTS["seed"],
         out_dir: PathLike | None = None,
         progress: bool = True,
@@ -120,6 +139,11 @@ class Trainer:
         self.log_every = _settings.positive_int(log_every, "log_every")
         self.limit_batches = _settings.optional_int(limit_batches, "limit_batches")
         self.eval_sample = _settings.optional_int(eval_sample, "eval_sample")
+        self.test_each_epoch = bool(test_each_epoch)
+        self.weight_decay = _settings.real(weight_decay, "weight_decay", low=0.0)
+        self.clip_norm = None if clip_norm is None else _settings.real(clip_norm, "clip_norm")
+        self.early_stopping = _settings.optional_int(early_stopping, "early_stopping")
+        self.save_best = bool(save_best)
         self.progress = bool(progress)
         self.verbose = bool(verbose)
         self.callbacks = list(callbacks)
@@ -130,7 +154,21 @@ class Trainer:
         if isinstance(data, MNISTSource):
             data = data.load(flatten=False, dtype=self.net.dtype)
         (self.x_train, self.t_train), (self.x_test, self.t_test) = check_data(data, self.net)
-        self.source_info.update(n_train=len(self.t_train), n_test=len(self.t_test))
+        n_given = len(self.t_train)
+        self.val = (
+            default_val_size(n_given) if val is None else _settings.positive_int(val, "val", 0)
+        )
+        kept, held = validation_split(self.t_train, self.val, self.seed)
+        self.x_val, self.t_val = self.x_train[held], self.t_train[held]
+        if self.val:
+            self.x_train, self.t_train = self.x_train[kept], self.t_train[kept]
+        if not self.val and (self.early_stopping is not None or self.save_best):
+            raise ValueError(
+                "Trainer: early_stopping and save_best choose by the validation loss and need "
+                "a validation set (val > 0); the test set is not used to choose"
+            )
+        self.source_info.update(n_train=n_given, n_val=self.val, n_test=len(self.t_test))
+        self.decayed = decayed_names(self.net.params) if self.weight_decay else ()
 
         self.optimizer, self.optimizer_name = _settings.make_optimizer(
             optimizer, lr, optimizer_kwargs, optimizer_param, self.net.backend
@@ -145,12 +183,13 @@ class Trainer:
         self.batches_per_epoch = len(self.loader)
         if self.limit_batches is not None:
             self.batches_per_epoch = min(self.batches_per_epoch, self.limit_batches)
-        # The per-epoch evaluation set: a fixed sample of the test set, or all of it.
-        self.eval_index: np.ndarray | None = None
-        if self.eval_sample is not None and self.eval_sample < len(self.t_test):
-            rng = np.random.default_rng([self.seed, 2])
-            chosen = rng.choice(len(self.t_test), self.eval_sample, replace=False)
-            self.eval_index = np.sort(chosen)
+        # The per-epoch evaluation sets, each all of its images or a fixed sample of them.
+        self.eval_sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if self.val:
+            self.eval_sets["val"] = self._sample(self.x_val, self.t_val, 4)
+        if self.test_each_epoch:
+            self.eval_sets["test"] = self._sample(self.x_test, self.t_test, 2)
+        self.display = Progress(self.progress)
 
         self.state = RunState()  # where the run is: what a checkpoint restores
         self.session = Session()  # the current (or last) fit() call
@@ -158,6 +197,15 @@ class Trainer:
         self.good_checkpoint: Path | None = None  # the last checkpoint of this run's state
         if self.out_dir is not None and not self.net.fastcnn:
             warnings.warn(f"Trainer: {_checkpoint.params_only_note(self.net.name)}", stacklevel=2)
+
+    def _sample(self, x: np.ndarray, t: np.ndarray, stream: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, t), or a fixed random sample of ``eval_sample`` of them (seeded by the run's
+        seed and ``stream``, one stream per set)."""
+        if self.eval_sample is None or self.eval_sample >= len(t):
+            return x, t
+        rng = np.random.default_rng([self.seed, stream])
+        chosen = np.sort(rng.choice(len(t), self.eval_sample, replace=False))
+        return x[chosen], t[chosen]
 
     # -- where the run is (RunState's fields, as the trainer's) -----------------------------------
 
@@ -206,7 +254,13 @@ class Trainer:
             "augment": None
             if aug is None
             else {"max_shift": aug.max_shift, "max_rotation": aug.max_rotation},
+            "val": self.val,
+            "test_each_epoch": self.test_each_epoch,
             "eval_sample": self.eval_sample,
+            "weight_decay": self.weight_decay,
+            "clip_norm": self.clip_norm,
+            "early_stopping": self.early_stopping,
+            "save_best": self.save_best,
             "seed": self.seed,
             "log_every": self.log_every,
             "limit_batches": self.limit_batches,
@@ -306,12 +360,30 @@ class Trainer:
     def _fit_epochs(self) -> bool:
         """Run the remaining epochs, saving each once it is complete; False if stopped by
         Ctrl-C between iterations."""
-        while self.state.epoch < self.epochs:
+        while self.state.epoch < self.epochs and self.early_stop() is None:
             if not self._run_epoch():
                 return False
             self.state.next_epoch()
-            self._save_state()
+            self._save_state(epoch_done=True)
         return True
+
+    def best_epoch(self) -> dict[str, Any] | None:
+        """The history record of the epoch with the lowest validation loss (the first of
+        equals), or None without a validation set or before the first epoch."""
+        records = [r for r in self.state.history if "val_loss" in r]
+        return min(records, key=lambda r: r["val_loss"]) if records else None
+
+    def early_stop(self) -> dict[str, Any] | None:
+        """Why the run stops before its last epoch, or None: the validation loss has not
+        improved for ``early_stopping`` epochs. Derived from the history, so a resumed run
+        stops where the uninterrupted one did."""
+        best = self.best_epoch()
+        if self.early_stopping is None or best is None:
+            return None
+        last = self.state.history[-1]["epoch"]
+        if last - best["epoch"] < self.early_stopping:
+            return None
+        return {"after_epoch": last, "best_epoch": best["epoch"], "patience": self.early_stopping}
 
     def _existing_checkpoint(self) -> Path | None:
         if self.out_dir is None:
@@ -339,12 +411,7 @@ class Trainer:
         self.loader.set_epoch(epoch)
         batches = iter(self.loader)
         recent: collections.deque[float] = collections.deque(maxlen=_RECENT_BATCHES)
-        bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=n_batches, initial=s.batch, desc=f"epoch {epoch + 1}/{self.epochs}",
-                       unit="batch", file=sys.stderr, leave=False, dynamic_ncols=True)  # fmt: skip
+        bar = self.display.epoch_bar(n_batches, s.batch, f"epoch {epoch + 1}/{self.epochs}")
         session.in_step = False
         try:
             for i, (xb, tb) in enumerate(batches):
@@ -357,11 +424,12 @@ class Trainer:
                 session.in_step = True
                 self.optimizer.lr = lr
                 loss, grads, correct = self.net.step(xb, tb)
-                self.optimizer.update(self.net.params, grads)
+                norm = self._update(grads)
                 session.in_step = False
                 s.batch = i + 1
                 s.iteration += 1
-                s.partial.add(loss, correct, len(tb), time.perf_counter() - t0)
+                clipped = norm is not None and norm > self.clip_norm  # type: ignore[operator]
+                s.partial.add(loss, correct, len(tb), time.perf_counter() - t0, norm, clipped)
                 if (s.iteration - 1) % self.log_every == 0:
                     s.iteration_losses.append(float(loss))
                 recent.append(correct / len(tb))
@@ -388,33 +456,52 @@ class Trainer:
                 batches.close()
         return self._end_epoch(epoch, n_batches)
 
+    def _update(self, grads: Mapping[str, np.ndarray]) -> float | None:
+        """The optimizer step, after weight decay and clipping; returns the gradients' global
+        norm before clipping when clipping (else None)."""
+        if self.decayed:
+            grads = add_weight_decay(self.net.params, grads, self.decayed, self.weight_decay)
+        norm = None
+        if self.clip_norm is not None:
+            grads, norm = clip_by_norm(grads, self.clip_norm)
+        self.optimizer.update(self.net.params, grads)
+        return norm
+
     def _end_epoch(self, epoch: int, n_batches: int) -> bool:
         """Evaluate after an epoch's last batch and record its history line; False if
         stopped by Ctrl-C during the evaluation."""
         t0 = time.perf_counter()
-        x_eval, t_eval = self.x_test, self.t_test
-        if self.eval_index is not None:
-            x_eval, t_eval = x_eval[self.eval_index], t_eval[self.eval_index]
         stop = self.session.stop
-        result = evaluate(self.model, x_eval, t_eval, should_stop=lambda: stop.requested)
-        if result is None:
-            return False
+        results: dict[str, EvalResult] = {}
+        for key, (x, t) in self.eval_sets.items():
+            result = evaluate(self.model, x, t, should_stop=lambda: stop.requested)
+            if result is None:
+                return False
+            results[key] = result
         p = self.state.partial
-        for name, value in (("train loss", p.mean_loss), ("test loss", result.loss)):
+        losses = {"train loss": p.mean_loss} | {f"{k} loss": r.loss for k, r in results.items()}
+        for name, value in losses.items():
             if not math.isfinite(value):
                 raise self._diverged(f"{name} {value}", f"the end of epoch {epoch + 1}")
         self._check_params()  # a finite loss can come just before the update that overflowed
-        if self.eval_index is None:
-            self.session.last_full_eval = (self.state.iteration, result)
-        record = {
+        test = results.get("test")
+        if test is not None and len(self.eval_sets["test"][1]) == len(self.t_test):
+            self.session.last_full_eval = (self.state.iteration, test)
+        record: dict[str, Any] = {
             "epoch": epoch + 1,
             "iterations": self.state.iteration,
             "train_loss": p.mean_loss,
             "train_acc": p.accuracy,
-            "test_loss": result.loss,
-            "test_acc": result.accuracy,
-            "test_n": len(t_eval),
-            "lr": self._lr_at(epoch, n_batches),
+        }
+        for key, result in results.items():
+            record[f"{key}_loss"] = result.loss
+            record[f"{key}_acc"] = result.accuracy
+            record[f"{key}_n"] = len(self.eval_sets[key][1])
+        record["lr"] = self._lr_at(epoch, n_batches - 1)  # the rate of the epoch's last step
+        if self.clip_norm is not None:
+            record["grad_norm"] = p.mean_norm
+            record["clipped"] = p.clipped / p.batches if p.batches else 0.0
+        record |= {
             "train_seconds": p.seconds,
             "eval_seconds": time.perf_counter() - t0,
             "images_per_s": p.images_per_s,
@@ -422,16 +509,8 @@ class Trainer:
         }
         self.state.history.append(record)
         if self.verbose:
-            self._print(epoch_line(record, self.epochs))
+            self.display.write(epoch_line(record, self.epochs))
         return True
-
-    def _print(self, text: str) -> None:
-        if self.progress:
-            from tqdm import tqdm
-
-            tqdm.write(text, file=sys.stdout)
-        else:
-            print(text, flush=True)
 
     def _diverged(self, what: str, where: str) -> TrainingDiverged:
         kept = self.good_checkpoint
@@ -450,10 +529,16 @@ class Trainer:
                 where = f"epoch {s.epoch + 1}, batch {s.batch} (iteration {s.iteration})"
                 raise self._diverged(f"parameter {name} is not finite", where)
 
-    def _save_state(self) -> Path | None:
+    def _save_state(self, epoch_done: bool = False) -> Path | None:
+        """The checkpoint and the log; after a whole epoch (``epoch_done``) that improved on
+        the validation loss also best.npz, written first, so a checkpoint never names an
+        epoch whose best model is missing."""
         if self.out_dir is None:
             return None
         self._check_params()
+        best = self.best_epoch()
+        if self.save_best and epoch_done and best is self.state.history[-1]:
+            _checkpoint.save_model(self, self.out_dir / BEST_NAME)
         path = self.save_checkpoint()
         self.good_checkpoint = path
         self._write_log()
@@ -479,76 +564,4 @@ class Trainer:
         write_epochs_csv(self.out_dir / EPOCHS_CSV_NAME, s.history)
 
     def _finish(self) -> TrainResult:
-        self._check_params()  # e.g. resumed from a checkpoint of a finished run: no bad model
-        last = self.session.last_full_eval
-        final = last[1] if last is not None and last[0] == self.state.iteration else None
-        if final is None:
-            final = evaluate(self.model, self.x_test, self.t_test)
-            assert final is not None
-        if final.proba is not None:
-            report = classification_report(self.t_test, final.predictions, final.proba.shape[1])
-        else:  # an object without predict(x): its own accuracy only
-            report = {"n": len(self.t_test), "accuracy": final.accuracy}
-        report["loss"] = final.loss
-        self.session.status = "finished"
-        files: dict[str, str] = {}
-        if self.out_dir is not None:
-            files = self._write_final_files(final.proba)
-            self._write_log(report, files)
-        if self.verbose:
-            self._print("\n" + format_report(report))
-            if self.out_dir is not None:
-                if not have_matplotlib():
-                    self._print(
-                        "(plots skipped: matplotlib is not installed; pip install matplotlib)"
-                    )
-                self._print("\nwrote:\n" + "\n".join(f"  {k:<14}{v}" for k, v in files.items()))
-        return TrainResult(
-            model=self.model,
-            history=list(self.state.history),
-            iteration_losses=np.asarray(self.state.iteration_losses),
-            report=report,
-            seconds=self.wall_time(),
-            files=files,
-        )
-
-    def _eval_label(self) -> str:
-        """What the per-epoch evaluation ran on, as the plots name it."""
-        n = len(self.t_test)
-        if self.eval_sample is not None and self.eval_sample < n:
-            return f"test sample of {self.eval_sample:,}"
-        return f"test ({n:,})"
-
-    def _run_title(self) -> str:
-        """The run in one line: model, data, optimizer, learning rate, schedule, batch."""
-        data = {"embedded": "the embedded MNIST subset", "full": "MNIST"}.get(
-            self.source_info.get("kind", ""), "arrays"
-        )
-        spec = self.schedule_spec
-        schedule = "custom schedule" if spec is None else f"schedule {spec['name']}"
-        if spec is not None and spec.get("warmup"):
-            schedule += f" (warm-up {spec['warmup']:g} epochs)"
-        aug = ", augmented" if self.augment is not None else ""
-        return (
-            f"{self.net.name} on {data}{aug}: {self.optimizer_name} lr {self.base_lr:g}, "
-            f"{schedule}, batch {self.batch_size}"
-        )
-
-    def _write_final_files(self, proba: np.ndarray | None) -> dict[str, str]:
-        """model.npz and the plots; returns name -> path of every file of the run."""
-        assert self.out_dir is not None
-        out = self.out_dir
-        _checkpoint.save_model(self, out / MODEL_NAME)
-        files = {"model": str(out / MODEL_NAME), "checkpoint": str(out / CHECKPOINT_NAME)}
-        if have_matplotlib():
-            plot_curves(self.state.history, self.state.iteration_losses, self.log_every,
-                        self.batches_per_epoch, out / CURVES_NAME, title=self._run_title(),
-                        dropout=bool(getattr(self.model, "has_dropout", False)),
-                        eval_label=self._eval_label())  # fmt: skip
-            files["curves"] = str(out / CURVES_NAME)
-            if proba is not None:
-                plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
-                files["misclassified"] = str(out / MISCLASSIFIED_NAME)
-        files["log"] = str(out / LOG_NAME)
-        files["epochs_csv"] = str(out / EPOCHS_CSV_NAME)
-        return files
+        return finish(self)
