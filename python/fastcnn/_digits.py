@@ -2,9 +2,10 @@
 
 MNIST's own preparation: a white digit on black, its bounding box scaled to fit 20x20 keeping
 the aspect ratio (anti-aliased), placed in 28x28 with its centre of mass at the centre. This
-module does the same for a PNG/JPEG (via Pillow) or a 2-D array of any size. Arrays already
-28x28 (.npy digits) are taken as MNIST images and only scaled to [0, 1]. One digit per image:
-no segmentation of multi-digit pictures.
+module does the same for a PNG/JPEG (via Pillow) or a 2-D array of any size, once
+fastcnn._photo has found the digit in it (lighting, polarity, threshold, specks). Arrays
+already 28x28 (.npy digits) are taken as MNIST images and only scaled to [0, 1]. One digit per
+image: no segmentation of multi-digit pictures. Other models' inputs: fastcnn._inputs.
 
 Files are sized from their headers before any pixel is decoded or read: a picture must have at
 most MAX_IMAGE_PIXELS pixels, and a .npy file must hold exactly the bytes its header declares.
