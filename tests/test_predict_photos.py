@@ -273,3 +273,15 @@ def test_a_model_of_another_input_shape_gets_resized_pictures(capsys, tmp_path, 
         assert im.mode == mode and im.size == (32 * SHOW_SCALE, 32 * SHOW_SCALE)
         png = np.asarray(im)[::SHOW_SCALE, ::SHOW_SCALE]
     np.testing.assert_array_equal(png, np.round(x.transpose(1, 2, 0) * 255).squeeze())
+
+
+def test_class_names_are_printed_when_the_model_has_them(capsys, monkeypatch, photos, model_file):
+    model = models.load(model_file)
+    model.classes = tuple(f"digit-{k}" for k in range(10))
+    monkeypatch.setattr(cli, "_load_model", lambda *args: model)
+    assert cli.main(["predict", str(model_file), str(photos[0]), "--top", "2"]) == 0
+    p = model.predict_proba(next(read_inputs(photos[0], model.input_dim).chunks()))[0]
+    best, second = np.argsort(-p, kind="stable")[:2]
+    assert capsys.readouterr().out == (
+        f"{photos[0]}: digit-{best} ({p[best]:.3f})  next: digit-{second} ({p[second]:.3f})\n"
+    )

@@ -67,7 +67,7 @@ def digit_ink(x: np.ndarray, where: str) -> np.ndarray:
         raise ValueError(f"{where}: no digit found (nothing stands out from the background)")
     digit = _keep_digit(smooth > 3 * noise, strong)
     ink = float(np.percentile(contrast[strong & digit], 95))
-    out = np.where(digit, np.clip(contrast / ink, 0.0, 1.0), 0.0)
+    out = np.where(digit, np.clip(contrast / max(ink, _NOISE_FLOOR), 0.0, 1.0), 0.0)
     rows = np.flatnonzero((out > 0.1).any(axis=1))
     cols = np.flatnonzero((out > 0.1).any(axis=0))
     if len(rows) == 0:

@@ -470,17 +470,19 @@ def _show_directory(show: str, images: Sequence[str]) -> Path:
     return out
 
 
-def _print_prediction(name: str, p: Any, top: int, classes: Sequence[str] | None = None) -> None:
+def _print_prediction(name: str, p: Any, top: int, classes: Any = None) -> None:
+    """``name: class (probability)``, the class by its name when the model has names (a
+    digit model's are its digits), then the next ``top - 1``."""
     import numpy as np
 
-    def label(k: Any) -> str:
-        return str(int(k)) if classes is None else str(classes[int(k)])
+    def label(k: int) -> str:
+        return str(classes[k]) if classes is not None else str(k)
 
     best = int(p.argmax())
     extra = ""
     if top > 1:
         order = np.argsort(-p, kind="stable")[1:top]
-        extra = "  next: " + ", ".join(f"{label(k)} ({p[k]:.3f})" for k in order)
+        extra = "  next: " + ", ".join(f"{label(int(k))} ({p[k]:.3f})" for k in order)
     print(f"{name}: {label(best)} ({p[best]:.3f}){extra}")
 
 
