@@ -200,7 +200,7 @@ def test_predict_errors(capsys, tmp_path, trained):
     rc, out, err = run(capsys, "predict", trained / "model.npz", tmp_path / "text.png")
     assert rc == 2 and "not an image file" in err
     rc, out, err = run(capsys, "predict", trained / "model.npz", tmp_path / "missing.png")
-    assert rc == 2 and "missing.png: no such file" in err
+    assert rc == 2 and err == f"{tmp_path / 'missing.png'}: error: no such file\n"
 
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])

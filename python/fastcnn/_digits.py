@@ -2,9 +2,10 @@
 
 MNIST's own preparation: a white digit on black, its bounding box scaled to fit 20x20 keeping
 the aspect ratio (anti-aliased), placed in 28x28 with its centre of mass at the centre. This
-module does the same for a PNG/JPEG (via Pillow) or a 2-D array of any size. Arrays already
-28x28 (.npy digits) are taken as MNIST images and only scaled to [0, 1]. One digit per image:
-no segmentation of multi-digit pictures.
+module does the same for a PNG/JPEG (via Pillow) or a 2-D array of any size, once
+fastcnn._photo has found the digit in it (lighting, polarity, threshold, specks). Arrays
+already 28x28 (.npy digits) are taken as MNIST images and only scaled to [0, 1]. One digit per
+image: no segmentation of multi-digit pictures. Other models' inputs: fastcnn._inputs.
 
 Files are sized from their headers before any pixel is decoded or read: a picture must have at
 most MAX_IMAGE_PIXELS pixels, and a .npy file must hold exactly the bytes its header declares.
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fastcnn._photo import digit_ink
 
 __all__ = ["MAX_IMAGE_PIXELS", "Digits", "prepare_digit", "read_digits", "load_digits"]
 
@@ -80,27 +83,15 @@ def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
 def prepare_digit(img: Any, where: str = "image") -> np.ndarray:
     """An MNIST-style (28, 28) float32 image in [0, 1] from a 2-D grayscale array of any size.
 
-    Inverts a light background (judged by the median of the border pixels), crops to the
-    digit's bounding box, scales it to fit 20x20 keeping the aspect ratio and centres it by
-    mass in 28x28. Raises ValueError for an empty image.
+    Finds the digit as _photo.digit_ink does (lighting corrected, polarity decided, Otsu's
+    threshold, specks dropped: its ink white on black, the background exactly 0), scales its
+    bounding box to fit 20x20 keeping the aspect ratio and centres it by mass in 28x28.
+    Raises ValueError for an image with no digit (a uniform one).
     """
     img = np.asarray(img)
     if img.ndim != 2 or min(img.shape) < 1:
         raise ValueError(f"{where}: expected a 2-D grayscale image, got shape {img.shape}")
-    x = _to_unit(img, where)  # a new array: the in-place steps below (memory) leave img alone
-    background = float(np.median(np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])))
-    if background > 0.5:
-        np.subtract(1.0, x, out=x)  # dark digit on a light background -> MNIST's white on black
-        background = 1.0 - background
-    # Subtract the background level so grey paper or scanner noise does not count as ink.
-    x -= background
-    np.clip(x, 0.0, 1.0, out=x)
-    if x.max() <= 0.0:
-        raise ValueError(f"{where}: no digit found (the image is uniform)")
-    x /= x.max()
-    rows = np.flatnonzero((x > 0.1).any(axis=1))
-    cols = np.flatnonzero((x > 0.1).any(axis=0))
-    x = x[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    x = digit_ink(_to_unit(img, where), where)
     h, w = x.shape
     scale = _BOX / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
@@ -117,7 +108,9 @@ def prepare_digit(img: Any, where: str = "image") -> np.ndarray:
     return out
 
 
-def _read_image_file(path: Path) -> np.ndarray:
+def _read_image_file(path: Path, mode: str = "L") -> np.ndarray:
+    """The pixels of a picture file: (H, W) grayscale for ``mode`` "L" (16-bit and float
+    pictures keep their type), (H, W, 3) uint8 for "RGB"."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
@@ -134,11 +127,11 @@ def _read_image_file(path: Path) -> np.ndarray:
             if width * height > MAX_IMAGE_PIXELS and im.format in ("JPEG", "MPO"):  # MPO: phones
                 # draft picks the largest of 1/2, 1/4, 1/8 keeping at least the size asked for.
                 k = next((k for k in (2, 4, 8) if _pixels(width, height, k) <= MAX_IMAGE_PIXELS), 8)
-                im.draft("L", (-(-width // k), -(-height // k)))
+                im.draft(mode, (-(-width // k), -(-height // k)))
             if _pixels(*im.size, 1) > MAX_IMAGE_PIXELS:
                 raise ValueError(_too_many_pixels(path, f"{width}x{height} = {width * height:,}"))
             im.load()
-            return np.asarray(_grayscale(im))
+            return np.asarray(_grayscale(im) if mode == "L" else _rgb(im))
     except Image.DecompressionBombError:  # so large that Pillow refuses to open it at all
         bomb = Image.MAX_IMAGE_PIXELS  # None when a user switched Pillow's check off
         declared = f"more than {2 * bomb:,}" if bomb else "too many"
@@ -152,14 +145,27 @@ def _read_image_file(path: Path) -> np.ndarray:
 
 def _grayscale(im: Any) -> Any:
     """The image in a grayscale mode; transparent pixels are background, so they become white."""
+    if _transparent(im):
+        return _on_white(im).convert("L")
+    return im.convert("L") if im.mode not in ("L", "I", "I;16", "F") else im
+
+
+def _rgb(im: Any) -> Any:
+    """The image as RGB; transparent pixels become white, as in _grayscale."""
+    return _on_white(im).convert("RGB") if _transparent(im) else im.convert("RGB")
+
+
+def _transparent(im: Any) -> bool:
+    return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+
+
+def _on_white(im: Any) -> Any:
     from PIL import Image
 
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        # In place, and without a copy of an RGBA image: the fewest full-size images alive.
-        white.alpha_composite(im if im.mode == "RGBA" else im.convert("RGBA"))
-        return white.convert("L")
-    return im.convert("L") if im.mode not in ("L", "I", "I;16", "F") else im
+    white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    # In place, and without a copy of an RGBA image: the fewest full-size images alive.
+    white.alpha_composite(im if im.mode == "RGBA" else im.convert("RGBA"))
+    return white
 
 
 def _pixels(width: int, height: int, k: int) -> int:
@@ -209,13 +215,15 @@ def _read_npy(path: Path) -> np.ndarray:
 
 class Digits:
     """The digits of one file, read and checked: ``names`` (one per digit) and ``chunks``, the
-    images as float32 (n, 1, 28, 28) in [0, 1], at most ``size`` at a time. A .npy batch stays
+    images as float32 (n, 1, 28, 28) in [0, 1], at most ``size`` at a time (fastcnn._inputs
+    also holds other models' (n, C, H, W) inputs in one). A .npy batch stays
     in its file's dtype until a chunk is asked for, so predicting a uint8 batch needs its
     float32 form one chunk at a time, not four times the file at once."""
 
     def __init__(self, names: list[str], pixels: np.ndarray, where: str, prepared: bool) -> None:
         self.names = names
-        self._pixels = pixels  # (n, 28, 28) MNIST pixels, or (1, 1, 28, 28) float32 prepared
+        # (n, 28, 28) MNIST pixels or (n, C, H, W) model pixels, or float32 prepared inputs
+        self._pixels = pixels
         self._where = where
         self._prepared = prepared
         self._divisor = 1 if prepared else _unit_divisor(pixels, where)
@@ -226,10 +234,9 @@ class Digits:
     def chunks(self, size: int = 1024) -> Iterator[np.ndarray]:
         for i in range(0, len(self), size):
             part = self._pixels[i : i + size]
-            if self._prepared:
-                yield part
-            else:
-                yield _to_unit(part, self._where, np.float32, self._divisor)[:, None]
+            if not self._prepared:
+                part = _to_unit(part, self._where, np.float32, self._divisor)
+            yield part[:, None] if part.ndim == 3 else part
 
 
 def read_digits(path: os.PathLike[str] | str) -> Digits:

@@ -442,33 +442,70 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-
-    from fastcnn._digits import read_digits
+    """One line per input, in order: a prediction on stdout, or ``NAME: error: ...`` on stderr
+    for a file that cannot be read or prepared (the rest still run); status 2 if any failed."""
+    from fastcnn import _inputs
 
     _set_threads(args.threads)
+    show = _show_directory(args.show, args.images) if args.show is not None else None
     model = _load_model(args.file, args.backend, args.model)
-    files = []
-    for path in args.images:  # every file read and checked before anything is printed
-        with _reading(path):
-            files.append(read_digits(path))
-    for digits in files:
-        done = 0
-        for x in digits.chunks():  # a large .npy batch: its float32 form a chunk at a time
-            for name, p in zip(digits.names[done : done + len(x)], model.predict_proba(x)):
-                _print_prediction(name, p, args.top)
-            done += len(x)
-    return 0
+    classes = getattr(model, "classes", None)
+    failed = 0
+    for path in map(Path, args.images):
+        try:
+            with _reading(path):
+                inputs = _inputs.read_inputs(path, model.input_dim)
+                done = 0
+                for x in inputs.chunks():  # a large .npy batch: its float32 form a chunk at a time
+                    names = inputs.names[done : done + len(x)]
+                    for name, p, seen in zip(names, model.predict_proba(x), x):
+                        if show is not None:
+                            _inputs.write_input_png(seen, show / f"{Path(name).name}.png")
+                        _print_prediction(name, p, args.top, classes)
+                    done += len(x)
+        except USER_ERRORS as exc:
+            if _env.flag("FASTCNN_DEBUG", False):
+                raise
+            failed += 1
+            text = _one_line(exc)
+            text = text[len(f"{path}: ") :] if text.startswith(f"{path}: ") else text
+            text = text if text.startswith("error: ") else f"error: {text}"  # zlib.error's name
+            sys.stdout.flush()  # the lines before it come first in a merged stream
+            print(f"{path}: {text}", file=sys.stderr, flush=True)
+    return EXIT_ERROR if failed else 0
 
 
-def _print_prediction(name: str, p: Any, top: int) -> None:
+def _show_directory(show: str, images: Sequence[str]) -> Path:
+    """--show's directory, created if missing (its parent must exist), checked before any
+    model or image is read: inputs are written as <file name>.png, so two IMAGEs of the same
+    name in different directories would overwrite each other."""
+    out = Path(show)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: --show takes a directory, and this is a file")
+    if not out.parent.is_dir():
+        raise CLIError(f"{out.parent}: no such directory")
+    names = [Path(image).name for image in images]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise CLIError(f"--show: two IMAGEs are named {twice[0]}; their PNGs would collide")
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def _print_prediction(name: str, p: Any, top: int, classes: Any = None) -> None:
+    """``name: class (probability)``, the class by its name when the model has names (a
+    digit model's are its digits), then the next ``top - 1``."""
     import numpy as np
 
-    digit = int(p.argmax())
+    def label(k: int) -> str:
+        return str(classes[k]) if classes is not None else str(k)
+
+    best = int(p.argmax())
     extra = ""
     if top > 1:
         order = np.argsort(-p, kind="stable")[1:top]
-        extra = "  next: " + ", ".join(f"{int(k)} ({p[k]:.3f})" for k in order)
-    print(f"{name}: {digit} ({p[digit]:.3f}){extra}")
+        extra = "  next: " + ", ".join(f"{label(int(k))} ({p[k]:.3f})" for k in order)
+    print(f"{name}: {label(best)} ({p[best]:.3f}){extra}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,15 +696,25 @@ def build_parser() -> argparse.ArgumentParser:
     # predict
     p = sub.add_parser(
         "predict",
-        help="classify digit images (PNG, JPEG, .npy)",
-        description="Print 'file: digit (probability)' per image. Pictures of any size are "
-        "converted as MNIST was made: grayscale, white on black (a light background is "
-        "inverted), the digit scaled into 20x20 and centred by mass in 28x28. A 28x28 .npy, or "
-        "an (N, 28, 28) .npy batch, is used as MNIST pixels.",
+        help="classify images (PNG, JPEG, .npy)",
+        description="Print 'file: class (probability)' per input, in order; a file that cannot "
+        "be read or prepared prints 'file: error: why' on stderr instead, the rest still run, "
+        "and the exit status is then 2. For a 1x28x28 model a picture of any size is prepared "
+        "as MNIST was made, after finding the digit: uneven lighting corrected, a light "
+        "background inverted, Otsu's threshold, specks dropped; then the digit's box scaled "
+        "into 20x20 and centred by mass in 28x28. A 28x28 .npy, or an (N, 28, 28) .npy batch, "
+        "is used as MNIST pixels. For other input shapes (C, H, W) a picture is resized to "
+        "H x W (RGB for C=3), and a .npy must be (C, H, W) or (N, C, H, W).",
     )
     _add_model_args(p, tuple(MODELS))
     p.add_argument("images", metavar="IMAGE", nargs="+", help="PNG/JPEG files or .npy arrays")
-    p.add_argument("--top", type=_positive(int), default=1, help="also show the next k-1 digits")
+    p.add_argument("--top", type=_positive(int), default=1, help="also show the next k-1 classes")
+    p.add_argument(
+        "--show",
+        metavar="DIR",
+        help="write each input as the model saw it to DIR/<name>.png (8x, nearest neighbour; "
+        "<name>: the file's name, e.g. digit.jpg.png, digits.npy[3].png); DIR is created",
+    )
     p.add_argument("--backend", choices=BACKENDS, default="fast")
     p.add_argument("--threads", type=_positive(int))
     p.set_defaults(func=_cmd_predict)
