@@ -1,6 +1,8 @@
 """ONNX -> Sequential: reads a graph that is a chain of the ops fastcnn has layers for (with
 residual Adds), as export_onnx writes it and as torch.onnx.export writes a small CNN, into a
-config, params and batch-norm statistics. One reader per op type (``_READERS``).
+config, params and batch-norm statistics: the walk over the graph (``_Reader``) and the
+weights copied into the model. The graph itself is _onnx_graph.py's; one reader per op type
+(``READERS``), _onnx_ops.py's.
 
 It deliberately reads nothing else: no shape arithmetic (Shape/Gather/Concat), no ops fastcnn
 has no layer for. Anything outside the subset raises OnnxError naming the
@@ -13,22 +15,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from fastcnn import _backends
 from fastcnn import _validation as V
-from fastcnn.models import _archive, _specs
-from fastcnn.models._onnx import DTYPES, MIN_IMPORT_OPSET, OnnxError, require_onnx
+from fastcnn.models import _specs
+from fastcnn.models._onnx import OnnxError
+from fastcnn.models._onnx_graph import WINDOW_ATTRS, Graph, attrs, node_name, read_proto, window
+from fastcnn.models._onnx_ops import READERS
 from fastcnn.models._sequential import Sequential, _check_dtype
-
-# The element types of the constants read: float, double, int32, int64.
-_ELEMENTS = {1: np.float32, 11: np.float64, 6: np.int32, 7: np.int64}
-
-# A larger file is not read: protobuf cannot parse a message of 2 GiB or more anyway.
-MAX_FILE_BYTES = (1 << 31) - 1
 
 Shape = _specs.Shape
 
@@ -52,7 +49,7 @@ def from_onnx(
     _backends.check_backend(backend, "from_onnx")
     if dtype is not None:
         dtype = _check_dtype(dtype, "from_onnx")
-    proto = _read(path)
+    proto = read_proto(path)
     r, layers = _read_graph(proto, path)
     name = proto.graph.name
     kwargs = {
@@ -74,7 +71,7 @@ def from_onnx(
 
 def _read_graph(proto: Any, path: str) -> tuple[_Reader, list[_specs.LayerSpec]]:
     """The reader (holding the weights, in the builder's order) and the layer specs."""
-    g = _Graph(proto, path)
+    g = Graph(proto, path)
     r = _Reader(g)
     specs, _, shape = r.chain(g.input, g.input_shape, stop={g.output})
     if len(shape) != 1:
@@ -85,7 +82,7 @@ def _read_graph(proto: Any, path: str) -> tuple[_Reader, list[_specs.LayerSpec]]
     return r, specs
 
 
-def _stored_config(proto: Any, layers: list[_specs.LayerSpec], g: _Graph) -> dict | None:
+def _stored_config(proto: Any, layers: list[_specs.LayerSpec], g: Graph) -> dict | None:
     """The config export_onnx stored, if exporting it gives a graph read as this one is (the
     same layers with the same options), else None. It only restores spellings: the weights
     and everything computed are the graph's."""
@@ -110,234 +107,12 @@ def _stored_config(proto: Any, layers: list[_specs.LayerSpec], g: _Graph) -> dic
     return config if same else None
 
 
-def _read(path: str) -> Any:
-    onnx = require_onnx()
-    size = os.path.getsize(path)  # FileNotFoundError for a missing file, as open() would
-    if size > MAX_FILE_BYTES:
-        raise OnnxError(f"from_onnx: {path}: {size:,} bytes, larger than an ONNX file can be")
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        proto = onnx.ModelProto.FromString(data)
-    except Exception as exc:  # protobuf's DecodeError, or a RuntimeWarning-like error
-        raise OnnxError(f"from_onnx: {path}: not an ONNX model ({exc})") from None
-    if not proto.HasField("graph") or not proto.graph.node:
-        raise OnnxError(f"from_onnx: {path}: not an ONNX model (no graph with nodes)")
-    return proto
-
-
-def _where(node: Any) -> str:
-    label = node.name or (f"producing {node.output[0]!r}" if node.output else "(unnamed)")
-    return f"node {label!r} ({node.op_type})"
-
-
-class _Graph:
-    """The parsed graph: its one input and output, the constants (initializers and Constant
-    nodes, converted on first use), and which nodes read each tensor."""
-
-    def __init__(self, proto: Any, path: str) -> None:
-        self.onnx = require_onnx()
-        self.proto, self.path = proto, path
-        graph = proto.graph
-        opsets = {o.domain: o.version for o in proto.opset_import}
-        opset = opsets.get("", opsets.get("ai.onnx"))
-        if opset is None or opset < MIN_IMPORT_OPSET:
-            raise OnnxError(
-                f"from_onnx: {path}: ai.onnx opset {opset} is not read (opset "
-                f"{MIN_IMPORT_OPSET} or newer)"
-            )
-        self.opset: int = opset
-        self._tensors: dict[str, Any] = {t.name: t for t in graph.initializer}
-        self._arrays: dict[str, np.ndarray] = {}
-        self.users: dict[str, list[Any]] = {}
-        self.index: dict[int, int] = {}  # id(node) -> its position (nodes are sorted)
-        for i, node in enumerate(graph.node):
-            self.index[id(node)] = i
-            if node.domain not in ("", "ai.onnx"):
-                raise OnnxError(f"from_onnx: {_where(node)}: domain {node.domain!r} is not read")
-            if node.op_type == "Constant":
-                if len(node.output) != 1 or len(node.attribute) != 1:
-                    raise OnnxError(f"from_onnx: {_where(node)}: expected one value")
-                self._tensors[node.output[0]] = node.attribute[0]
-                continue
-            for name in dict.fromkeys(node.input):  # a node reading a tensor twice counts once
-                if name and name not in self._tensors:
-                    self.users.setdefault(name, []).append(node)
-        inputs = [i for i in graph.input if i.name not in self._tensors]
-        if len(inputs) != 1 or len(graph.output) != 1:
-            raise OnnxError(
-                f"from_onnx: {path}: the graph must have one input and one output, has "
-                f"{len(inputs)} inputs (besides initializers) and {len(graph.output)} outputs"
-            )
-        self.input, self.output = inputs[0].name, graph.output[0].name
-        self.dtype, self.input_shape = self._input_type(inputs[0])
-
-    def _input_type(self, value: Any) -> tuple[np.dtype, Shape]:
-        what = f"from_onnx: {self.path}: the graph input {value.name!r}"
-        t = value.type.tensor_type if value.type.HasField("tensor_type") else None
-        if t is None or t.elem_type not in DTYPES:
-            raise OnnxError(f"{what} must be a float or double tensor")
-        if not t.HasField("shape") or len(t.shape.dim) not in (2, 4):
-            raise OnnxError(f"{what} must declare its shape (N, C, H, W) or (N, D)")
-        dims = []
-        for d in t.shape.dim[1:]:
-            if not d.HasField("dim_value") or not 1 <= d.dim_value <= 1 << 16:
-                raise OnnxError(
-                    f"{what}: every dimension but the batch must be a number in [1, 65536], "
-                    f"got {t.shape.dim}".replace("\n", " ")
-                )
-            dims.append(int(d.dim_value))
-        if math.prod(dims) > _specs.MAX_ACTIVATION:
-            raise OnnxError(f"{what}: {V._shape(dims)} per sample is too large")
-        return DTYPES[t.elem_type], tuple(dims)
-
-    def is_constant(self, name: str) -> bool:
-        return name in self._tensors
-
-    def constant(self, name: str, node: Any, what: str, max_ndim: int = 4) -> np.ndarray:
-        """The value of constant tensor ``name`` (an input of ``node``), checked before it is
-        converted: a real element type, at most ``max_ndim`` dims, and exactly the data its
-        dims declare."""
-        if name in self._arrays:
-            return self._arrays[name]
-        where = f"from_onnx: {_where(node)}: {what} {name!r}"
-        if name not in self._tensors:
-            raise OnnxError(f"{where} must be a constant (an initializer or a Constant node)")
-        t = self._tensors[name]
-        if isinstance(t, self.onnx.AttributeProto):
-            t = self._attribute_tensor(t, where)
-        dims = list(t.dims)
-        if len(dims) > max_ndim or any(d < 0 for d in dims):
-            raise OnnxError(f"{where}: dims {dims} (at most {max_ndim}, none negative)")
-        n = math.prod(dims)
-        if n > _archive.LIMITS["params"]:
-            raise OnnxError(f"{where}: declares {n:,} values, more than fastcnn builds")
-        if t.data_type not in _ELEMENTS:
-            raise OnnxError(f"{where}: element type {t.data_type} (float, double or integer)")
-        dt = np.dtype(_ELEMENTS[t.data_type]).newbyteorder("<")  # ONNX's raw data byte order
-        if t.data_location == self.onnx.TensorProto.EXTERNAL:
-            a = np.frombuffer(self._external(t, n * dt.itemsize, where), dt)
-        elif t.HasField("raw_data"):
-            if len(t.raw_data) != n * dt.itemsize:
-                raise OnnxError(
-                    f"{where}: dims {dims} declare {n:,} values but it holds "
-                    f"{len(t.raw_data):,} bytes"
-                )
-            a = np.frombuffer(t.raw_data, dt)
-        else:
-            field = {1: t.float_data, 11: t.double_data, 6: t.int32_data, 7: t.int64_data}
-            values = field[t.data_type]
-            if len(values) != n:
-                raise OnnxError(
-                    f"{where}: dims {dims} declare {n:,} values but it holds {len(values):,}"
-                )
-            a = np.asarray(values, dt)
-        a = a.reshape(dims).astype(dt.newbyteorder("="))
-        self._arrays[name] = a
-        return a
-
-    def _external(self, t: Any, size: int, where: str) -> bytes:
-        """The ``size`` bytes of a tensor stored beside the model (as torch.onnx.export writes
-        weights): a file in the model's own directory, named without any path, holding them
-        at the offset the tensor gives."""
-        info = {e.key: e.value for e in t.external_data}
-        location = info.get("location", "")
-        if location in ("", ".", "..") or os.path.basename(location) != location:
-            raise OnnxError(
-                f"{where}: external data location {location!r} must be a file name in the "
-                "model's directory"
-            )
-        directory = os.path.dirname(os.path.abspath(self.path))
-        file = os.path.join(directory, location)
-        if os.path.dirname(os.path.realpath(file)) != os.path.realpath(directory):
-            raise OnnxError(f"{where}: external data {location!r} links out of the directory")
-        try:
-            offset = int(info.get("offset", 0))
-            length = int(info.get("length", size))
-        except ValueError:
-            raise OnnxError(f"{where}: external data offset and length must be integers") from None
-        if length != size or offset < 0:
-            raise OnnxError(
-                f"{where}: external data of {length:,} bytes at offset {offset}; its dims "
-                f"need {size:,}"
-            )
-        try:
-            with open(file, "rb") as f:
-                f.seek(offset)
-                data = f.read(size)
-        except OSError as exc:
-            raise OnnxError(f"{where}: cannot read external data {location!r} ({exc})") from None
-        if len(data) != size:
-            raise OnnxError(f"{where}: external data {location!r} ends before {size:,} bytes")
-        return data
-
-    def _attribute_tensor(self, attr: Any, where: str) -> Any:
-        h = self.onnx.helper
-        if attr.name == "value":
-            return attr.t
-        if attr.name in ("value_float", "value_floats"):
-            vals = [attr.f] if attr.name == "value_float" else list(attr.floats)
-            return h.make_tensor("c", 1, [] if attr.name == "value_float" else [len(vals)], vals)
-        if attr.name in ("value_int", "value_ints"):
-            vals = [attr.i] if attr.name == "value_int" else list(attr.ints)
-            return h.make_tensor("c", 7, [] if attr.name == "value_int" else [len(vals)], vals)
-        raise OnnxError(f"{where}: a Constant of kind {attr.name!r} is not read")
-
-    def sole_user(self, tensor: str) -> Any | None:
-        users = self.users.get(tensor, [])
-        return users[0] if len(users) == 1 and tensor != self.output else None
-
-
-def _attrs(node: Any, allowed: Mapping[str, Any]) -> dict[str, Any]:
-    """The node's attributes over the defaults ``allowed`` (name -> default); any other
-    attribute is an error, as is one of another kind than its default's."""
-    onnx = require_onnx()
-    values = dict(allowed)
-    for a in node.attribute:
-        if a.name not in allowed:
-            raise OnnxError(f"from_onnx: {_where(node)}: attribute {a.name!r} is not read")
-        v = onnx.helper.get_attribute_value(a)
-        v = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-        default = allowed[a.name]
-        ok = (
-            isinstance(v, list) and all(isinstance(i, int) for i in v)
-            if isinstance(default, list)
-            else isinstance(v, type(default)) or (isinstance(default, float) and isinstance(v, int))
-        )
-        if not ok:
-            raise OnnxError(f"from_onnx: {_where(node)}: attribute {a.name!r} has kind {a.type}")
-        values[a.name] = v
-    return values
-
-
-def _window(node: Any, a: dict[str, Any], kernel: list[int]) -> tuple[list[int], list[int]]:
-    """(strides, pads) of a Conv or pooling node with a 2-D ``kernel``, as fastcnn pads:
-    symmetrically, no dilation."""
-    where = f"from_onnx: {_where(node)}"
-    if len(kernel) != 2:
-        raise OnnxError(f"{where}: only 2-D windows are read, got kernel {kernel}")
-    if a["auto_pad"] not in ("NOTSET", "VALID"):
-        raise OnnxError(f"{where}: auto_pad {a['auto_pad']!r}; give explicit pads")
-    strides = a["strides"] or [1, 1]
-    pads = [0, 0, 0, 0] if a["auto_pad"] == "VALID" or not a["pads"] else a["pads"]
-    if len(strides) != 2 or len(pads) != 4:
-        raise OnnxError(f"{where}: strides {strides} and pads {pads} are not 2-D")
-    if pads[:2] != pads[2:]:
-        raise OnnxError(f"{where}: pads {pads} are not symmetric (fastcnn pads both sides alike)")
-    if any(d != 1 for d in a.get("dilations") or [1, 1]):
-        raise OnnxError(f"{where}: dilations {a['dilations']} (fastcnn has no dilation)")
-    return strides, pads[:2]
-
-
-_WINDOW_ATTRS = {"auto_pad": "NOTSET", "strides": [], "pads": [], "dilations": []}
-
-
 class _Reader:
     """Walks the graph from its input, turning nodes into layer specs, and collects the
     weights in the order the model's builder numbers them (a residual's block before its
     shortcut)."""
 
-    def __init__(self, g: _Graph) -> None:
+    def __init__(self, g: Graph) -> None:
         self.g = g
         self.weighted: list[tuple[np.ndarray, np.ndarray]] = []  # (W, b) per conv / affine
         self.norms: list[tuple[np.ndarray, ...]] = []  # (gamma, beta, mean, var, eps)
@@ -350,7 +125,7 @@ class _Reader:
         """The checked spec of config ``entry`` read from ``node``, and its output shape."""
         kind = entry["type"]
         try:
-            spec = _specs.LAYER_TYPES[kind].parse(entry, f"{_where(node)} as {kind}", self.depth)
+            spec = _specs.LAYER_TYPES[kind].parse(entry, f"{node_name(node)} as {kind}", self.depth)
             out = _specs.chain_shape([spec], shape)
         except ValueError as exc:
             raise OnnxError(f"from_onnx: {exc}") from None
@@ -375,17 +150,17 @@ class _Reader:
                     "graph's output"
                 )
             node = users[0]
-            reader = _READERS.get(node.op_type)
+            reader = READERS.get(node.op_type)
             if reader is None:
                 raise OnnxError(
-                    f"from_onnx: {_where(node)}: op {node.op_type} is not in the subset "
-                    f"fastcnn reads ({', '.join(sorted(_READERS))})"
+                    f"from_onnx: {node_name(node)}: op {node.op_type} is not in the subset "
+                    f"fastcnn reads ({', '.join(sorted(READERS))})"
                 )
             if id(node) in self.visited:
-                raise OnnxError(f"from_onnx: {_where(node)}: the graph has a cycle through it")
+                raise OnnxError(f"from_onnx: {node_name(node)}: the graph has a cycle through it")
             self.visited.add(id(node))
             if not node.input or node.input[0] != x and node.op_type != "Mul":
-                raise OnnxError(f"from_onnx: {_where(node)}: its first input must be {x!r}")
+                raise OnnxError(f"from_onnx: {node_name(node)}: its first input must be {x!r}")
             new, x, shape = reader(self, node, shape)
             specs.extend(new)
         return specs, x, shape
@@ -408,7 +183,7 @@ class _Reader:
         if not joins:
             raise OnnxError(
                 f"from_onnx: {g.path}: tensor {x!r} is read by "
-                + ", ".join(_where(n) for n in users)
+                + ", ".join(node_name(n) for n in users)
                 + "; a branch must be a residual block (its input added to the block's output, "
                 "directly or through a 1×1 Conv)"
             )
@@ -425,12 +200,12 @@ class _Reader:
             shortcut = min(options, key=rank)
         side = x if shortcut is None else shortcut.output[0]
         if len(add.input) != 2 or side not in add.input or len(set(add.input)) != 2:
-            raise OnnxError(f"from_onnx: {_where(add)}: expected to add a block and its input")
+            raise OnnxError(f"from_onnx: {node_name(add)}: expected to add a block and its input")
         block_out = add.input[0] if add.input[1] == side else add.input[1]
         taken = id(add if shortcut is None else shortcut)
         if self.depth >= _specs.MAX_DEPTH:
             raise OnnxError(
-                f"from_onnx: {_where(add)}: residual blocks nest deeper than {_specs.MAX_DEPTH}"
+                f"from_onnx: {node_name(add)}: residual blocks nest deeper than {_specs.MAX_DEPTH}"
             )
         self.depth += 1
         block, _, block_shape = self.chain(x, shape, {block_out}, skip | {taken})
@@ -444,7 +219,7 @@ class _Reader:
             want = spec.projection(shape)
             if want is None or list(want) != stride or w.shape[0] != block_shape[0]:
                 raise OnnxError(
-                    f"from_onnx: {_where(shortcut)}: a 1×1 shortcut with stride {stride} and "
+                    f"from_onnx: {node_name(shortcut)}: a 1×1 shortcut with stride {stride} and "
                     f"{w.shape[0]} filters, but fastcnn's shortcut from {V._shape(shape)} to "
                     f"{V._shape(block_shape)} has stride {want} and {block_shape[0]} filters"
                 )
@@ -452,17 +227,17 @@ class _Reader:
         return spec, add.output[0], out
 
     def _shortcut(self, node: Any, shape: Shape) -> tuple[list[int], np.ndarray, np.ndarray]:
-        a = _attrs(node, {**_WINDOW_ATTRS, "kernel_shape": [], "group": 1})
+        a = attrs(node, {**WINDOW_ATTRS, "kernel_shape": [], "group": 1})
         w, b = self._conv_weights(node, shape, a)
-        strides, pads = _window(node, a, list(w.shape[2:]))
+        strides, pads = window(node, a, list(w.shape[2:]))
         if w.shape[2:] != (1, 1) or pads != [0, 0]:
             raise OnnxError(
-                f"from_onnx: {_where(node)}: a shortcut Conv must be 1×1 without padding"
+                f"from_onnx: {node_name(node)}: a shortcut Conv must be 1×1 without padding"
             )
         return strides, w, b
 
     def _conv_weights(self, node: Any, shape: Shape, a: dict[str, Any]) -> tuple[np.ndarray, ...]:
-        where = f"from_onnx: {_where(node)}"
+        where = f"from_onnx: {node_name(node)}"
         if len(shape) != 3:
             raise OnnxError(f"{where}: needs an image input, got {V._shape(shape)} per sample")
         if a["group"] != 1:
@@ -485,14 +260,16 @@ class _Reader:
         if b.size == 1 and b.ndim <= 1:
             return np.full(size, b.reshape(()))
         if b.shape not in ((size,), (1, size)):
-            raise OnnxError(f"from_onnx: {_where(node)}: bias {V._shape(b.shape)}, not ({size},)")
+            raise OnnxError(
+                f"from_onnx: {node_name(node)}: bias {V._shape(b.shape)}, not ({size},)"
+            )
         return b.reshape(size)
 
     def check_outputs(self, node: Any) -> None:
         """Only a node's first output may be used (no MaxPool indices, no dropout mask)."""
         for out in node.output[1:]:
             if out and (out in self.g.users or out == self.g.output):
-                raise OnnxError(f"from_onnx: {_where(node)}: its output {out!r} is used")
+                raise OnnxError(f"from_onnx: {node_name(node)}: its output {out!r} is used")
 
     def flattens(self, node: Any | None, shape: Shape) -> bool:
         """Whether ``node`` turns (N, *shape) into (N, prod(shape)): Flatten(axis=1), or a
@@ -500,274 +277,19 @@ class _Reader:
         if node is None:
             return False
         if node.op_type == "Flatten":
-            return _attrs(node, {"axis": 1})["axis"] == 1
+            return attrs(node, {"axis": 1})["axis"] == 1
         if node.op_type != "Reshape" or len(node.input) != 2:
             return False
         if not self.g.is_constant(node.input[1]):
             raise OnnxError(
-                f"from_onnx: {_where(node)}: the shape must be a constant (a shape computed in "
+                f"from_onnx: {node_name(node)}: the shape must be a constant (a shape computed in "
                 "the graph, e.g. by x.view(x.size(0), -1), is not read; torch.flatten is)"
             )
         s = self.g.constant(node.input[1], node, "shape", max_ndim=1).tolist()
-        if _attrs(node, {"allowzero": 0})["allowzero"] and 0 in s:
+        if attrs(node, {"allowzero": 0})["allowzero"] and 0 in s:
             return False  # a 0 is then a zero-sized dimension, not "keep N"
         d = math.prod(shape)
         return len(s) == 2 and (s[0] in (0, -1) and s[1] == d or s == [0, -1])
-
-
-def _next(r: _Reader, node: Any) -> Any | None:
-    return r.g.sole_user(node.output[0])
-
-
-def _conv(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    a = _attrs(node, {**_WINDOW_ATTRS, "kernel_shape": [], "group": 1})
-    w, b = r._conv_weights(node, shape, a)
-    strides, pads = _window(node, a, list(w.shape[2:]))
-    entry = {
-        "type": "conv", "filters": w.shape[0], "size": list(w.shape[2:]), "stride": strides,
-        "pad": pads,
-    }  # fmt: skip
-    spec, out = r.spec(node, entry, shape)
-    r.weighted.append((w, b))
-    return [spec], node.output[0], out
-
-
-def _pool(kind: str) -> Callable[..., tuple[list[Any], str, Shape]]:
-    extra = {"count_include_pad": 0} if kind == "avgpool" else {"storage_order": 0}
-
-    def read(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-        a = _attrs(node, {**_WINDOW_ATTRS, "kernel_shape": [], "ceil_mode": 0, **extra})
-        strides, pads = _window(node, a, list(a["kernel_shape"]))
-        where = f"from_onnx: {_where(node)}"
-        if a["ceil_mode"]:
-            raise OnnxError(f"{where}: ceil_mode 1 (fastcnn's output sizes round down)")
-        if kind == "avgpool" and any(pads) and not a["count_include_pad"]:
-            raise OnnxError(
-                f"{where}: count_include_pad 0 with padding; fastcnn's average pool divides "
-                "by the whole window (count_include_pad 1)"
-            )
-        if kind == "maxpool" and a["storage_order"]:
-            raise OnnxError(f"{where}: storage_order 1 is not read")
-        r.check_outputs(node)
-        entry = {"type": kind, "size": a["kernel_shape"], "pad": pads}
-        if strides != a["kernel_shape"]:
-            entry["stride"] = strides  # else left out: the window size, the config's default
-        spec, out = r.spec(node, entry, shape)
-        return [spec], node.output[0], out
-
-    return read
-
-
-def _simple(kind: str) -> Callable[..., tuple[list[Any], str, Shape]]:
-    def read(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-        _attrs(node, {})
-        spec, out = r.spec(node, {"type": kind}, shape)
-        return [spec], node.output[0], out
-
-    return read
-
-
-def _flatten(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    """Flatten or Reshape to (N, D): a flatten layer; before a Gemm or MatMul, a Reshape is
-    the affine layer's own flattening (export writes it so); Flatten, BatchNormalization,
-    Reshape back to the image is a per-feature batch norm of the image."""
-    if not r.flattens(node, shape):
-        raise OnnxError(
-            f"from_onnx: {_where(node)}: only a reshape of (N, ...) to (N, D) is read (flatten)"
-        )
-    after = _next(r, node)
-    if len(shape) == 3 and after is not None and after.op_type == "BatchNormalization":
-        back = _next(r, after)
-        if back is not None and back.op_type == "Reshape" and _restores(r, back, shape):
-            specs, _, _ = _batchnorm(r, after, (math.prod(shape),), axis="feature")
-            return specs, back.output[0], shape
-    if node.op_type == "Reshape" and after is not None and after.op_type in ("Gemm", "MatMul"):
-        return [], node.output[0], (math.prod(shape),)
-    spec, out = r.spec(node, {"type": "flatten"}, shape)
-    return [spec], node.output[0], out
-
-
-def _restores(r: _Reader, node: Any, shape: Shape) -> bool:
-    if len(node.input) != 2 or not r.g.is_constant(node.input[1]):
-        return False
-    s = r.g.constant(node.input[1], node, "shape", max_ndim=1).tolist()
-    zero_is_n = not _attrs(node, {"allowzero": 0})["allowzero"]
-    return len(s) == 4 and s[0] in ((0, -1) if zero_is_n else (-1,)) and tuple(s[1:]) == shape
-
-
-def _affine(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    """Gemm(x, B, C) with any alpha, beta and transB (not transA), or MatMul(x, W) with an
-    optional Add of a constant bias after it."""
-    where = f"from_onnx: {_where(node)}"
-    if len(shape) != 1:
-        raise OnnxError(f"{where}: needs (N, D) rows; flatten the {V._shape(shape)} input first")
-    if node.op_type == "Gemm":
-        a = _attrs(node, {"alpha": 1.0, "beta": 1.0, "transA": 0, "transB": 0})
-        if a["transA"]:
-            raise OnnxError(f"{where}: transA 1 is not read")
-        w = r.g.constant(node.input[1], node, "weight", max_ndim=2)
-        w = w.T if a["transB"] else w
-        _check_weight(node, w, shape)
-        b = r._bias(node, 2, w.shape[1])
-        w, b, out = w * a["alpha"] if a["alpha"] != 1 else w, b * a["beta"], node.output[0]
-    else:
-        _attrs(node, {})
-        w = r.g.constant(node.input[1], node, "weight", max_ndim=2)
-        _check_weight(node, w, shape)
-        out, b = node.output[0], np.zeros(w.shape[1])
-        add = _next(r, node)
-        if add is not None and add.op_type == "Add" and len(add.input) == 2:
-            other = add.input[1] if add.input[0] == out else add.input[0]
-            if r.g.is_constant(other):
-                b = r._bias(add, list(add.input).index(other), w.shape[1])
-                out = add.output[0]
-    spec, shape_out = r.spec(node, {"type": "affine", "units": w.shape[1]}, shape)
-    r.weighted.append((w, b))
-    return [spec], out, shape_out
-
-
-def _check_weight(node: Any, w: np.ndarray, shape: Shape) -> None:
-    d = math.prod(shape)
-    if w.ndim != 2 or w.shape[0] != d or w.shape[1] == 0:
-        raise OnnxError(
-            f"from_onnx: {_where(node)}: weight {V._shape(w.shape)} (as x @ W) must be "
-            f"({d}, M) for {d} inputs"
-        )
-
-
-def _batchnorm(
-    r: _Reader, node: Any, shape: Shape, axis: str = "auto"
-) -> tuple[list[Any], str, Shape]:
-    """Normalisation with the running statistics; per channel of an image, per feature of a
-    vector. ONNX's epsilon is carried into the running variance (see _fill)."""
-    a = _attrs(node, {"epsilon": 1e-5, "momentum": 0.9, "training_mode": 0, "spatial": 1})
-    where = f"from_onnx: {_where(node)}"
-    if a["training_mode"] or a["spatial"] != 1:
-        raise OnnxError(f"{where}: only inference-mode, per-channel batch norm is read")
-    r.check_outputs(node)
-    if len(node.input) != 5:
-        raise OnnxError(f"{where}: expected 5 inputs (x, scale, bias, mean, var)")
-    size = shape[0]
-    arrays = []
-    for name, what in zip(node.input[1:], ("scale", "bias", "mean", "variance")):
-        v = r.g.constant(name, node, what, max_ndim=1)
-        if v.shape != (size,):
-            raise OnnxError(f"{where}: {what} {V._shape(v.shape)}, not ({size},)")
-        arrays.append(v)
-    if not (math.isfinite(a["epsilon"]) and a["epsilon"] > 0):
-        raise OnnxError(f"{where}: epsilon {a['epsilon']} must be positive")
-    # The momentum is ONNX's training attribute with fastcnn's meaning (running = momentum *
-    # running + (1 - momentum) * batch), kept for fine-tuning; clipped to fastcnn's [0, 1].
-    # ONNX stores it as a float32: read back as the shortest decimal of that float32 (0.9).
-    momentum = float(np.format_float_positional(np.float32(a["momentum"]), unique=True))
-    momentum = min(max(momentum, 0.0), 1.0)
-    entry = {"type": "batchnorm", "momentum": momentum, "axis": axis}
-    spec, out = r.spec(node, entry, shape)
-    r.norms.append((*arrays, np.float32(a["epsilon"])))
-    return [spec], node.output[0], out
-
-
-def _dropout_scale(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    """Mul by a scalar c in [0, 1]: classic dropout's inference scaling, ratio 1 - c (written
-    as the shortest decimal whose scale in c's dtype is c, so 0.5 reads back as 0.5)."""
-    _attrs(node, {})
-    where = f"from_onnx: {_where(node)}"
-    constants = [i for i in node.input if r.g.is_constant(i)]
-    if len(node.input) != 2 or len(constants) != 1:
-        raise OnnxError(f"{where}: only a Mul by a constant scalar (dropout's scaling) is read")
-    other = constants[0]
-    c = r.g.constant(other, node, "scale")
-    if c.size != 1 or not 0.0 <= float(c.reshape(())) <= 1.0:
-        raise OnnxError(
-            f"{where}: a Mul by {V._shape(c.shape)} values; only a scalar in [0, 1] (classic "
-            "dropout's inference scaling) is read"
-        )
-    scale = c.reshape(())
-    ratio = 1.0 - float(scale)
-    for digits in range(1, 18):
-        short = round(ratio, digits)
-        if np.asarray(1.0 - short, dtype=scale.dtype) == scale:
-            ratio = short
-            break
-    spec, out = r.spec(node, {"type": "dropout", "ratio": ratio}, shape)
-    return [spec], node.output[0], out
-
-
-def _identity(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    """Identity, and Dropout, which is the identity at inference (its ratio is not carried
-    over: ONNX's and PyTorch's dropout rescale in training, fastcnn's classic one does not)."""
-    if node.op_type == "Dropout":
-        _attrs(node, {"ratio": 0.5, "seed": 0})
-        if len(node.input) > 2 and node.input[2]:
-            mode = r.g.constant(node.input[2], node, "training_mode", max_ndim=1)
-            if mode.size != 1 or bool(mode.reshape(())):
-                raise OnnxError(f"from_onnx: {_where(node)}: training_mode must be false")
-        r.check_outputs(node)
-    else:
-        _attrs(node, {})
-    return [], node.output[0], shape
-
-
-def _globalavgpool(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    """GlobalAveragePool, or ReduceMean over axes 2 and 3, then (when the dims are kept) a
-    flatten to (N, C): fastcnn's global average pool."""
-    where = f"from_onnx: {_where(node)}"
-    keep = 1
-    if node.op_type == "ReduceMean":
-        a = _attrs(node, {"axes": [], "keepdims": 1, "noop_with_empty_axes": 0})
-        axes = a["axes"]
-        if len(node.input) > 1 and node.input[1]:
-            axes = r.g.constant(node.input[1], node, "axes", max_ndim=1).tolist()
-        if sorted(d % 4 for d in axes) != [2, 3]:
-            raise OnnxError(f"{where}: only a mean over axes 2 and 3 (H and W) is read")
-        keep = a["keepdims"]
-    else:
-        _attrs(node, {})
-    spec, out = r.spec(node, {"type": "globalavgpool"}, shape)
-    if not keep:
-        return [spec], node.output[0], out
-    after = _next(r, node)
-    if not r.flattens(after, (shape[0], 1, 1)):
-        raise OnnxError(
-            f"{where}: its (N, C, 1, 1) output must be flattened next (fastcnn's global average "
-            "pool gives (N, C))"
-        )
-    assert after is not None  # flattens(None) is False
-    return [spec], after.output[0], out
-
-
-def _softmax(r: _Reader, node: Any, shape: Shape) -> tuple[list[Any], str, Shape]:
-    """A Softmax over the classes as the graph's last node: the model's own softmax
-    (predict gives the logits before it, predict_proba the graph's output)."""
-    a = _attrs(node, {"axis": -1 if r.g.opset >= 13 else 1})
-    if node.output[0] != r.g.output or len(shape) != 1 or a["axis"] not in (1, -1):
-        raise OnnxError(
-            f"from_onnx: {_where(node)}: a Softmax is read only as the last node, over the "
-            "classes of (N, classes) scores"
-        )
-    return [], node.output[0], shape
-
-
-# ONNX op type -> its reader: (reader, node, per-sample input shape) -> (layer specs, output
-# tensor, output shape). Residual Adds are read at the tensor that branches (_Reader.residual).
-_READERS: dict[str, Callable[..., tuple[list[Any], str, Shape]]] = {
-    "Conv": _conv,
-    "MaxPool": _pool("maxpool"),
-    "AveragePool": _pool("avgpool"),
-    "GlobalAveragePool": _globalavgpool,
-    "ReduceMean": _globalavgpool,
-    "Flatten": _flatten,
-    "Reshape": _flatten,
-    "Gemm": _affine,
-    "MatMul": _affine,
-    "Relu": _simple("relu"),
-    "Sigmoid": _simple("sigmoid"),
-    "Mul": _dropout_scale,
-    "Dropout": _identity,
-    "Identity": _identity,
-    "BatchNormalization": _batchnorm,
-    "Softmax": _softmax,
-}
 
 
 def _fill(model: Sequential, r: _Reader, where: str) -> None:
