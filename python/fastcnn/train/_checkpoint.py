@@ -16,7 +16,7 @@ import numpy as np
 
 from fastcnn import models as _models
 from fastcnn import optim as _optim
-from fastcnn.datasets import Augment, MNISTSource
+from fastcnn.datasets import Augment, DatasetSource
 from fastcnn.models._params_file import load_params_checkpoint, save_params_checkpoint
 from fastcnn.train._data import Data, source_from_meta
 from fastcnn.train._net import as_net
@@ -107,7 +107,7 @@ def _read(
 def resume(
     cls: type[Trainer],
     checkpoint: PathLike,
-    data: Data | MNISTSource | None,
+    data: Data | DatasetSource | None,
     model: Any,
     backend: str,
     epochs: int | None,

@@ -91,10 +91,16 @@ def plot_curves(
 
 
 def plot_misclassified(
-    x: np.ndarray, t: np.ndarray, proba: np.ndarray, path: PathLike, max_images: int = 36
+    x: np.ndarray,
+    t: np.ndarray,
+    proba: np.ndarray,
+    path: PathLike,
+    max_images: int = 36,
+    classes: Sequence[str] | None = None,
 ) -> int:
-    """A grid of up to ``max_images`` misclassified images labelled "true→pred (p)", the most
-    confident mistakes first. Returns how many were drawn."""
+    """A grid of up to ``max_images`` misclassified images labelled "true→pred (p)" (by
+    ``classes`` names when given), the most confident mistakes first; 3-channel images in
+    colour. Returns how many were drawn."""
     pred = proba.argmax(axis=1)
     wrong = np.flatnonzero(pred != t)
     conf = proba[wrong, pred[wrong]]
@@ -108,8 +114,13 @@ def plot_misclassified(
         ax.set_axis_off()
         if k < len(wrong):
             i = wrong[k]
-            ax.imshow(x[i].reshape(x.shape[-2], x.shape[-1]), cmap="gray_r", vmin=0, vmax=1)
-            ax.set_title(f"{t[i]}→{pred[i]} ({proba[i, pred[i]]:.2f})", fontsize=9)
+            if x.ndim == 4 and x.shape[1] == 3:  # RGB planes (CIFAR-10)
+                ax.imshow(np.clip(np.moveaxis(x[i], 0, -1), 0, 1))
+            else:
+                ax.imshow(x[i].reshape(x.shape[-2], x.shape[-1]), cmap="gray_r", vmin=0, vmax=1)
+            true, guess = (t[i], pred[i]) if classes is None else (classes[t[i]], classes[pred[i]])
+            ax.set_title(f"{true}→{guess} ({proba[i, pred[i]]:.2f})",
+                         fontsize=9 if classes is None else 7)  # fmt: skip
     fig.tight_layout()
     fig.savefig(os.fspath(path))
     return len(wrong)

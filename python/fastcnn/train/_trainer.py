@@ -23,7 +23,7 @@ import numpy as np
 
 from fastcnn import models as _models
 from fastcnn import optim as _optim
-from fastcnn.datasets import Augment, DataLoader, MNISTSource
+from fastcnn.datasets import Augment, DataLoader, DatasetSource
 from fastcnn.train import _checkpoint, _settings
 from fastcnn.train._data import Data, check_data, source_info
 from fastcnn.train._evaluate import evaluate
@@ -63,7 +63,8 @@ class Trainer:
 
     ``data`` is ``((x_train, t_train), (x_test, t_test))`` (integer labels; for a fastcnn
     model images (N, C, H, W) or flattened, for another object the shape it takes) or an
-    ``MNISTSource`` (loaded here as (N, 1, 28, 28), and recorded in the log). Images are cast
+    ``DatasetSource`` (checked against the model, loaded here as (N, C, H, W), recorded in the
+    log with its class names). Images are cast
     to the model's dtype (for another object: its params' dtype).
 
     - ``optimizer``: a name from ``fastcnn.optim.OPTIMIZERS``, in any case as the classic code
@@ -91,7 +92,7 @@ class Trainer:
     def __init__(
         self,
         model: _models.Model | Any,
-        data: Data | MNISTSource,
+        data: Data | DatasetSource,
         *,
         epochs: int = DEFAULTS["epochs"],
         batch_size: int = DEFAULTS["batch_size"],
@@ -127,8 +128,6 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
 
         self.source_info = source_info(data)
-        if isinstance(data, MNISTSource):
-            data = data.load(flatten=False, dtype=self.net.dtype)
         (self.x_train, self.t_train), (self.x_test, self.t_test) = check_data(data, self.net)
         self.source_info.update(n_train=len(self.t_train), n_test=len(self.t_test))
 
@@ -229,7 +228,7 @@ class Trainer:
     def resume(
         cls,
         checkpoint: PathLike,
-        data: Data | MNISTSource | None = None,
+        data: Data | DatasetSource | None = None,
         *,
         model: Any = None,
         backend: str | None = None,
@@ -486,7 +485,8 @@ class Trainer:
             final = evaluate(self.model, self.x_test, self.t_test)
             assert final is not None
         if final.proba is not None:
-            report = classification_report(self.t_test, final.predictions, final.proba.shape[1])
+            report = classification_report(self.t_test, final.predictions, final.proba.shape[1],
+                                           self.source_info.get("classes"))  # fmt: skip
         else:  # an object without predict(x): its own accuracy only
             report = {"n": len(self.t_test), "accuracy": final.accuracy}
         report["loss"] = final.loss
@@ -521,9 +521,7 @@ class Trainer:
 
     def _run_title(self) -> str:
         """The run in one line: model, data, optimizer, learning rate, schedule, batch."""
-        data = {"embedded": "the embedded MNIST subset", "full": "MNIST"}.get(
-            self.source_info.get("kind", ""), "arrays"
-        )
+        data = self.source_info.get("title", "arrays")
         spec = self.schedule_spec
         schedule = "custom schedule" if spec is None else f"schedule {spec['name']}"
         if spec is not None and spec.get("warmup"):
@@ -547,7 +545,8 @@ class Trainer:
                         eval_label=self._eval_label())  # fmt: skip
             files["curves"] = str(out / CURVES_NAME)
             if proba is not None:
-                plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME)
+                plot_misclassified(self.x_test, self.t_test, proba, out / MISCLASSIFIED_NAME,
+                                   classes=self.source_info.get("classes"))  # fmt: skip
                 files["misclassified"] = str(out / MISCLASSIFIED_NAME)
         files["log"] = str(out / LOG_NAME)
         files["epochs_csv"] = str(out / EPOCHS_CSV_NAME)
