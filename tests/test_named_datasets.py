@@ -594,6 +594,12 @@ def test_cli_fashion_mnist_local_files_then_evaluate_predict_resume(capsys, tmp_
                         "--no-progress")  # fmt: skip
     assert rc == 0, err
     assert "Fashion-MNIST (30 train / 12 test)" in text
+    # ... and reads a new --data-dir as that dataset's files (not MNIST's, of the same names)
+    moved = write_idx_set(tmp_path / "moved", idx_arrays(3))
+    rc, text, err = run(capsys, "train", "--resume", out / "checkpoint.npz", "--epochs", "3",
+                        "--data-dir", moved, "--no-progress")  # fmt: skip
+    assert rc == 0, err
+    assert f"Fashion-MNIST (30 train / 12 test) from {moved}" in text
 
 
 @pytest.mark.parametrize("model", ["deep", str(EXAMPLES / "cifar_resnet.json")])

@@ -216,13 +216,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if given:
             raise CLIError(
                 f"{', '.join(given)} cannot be changed when resuming: the checkpoint fixes the "
-                "training settings (only --epochs, --out, --backend, --threads, --data-dir, "
-                "--subset and --no-progress may be given)"
+                "training settings (only --epochs, --out, --backend, --threads, --dataset, "
+                "--data-dir, --subset and --no-progress may be given)"
             )
         resume = Path(args.resume)
         if not resume.is_file():
             raise CLIError(f"{resume}: no such checkpoint file")
         out = Path(args.out) if args.out else resume.parent
+        if args.dataset is None and args.data_dir is not None:  # the files of the run's dataset
+            from fastcnn.train._data import recorded_dataset
+
+            with _reading(resume):
+                args.dataset = recorded_dataset(resume)
         data = _source(args) if (args.data_dir or args.subset or args.dataset) else None
         trainer = train.Trainer.resume(
             resume,

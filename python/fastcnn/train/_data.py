@@ -108,6 +108,17 @@ def source_from_meta(checkpoint: Path, info: Mapping[str, Any]) -> DatasetSource
     )
 
 
+def recorded_dataset(checkpoint: Path) -> str:
+    """The name of the dataset a checkpoint's data record names ("mnist" for a record from
+    before there were others, or of arrays), so that a new --data-dir is read as that
+    dataset's files."""
+    from fastcnn import models
+
+    info = models.load_checkpoint(checkpoint, backend="reference").meta.get("data")
+    name = info.get("dataset") if isinstance(info, dict) else None
+    return name if isinstance(name, str) else "mnist"
+
+
 def load_test_set(source: DatasetSource, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Only the test split of ``source``: images (N, C, H, W) in [0, 1] and int64 labels,
     with the same checks as a full load (evaluation need not read the training set)."""
