@@ -73,10 +73,18 @@ def _set_threads(n: int | None) -> None:
 
 
 def _source(args: argparse.Namespace) -> Any:
-    """The MNISTSource chosen by --data-dir / --subset (a fallback warning is printed once)."""
-    from fastcnn.datasets import mnist_source
+    """The DatasetSource chosen by --dataset / --data-dir / --subset (MNIST's fallback
+    warning is printed once)."""
+    from fastcnn.datasets import dataset_source, mnist_source
 
-    subset = None if args.subset == "auto" else args.subset
+    name = args.dataset or "mnist"
+    subset = None if args.subset in (None, "auto") else args.subset
+    if name != "mnist":
+        if subset is not None:
+            raise CLIError(f"--subset is MNIST's only (its embedded subset); {name} has none")
+        if name == "folder" and args.data_dir is None:
+            raise CLIError("--dataset folder needs --data-dir DIR (one sub-folder per class)")
+        return dataset_source(name, args.data_dir)
     if args.data_dir is not None and subset == "embedded":
         raise CLIError("--data-dir and --subset embedded contradict each other")
     with warnings.catch_warnings(record=True) as caught:
@@ -88,18 +96,28 @@ def _source(args: argparse.Namespace) -> Any:
 
 
 def _add_data_args(p: argparse.ArgumentParser, default_subset: str | None = "auto") -> None:
+    from fastcnn.datasets import dataset_names
+
+    p.add_argument(
+        "--dataset",
+        choices=dataset_names(),
+        help="the data: a named dataset (downloaded into the cache when not found, its "
+        "checksums verified) or folder, your own pictures in --data-dir, one sub-folder per "
+        "class, prepared as predict prepares them (default: mnist)",
+    )
     p.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="directory with the four MNIST IDX files (.gz or raw); default: $FASTCNN_DATA_DIR, "
-        "the cache, else a download",
+        help="the dataset's files: the four IDX files (.gz or raw) of mnist, fashion-mnist or "
+        "kmnist, cifar10's .bin batches, or the folder of pictures; default: the cache "
+        "($FASTCNN_DATA_DIR first for mnist), else a download",
     )
     p.add_argument(
         "--subset",
         choices=("auto", "full", "embedded"),
         default=default_subset,
-        help="full MNIST, the embedded 5,000/1,000 subset, or auto: full when available, "
-        "else the subset (default: %(default)s)",
+        help="mnist only: the full MNIST, the embedded 5,000/1,000 subset, or auto: full when "
+        "available, else the subset (default: %(default)s)",
     )
 
 
@@ -199,14 +217,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if given:
             raise CLIError(
                 f"{', '.join(given)} cannot be changed when resuming: the checkpoint fixes the "
-                "training settings (only --epochs, --out, --backend, --threads, --data-dir, "
-                "--subset and --no-progress may be given)"
+                "training settings (only --epochs, --out, --backend, --threads, --dataset, "
+                "--data-dir, --subset and --no-progress may be given)"
             )
         resume = Path(args.resume)
         if not resume.is_file():
             raise CLIError(f"{resume}: no such checkpoint file")
         out = Path(args.out) if args.out else resume.parent
-        data = _source(args) if (args.data_dir or args.subset) else None
+        if args.dataset is None and args.data_dir is not None:  # the files of the run's dataset
+            from fastcnn.train._data import recorded_dataset
+
+            with _reading(resume):
+                args.dataset = recorded_dataset(resume)
+        data = _source(args) if (args.data_dir or args.subset or args.dataset) else None
         trainer = train.Trainer.resume(
             resume,
             data,
@@ -229,9 +252,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 setattr(args, key, value)
         if args.subset is None:
             args.subset = "auto"
-        model = _train_model(args.model, args.backend, args.seed, dtype_given or args.dtype,
-                             dtype_given is not None)  # fmt: skip
         source = _source(args)
+        model = _train_model(args.model, args.backend, args.seed, dtype_given or args.dtype,
+                             dtype_given is not None, source)  # fmt: skip
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(args.out) if args.out else Path("runs") / f"{_file_name(model.name)}-{stamp}"
         trainer = train.Trainer(
@@ -268,13 +291,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_model(spec: str, backend: str, seed: int, dtype: str, dtype_given: bool) -> Any:
-    """The network ``--model`` names: a built-in one (models.MODELS), or the Sequential a JSON
-    config file describes (its own dtype unless --dtype is given)."""
+def _train_model(
+    spec: str, backend: str, seed: int, dtype: str, dtype_given: bool, source: Any
+) -> Any:
+    """The network ``--model`` names: a built-in one (models.MODELS) for the images and
+    classes of ``source``, or the Sequential a JSON config file describes (its own dtype
+    unless --dtype is given; the Trainer checks it fits the data)."""
     from fastcnn import models
 
     if spec in models.MODELS:
-        return models.MODELS[spec](backend=backend, seed=seed, dtype=dtype)
+        return models.MODELS[spec](
+            input_dim=source.image_shape, output_size=len(source.classes),
+            backend=backend, seed=seed, dtype=dtype,
+        )  # fmt: skip
     with _reading(spec):  # a file (_model_spec checked that when parsing)
         config = models.read_config(spec)
         return models.Sequential.from_config(
@@ -376,7 +405,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     model = _load_model(args.file, args.backend, args.model)
+    classes = getattr(model, "classes", None)
+    if args.dataset is None and classes is not None:  # the dataset whose classes it names
+        from fastcnn.datasets import DATASETS
+
+        named = [n for n, row in DATASETS.items() if row.classes == tuple(classes)]
+        args.dataset = named[0] if named else None
     source = _source(args)
+    if classes is not None and tuple(classes) != tuple(source.classes):
+        raise CLIError(
+            f"{args.file}: the model was trained on the classes {', '.join(classes)}, not "
+            f"{source.title}'s ({', '.join(source.classes)}); give its --dataset"
+        )
+    shape, k = tuple(source.image_shape), len(source.classes)
+    if (tuple(model.input_dim), model.output_size) != (shape, k):
+        raise CLIError(
+            f"{args.file}: {model.name} takes {'x'.join(map(str, model.input_dim))} images "
+            f"with {model.output_size} outputs, but {source.title} has "
+            f"{'x'.join(map(str, shape))} images and {k} classes"
+        )
     with _reading(source.directory):
         x_test, t_test = train.load_test_set(source, dtype=model.dtype)
     t0 = time.perf_counter()
@@ -386,7 +433,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"model:  {args.file}: {model.name}, backend {model.backend}")
     print(f"data:   {source}")
     print(f"test loss {result.loss:.4f}, {len(t_test) / seconds:.0f} images/s\n")
-    report = train.classification_report(t_test, result.predictions, model.output_size)
+    report = train.classification_report(
+        t_test, result.predictions, model.output_size, source.classes
+    )
     print(train.format_report(report))
     return 0
 
@@ -546,9 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
     # train -- every default is None so that --resume can tell what was given explicitly.
     p = sub.add_parser(
         "train",
-        help="train a model on MNIST",
+        help="train a model on MNIST or another dataset (--dataset)",
         description="Train SimpleConvNet, DeepConvNet or a network of your own (a JSON "
-        "config file) on MNIST. The defaults are the "
+        "config file) on MNIST, Fashion-MNIST, KMNIST, CIFAR-10 or a folder of your own "
+        "pictures (--dataset); a built-in model is built for the dataset's image shape and "
+        "classes. The defaults are the "
         "published DeepConvNet recipe: 20 epochs, batch 100, Adam lr 0.001, no schedule, no "
         "augmentation. Writes log.json, checkpoint.npz (every epoch), model.npz and plots to "
         "--out.",

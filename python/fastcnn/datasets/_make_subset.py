@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn.datasets._idx import write_idx
-from fastcnn.datasets._mnist import EMBEDDED_DIR, MNIST_FILES, _files_in, _read_pair, find_mnist
+from fastcnn.datasets._idx_sets import idx_files, read_pair
+from fastcnn.datasets._mnist import EMBEDDED_DIR, MNIST_FILES, find_mnist
+from fastcnn.datasets._registry import DATASETS
 
 __all__ = ["SEED", "PER_CLASS", "select_balanced", "make_subset"]
 
@@ -41,13 +43,16 @@ def make_subset(
     source_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str] = EMBEDDED_DIR
 ) -> dict[str, Path]:
     """Write the subset's four .gz files into ``out_dir``; returns role -> path written."""
-    files, _ = _files_in(find_mnist(source_dir, download=False))
+    files, _ = idx_files(DATASETS["mnist"], find_mnist(source_dir, download=False))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(SEED)
     written: dict[str, Path] = {}
     for split in ("train", "test"):
-        images, labels = _read_pair(split, files[f"{split}_images"], files[f"{split}_labels"])
+        images, labels = read_pair(
+            DATASETS["mnist"], "make_subset", split, files[f"{split}_images"],
+            files[f"{split}_labels"],
+        )  # fmt: skip
         sel = select_balanced(labels, PER_CLASS[split], rng)
         for role, array in ((f"{split}_images", images[sel]), (f"{split}_labels", labels[sel])):
             written[role] = write_idx(out / f"{MNIST_FILES[role]}.gz", array)

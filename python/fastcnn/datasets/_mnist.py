@@ -1,32 +1,34 @@
 """MNIST: finding the four IDX files, downloading them, and loading them as training arrays.
 
 Search order: an explicit directory, ``$FASTCNN_DATA_DIR``, the per-user cache, then a download
-into the cache from the public mirrors (pooch does the transfer, the MD5 check and the atomic
-write; this module loops over the mirrors). When the full set is unavailable, ``load_mnist``
-falls back to the small real subset shipped in the package. No other datasets live here.
+into the cache from the public mirrors (the path every IDX dataset shares, _idx_sets.py and
+_fetch.py; pooch does the transfer, the MD5 check and the atomic write). When the full set is
+unavailable, ``load_mnist`` falls back to the small real subset shipped in the package. MNIST's
+facts (files, checksums, mirrors) are rows of _registry.py; other datasets live beside this.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import sys
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 
-from fastcnn.datasets._idx import (
-    IMAGES_MAGIC,
-    LABELS_MAGIC,
-    IDXError,
-    read_idx,
-    read_idx_header,
-)
+from fastcnn.datasets import _fetch
+from fastcnn.datasets._fetch import DatasetNotFoundError, cache_dir
+from fastcnn.datasets._idx import IDXError
 from fastcnn.datasets._idx import _open as _open_idx
+from fastcnn.datasets._idx_sets import IDXSource, download_idx, find_idx, gz_label, idx_files
+from fastcnn.datasets._registry import (
+    DATASETS,
+    MIRRORS,
+    MNIST_FILES,
+    MNIST_MD5,
+    MNIST_SHA256,
+)
 
 __all__ = [
     "MIRRORS",
@@ -46,85 +48,14 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# Tried in order (tests replace it); each file comes from the first mirror serving the right MD5.
-MIRRORS: list[str] = [
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-]
-
-# Role -> file name without ".gz". A directory may hold each file raw or gzip-compressed.
-MNIST_FILES: dict[str, str] = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-# MD5 of the .gz files as the public mirrors serve them (verifies a download).
-MNIST_MD5: dict[str, str] = {
-    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-
-# SHA-256 of the uncompressed files: valid for any copy, however it was compressed.
-MNIST_SHA256: dict[str, str] = {
-    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
-}
-
 EMBEDDED_DIR = Path(__file__).resolve().parent / "data"
-DOWNLOAD_TIMEOUT = 30  # seconds per connection attempt / read; a dead mirror must not hang us
-IMAGE_SHAPE = (28, 28)
-N_CLASSES = 10
-# The most images (and labels) each split can hold: canonical MNIST's sizes. Headers are
-# checked against them before any data is read, so a file cannot make us allocate more.
-MAX_COUNT: dict[str, int] = {"train": 60_000, "test": 10_000}
+
+# MNIST's name for DatasetNotFoundError (the same class: code catching either catches both).
+MNISTNotFoundError = DatasetNotFoundError
 
 
-class MNISTNotFoundError(FileNotFoundError):
-    """MNIST was not found where it was looked for and could not be downloaded."""
-
-
-def cache_dir() -> Path:
-    """The per-user cache root: ``$FASTCNN_CACHE_DIR`` or pooch's OS cache for "fastcnn".
-
-    MNIST lives in its ``mnist`` subdirectory. Nothing is created here.
-    """
-    env = os.environ.get("FASTCNN_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import pooch
-
-    return Path(pooch.os_cache("fastcnn"))
-
-
-def _mnist_cache() -> Path:
-    return cache_dir() / "mnist"
-
-
-def _files_in(directory: Path) -> tuple[dict[str, Path], list[str]]:
-    """Map each role to its file in ``directory`` (``name.gz`` or ``name``); list the missing."""
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for role, name in MNIST_FILES.items():
-        for candidate in (directory / f"{name}.gz", directory / name):
-            if candidate.is_file():
-                found[role] = candidate
-                break
-        else:
-            missing.append(name)
-    return found, missing
-
-
-def _missing_text(directory: Path, missing: list[str]) -> str:
-    if not directory.is_dir():
-        return f"{directory} is not a directory"
-    return f"{directory} lacks " + ", ".join(f"{m}[.gz]" for m in missing)
+def _mnist() -> Any:
+    return DATASETS["mnist"]
 
 
 def find_mnist(data_dir: PathLike | None = None, *, download: bool = True) -> Path:
@@ -136,50 +67,8 @@ def find_mnist(data_dir: PathLike | None = None, *, download: bool = True) -> Pa
     into the cache when ``download`` is true. Raises MNISTNotFoundError listing every place
     looked at and, for a failed download, what each mirror did.
     """
-    if data_dir is not None:
-        d = Path(data_dir).expanduser()
-        _, missing = _files_in(d)
-        if missing:
-            raise MNISTNotFoundError(
-                f"find_mnist: data_dir is incomplete: {_missing_text(d, missing)}"
-            )
-        return d
-
-    looked: list[str] = []
-    env = os.environ.get("FASTCNN_DATA_DIR")
-    if env:
-        d = Path(env).expanduser()
-        _, missing = _files_in(d)
-        if not missing:
-            return d
-        text = f"FASTCNN_DATA_DIR: {_missing_text(d, missing)}"
-        warnings.warn(f"find_mnist: ignoring {text}", UserWarning, stacklevel=2)
-        looked.append(text)
-    else:
-        looked.append("FASTCNN_DATA_DIR: not set")
-
-    cache = _mnist_cache()
-    _, missing = _files_in(cache)
-    if not missing:
-        return cache
-    looked.append(f"cache: {_missing_text(cache, missing)}")
-    if not download:
-        raise MNISTNotFoundError(
-            "find_mnist: MNIST not found and download=False; looked in:\n  " + "\n  ".join(looked)
-        )
-    try:
-        return download_mnist(cache, only=missing)
-    except MNISTNotFoundError as exc:
-        raise MNISTNotFoundError(
-            "find_mnist: MNIST not found; looked in:\n  " + "\n  ".join(looked) + f"\n{exc}"
-        ) from exc
-
-
-def _short(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or "no message"
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}"
+    return find_idx(_mnist(), data_dir, download, where="find_mnist", env="FASTCNN_DATA_DIR",
+                    mirrors=MIRRORS, download_where="download_mnist")  # fmt: skip
 
 
 def download_mnist(
@@ -199,42 +88,9 @@ def download_mnist(
     those names (without .gz). Raises MNISTNotFoundError with every mirror's failure when a
     file cannot be fetched. The progress bar (tqdm) defaults to on when stderr is a terminal.
     """
-    import pooch
-
-    target = Path(directory).expanduser() if directory is not None else _mnist_cache()
-    if progressbar is None:
-        progressbar = sys.stderr.isatty()
-    if only is None:
-        _, only = _files_in(target)
-    if mirrors is None:
-        mirrors = MIRRORS
-    if not mirrors:
-        raise MNISTNotFoundError("download_mnist: no mirrors configured (MIRRORS is empty)")
-    target.mkdir(parents=True, exist_ok=True)
-    for name in only:
-        gz = f"{name}.gz"
-        failures: list[str] = []
-        for mirror in mirrors:
-            url = mirror.rstrip("/") + "/" + gz
-            try:
-                pooch.retrieve(
-                    url,
-                    known_hash=f"md5:{MNIST_MD5[name]}",
-                    fname=gz,
-                    path=target,
-                    downloader=pooch.HTTPDownloader(
-                        progressbar=progressbar, timeout=DOWNLOAD_TIMEOUT
-                    ),
-                )
-                break
-            except Exception as exc:  # network, HTTP status and checksum failures alike
-                failures.append(f"{url}: {_short(exc)}")
-        else:
-            raise MNISTNotFoundError(
-                f"download_mnist: could not download {gz} into {target}; every mirror failed:\n  "
-                + "\n  ".join(failures)
-            )
-    return target
+    target = Path(directory).expanduser() if directory is not None else cache_dir() / "mnist"
+    return download_idx(_mnist(), target, only, mirrors=MIRRORS if mirrors is None else mirrors,
+                        progressbar=progressbar, where="download_mnist")  # fmt: skip
 
 
 def verify_mnist(directory: PathLike) -> None:
@@ -245,9 +101,9 @@ def verify_mnist(directory: PathLike) -> None:
     whose contents differ. Reads the whole set (about 55 MB uncompressed).
     """
     d = Path(directory).expanduser()
-    found, missing = _files_in(d)
+    found, missing = idx_files(_mnist(), d)
     if missing:
-        raise MNISTNotFoundError(f"verify_mnist: {_missing_text(d, missing)}")
+        raise MNISTNotFoundError(f"verify_mnist: {_fetch.missing_text(d, missing, gz_label)}")
     for role, path in found.items():
         name = MNIST_FILES[role]
         h = hashlib.sha256()
@@ -261,139 +117,27 @@ def verify_mnist(directory: PathLike) -> None:
             )
 
 
-def _check_pair(
-    split: str,
-    images_path: Path,
-    image_dims: tuple[int, ...],
-    labels_path: Path,
-    label_dims: tuple[int, ...],
-) -> None:
-    """Check the dims of one images/labels pair (from the headers, and again from the arrays)
-    are MNIST-shaped, within the split's size and consistent."""
-    if len(image_dims) != 3:
-        raise IDXError(
-            f"load_mnist: {images_path}: expected images (magic {IMAGES_MAGIC}) but the file "
-            f"holds labels (magic {LABELS_MAGIC}), shape {image_dims}"
-        )
-    if len(label_dims) != 1:
-        raise IDXError(
-            f"load_mnist: {labels_path}: expected labels (magic {LABELS_MAGIC}) but the file "
-            f"holds images (magic {IMAGES_MAGIC}), shape {label_dims}"
-        )
-    if image_dims[1:] != IMAGE_SHAPE:
-        raise IDXError(
-            f"load_mnist: {images_path}: wrong dims: expected {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} "
-            f"images, got images.shape={image_dims}"
-        )
-    if image_dims[0] > MAX_COUNT[split]:
-        raise IDXError(
-            f"load_mnist: {images_path}: the header declares {image_dims[0]:,} images; MNIST's "
-            f"{split} set has at most {MAX_COUNT[split]:,}"
-        )
-    if image_dims[0] != label_dims[0]:
-        raise IDXError(
-            f"load_mnist: {image_dims[0]} images in {images_path} but {label_dims[0]} "
-            f"labels in {labels_path}"
-        )
-
-
-def _read_pair(split: str, images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one images/labels pair of ``split`` ("train" or "test"), checking from the headers
-    that it is MNIST-shaped and consistent before reading any data."""
-    image_dims = read_idx_header(images_path)[1]
-    label_dims = read_idx_header(labels_path)[1]
-    _check_pair(split, images_path, image_dims, labels_path, label_dims)
-    images = read_idx(images_path, max_bytes=math.prod(image_dims))
-    labels = read_idx(labels_path, max_bytes=math.prod(label_dims))
-    # The files may have changed since their headers were read: check what was read, too.
-    _check_pair(split, images_path, images.shape, labels_path, labels.shape)
-    if labels.size and labels.max() >= N_CLASSES:
-        raise IDXError(
-            f"load_mnist: {labels_path}: labels must be in [0, {N_CLASSES}), "
-            f"got a maximum of {labels.max()}"
-        )
-    return images, labels
-
-
-def _convert(
-    images: np.ndarray,
-    labels: np.ndarray,
-    normalize: bool,
-    flatten: bool,
-    one_hot_label: bool,
-    dtype: np.dtype,
-) -> tuple[np.ndarray, np.ndarray]:
-    if normalize:
-        x = images.astype(dtype)
-        x /= dtype.type(255)
-    else:
-        x = images.astype(dtype, copy=True)
-    x = x.reshape(len(x), -1) if flatten else x.reshape(len(x), 1, *images.shape[1:])
-    if one_hot_label:
-        t = np.zeros((len(labels), N_CLASSES), dtype=dtype)
-        t[np.arange(len(labels)), labels] = 1
-    else:
-        t = labels.astype(np.int64)
-    return x, t
-
-
-@dataclass(frozen=True)
-class MNISTSource:
+class MNISTSource(IDXSource):
     """Where MNIST comes from: ``kind`` is "full" or "embedded"; ``directory`` holds the files.
 
     ``reason`` says why the embedded subset is used when it was a fallback (empty otherwise).
     ``load(...)`` reads the arrays, as ``load_mnist`` does; ``str(source)`` is a one-line
-    description for logs.
+    description for logs. One of the dataset sources (see ``dataset_source``).
     """
 
-    kind: str
-    directory: Path
-    reason: str = ""
-    files: dict[str, Path] = field(default_factory=dict, compare=False, repr=False)
+    where = "load_mnist"
 
-    def __post_init__(self) -> None:
-        if not self.files:
-            found, missing = _files_in(self.directory)
-            if missing:
-                raise MNISTNotFoundError(f"MNISTSource: {_missing_text(self.directory, missing)}")
-            object.__setattr__(self, "files", found)
-
-    @property
-    def n_train(self) -> int:
-        """Number of training images (read from the file header)."""
-        return read_idx_header(self.files["train_images"])[1][0]
-
-    @property
-    def n_test(self) -> int:
-        """Number of test images (read from the file header)."""
-        return read_idx_header(self.files["test_images"])[1][0]
-
-    def __str__(self) -> str:
-        what = "full MNIST" if self.kind == "full" else "embedded MNIST subset"
-        text = f"{what} ({self.n_train} train / {self.n_test} test) from {self.directory}"
-        return f"{text} [{self.reason}]" if self.reason else text
-
-    def load(
+    def __init__(
         self,
-        normalize: bool = True,
-        flatten: bool = True,
-        one_hot_label: bool = False,
-        *,
-        dtype: Any = np.float32,
-    ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-        """Read and convert the arrays; see ``load_mnist`` for the options."""
-        dt = np.dtype(dtype)
-        if normalize and dt.kind != "f":
-            raise TypeError(
-                f"load_mnist: normalize=True needs a floating dtype, got dtype={dt} "
-                "(use normalize=False for integer pixels)"
-            )
-        out = []
-        for split in ("train", "test"):
-            files = (self.files[f"{split}_images"], self.files[f"{split}_labels"])
-            images, labels = _read_pair(split, *files)
-            out.append(_convert(images, labels, normalize, flatten, one_hot_label, dt))
-        return out[0], out[1]
+        kind: str,
+        directory: Path,
+        reason: str = "",
+        files: dict[str, Path] | None = None,
+    ) -> None:
+        super().__init__(_mnist(), kind, directory, reason, files)
+
+    def _what(self) -> str:
+        return "full MNIST" if self.kind == "full" else "embedded MNIST subset"
 
 
 def mnist_source(

@@ -35,7 +35,8 @@ _CLASSES: dict[str, type[Sequential]] = {
 # ---------------------------------------------------------------------------------------------
 # Model files. An npz archive (a zip of .npy members) holding:
 #   __fastcnn_format__  0-d int64: FORMAT_VERSION
-#   __fastcnn_model__   0-d str: JSON {"class": "<name>", "kwargs": {...}, "fastcnn": version}
+#   __fastcnn_model__   0-d str: JSON {"class": "<name>", "kwargs": {...}, "fastcnn": version,
+#                       and optionally "classes": [one name per output]}
 #   params/<key>        every param, in the model's dtype
 #   state/<layer>/<attr>  a batch norm's running_mean and running_var, in the model's dtype
 # and, in a checkpoint, also:
@@ -74,7 +75,9 @@ def _model_entries(model: Model) -> dict[str, np.ndarray]:
     kwargs = cls.arguments(model) if cls is not Sequential else Sequential.arguments(model)
     if cls is Sequential and model.name != "Sequential":
         kwargs["name"] = model.name
-    header = {"class": cls.__name__, "kwargs": kwargs, "fastcnn": __version__}
+    header: dict[str, Any] = {"class": cls.__name__, "kwargs": kwargs, "fastcnn": __version__}
+    if model.classes is not None:
+        header["classes"] = list(model.classes)
     entries = {
         _FORMAT_KEY: np.array(FORMAT_VERSION, dtype=np.int64),
         _MODEL_KEY: np.array(json.dumps(header)),
@@ -102,8 +105,9 @@ def _json_entry(ar: _mf.Archive, key: str, what: str, limit: str) -> Any:
         raise ModelFileError(f"{ar.path}: metadata {key!r} is not valid JSON ({exc})") from None
 
 
-def _read_header(ar: _mf.Archive) -> tuple[type[Model], dict]:
-    """Check the entry names and format version; return (model class, constructor kwargs)."""
+def _read_header(ar: _mf.Archive) -> tuple[type[Model], dict, tuple[str, ...] | None]:
+    """Check the entry names and format version; return (model class, constructor kwargs,
+    class names or None)."""
     path = ar.path
     known = (_FORMAT_KEY, _MODEL_KEY, _META_KEY)
     stray = [k for k in ar.infos if k not in known and not k.startswith(_PREFIXES)]
@@ -137,7 +141,33 @@ def _read_header(ar: _mf.Archive) -> tuple[type[Model], dict]:
         raise ModelFileError(
             f"{path}: unknown architecture {repr(name)[:60]} (known: {', '.join(sorted(classes))})"
         )
-    return classes[name], header["kwargs"]
+    return classes[name], header["kwargs"], _class_names(path, header.get("classes"))
+
+
+MAX_CLASS_NAME = 200  # characters of one class name a file may hold
+
+
+def _class_names(path: str, names: Any) -> tuple[str, ...] | None:
+    """The optional "classes" of the header (files written before it existed have none)."""
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(
+        isinstance(n, str) and 0 < len(n) <= MAX_CLASS_NAME for n in names
+    ):
+        raise ModelFileError(
+            f"{path}: the architecture metadata's 'classes' must be a list of names "
+            f"(non-empty strings of at most {MAX_CLASS_NAME} characters)"
+        )
+    return tuple(names)
+
+
+def _set_classes(path: str, model: Model, names: tuple[str, ...] | None) -> None:
+    if names is not None and len(names) != model.output_size:
+        raise ModelFileError(
+            f"{path}: the file names {len(names)} classes but the model has "
+            f"{model.output_size} outputs"
+        )
+    model.classes = names
 
 
 def _from_file(path: str, cls: type[Model], kwargs: dict, backend: str, mode: str) -> Model:
@@ -317,12 +347,14 @@ def load(path: PathLike, backend: str = "fast") -> Model:
     """
     _backends.check_backend(backend, "load")
     with _open(path) as ar:
-        cls, kwargs = _read_header(ar)
+        cls, kwargs, names = _read_header(ar)
         plan = _plan(ar.path, cls, kwargs, backend)
+        _set_classes(ar.path, plan, names)
         _check_params(ar, plan)
         _check_state(ar, plan)
         ar.check_inflation([*_param_members(plan), *_state_members(plan)])
         model = _from_file(ar.path, cls, kwargs, backend, "zeros")
+        model.classes = names
         for key, param in model.params.items():  # straight into the new model: no copies
             _read_param(ar, key, out=param)
         for key, arr in model.state_arrays().items():
@@ -341,7 +373,7 @@ def _state_members(model: Model) -> list[str]:
 def load_params(path: PathLike, model: Model) -> None:
     """Model.load_params: the file's params and statistics into ``model``, all checked first."""
     with _open(path) as ar:
-        cls, kwargs = _read_header(ar)
+        cls, kwargs, _ = _read_header(ar)  # params only: the model keeps its class names
         _check_architecture(ar.path, _plan(ar.path, cls, kwargs, model.backend), model)
         _check_params(ar, model)
         _check_state(ar, model)
@@ -471,11 +503,12 @@ def load_checkpoint(
     _backends.check_backend(backend, "load_checkpoint")
     with _open(path) as ar:
         path = ar.path
-        cls, kwargs = _read_header(ar)
+        cls, kwargs, names = _read_header(ar)
         file_plan = _plan(path, cls, kwargs, backend if model is None else model.backend)
         if model is not None:
             _check_architecture(path, file_plan, model)
         plan = model if model is not None else file_plan
+        _set_classes(path, file_plan, names)
         _check_params(ar, plan)
         calls = _check_state(ar, plan)
         optim_keys = [k for k in ar.infos if k.startswith("optim/")]
@@ -499,6 +532,8 @@ def load_checkpoint(
     if model is None:
         model = _from_file(path, cls, kwargs, backend, "zeros")
     _assign(model, params, stats)
+    if names is not None:
+        model.classes = names
     dropout = model._dropout_layers()
     for name, n in calls.items():
         dropout[name].calls = n

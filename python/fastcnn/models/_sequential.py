@@ -47,6 +47,8 @@ class Sequential:
     # How the weights are made (see _builder): "init" draws them, "zeros" leaves them for a
     # file's params, "plan" makes only names and shapes.
     _build_mode = "init"
+    # The name of each output class, when the data it was trained on had them (saved with it).
+    classes: tuple[str, ...] | None = None
 
     def __init__(
         self,

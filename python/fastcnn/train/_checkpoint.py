@@ -16,7 +16,7 @@ import numpy as np
 
 from fastcnn import models as _models
 from fastcnn import optim as _optim
-from fastcnn.datasets import Augment, MNISTSource
+from fastcnn.datasets import Augment, DatasetSource
 from fastcnn.models._params_file import load_params_checkpoint, save_params_checkpoint
 from fastcnn.train._data import Data, source_from_meta
 from fastcnn.train._net import as_net
@@ -117,7 +117,7 @@ def _n_train(data: Any) -> int | None:
 def resume(
     cls: type[Trainer],
     checkpoint: PathLike,
-    data: Data | MNISTSource | None,
+    data: Data | DatasetSource | None,
     model: Any,
     backend: str,
     epochs: int | None,
@@ -148,6 +148,12 @@ def resume(
     aug = cfg["augment"]
     if data is None:
         data = source_from_meta(checkpoint, meta.get("data", {}))
+    recorded = meta.get("data", {}).get("dataset")
+    if isinstance(data, DatasetSource) and recorded is not None and data.name != recorded:
+        raise ValueError(
+            f"{checkpoint}: the run trained on {recorded}, the data given is {data.name}; "
+            "resume with the same data set"
+        )
     n_train, given = meta["data"].get("n_train"), _n_train(data)
     if given is not None and n_train != given:  # before the trainer splits off a validation set
         raise ValueError(

@@ -37,7 +37,7 @@ def finish(trainer: Trainer) -> TrainResult:
     if final is None:
         final = evaluate(trainer.model, trainer.x_test, trainer.t_test)
         assert final is not None
-    report = _report(final, trainer.t_test)
+    report = _report(final, trainer.t_test, trainer.source_info.get("classes"))
     stop = trainer.early_stop()
     if stop is not None:
         report["early_stop"] = stop
@@ -61,9 +61,9 @@ def finish(trainer: Trainer) -> TrainResult:
     )
 
 
-def _report(result: EvalResult, t: np.ndarray) -> dict[str, Any]:
+def _report(result: EvalResult, t: np.ndarray, classes: Any) -> dict[str, Any]:
     if result.proba is not None:
-        report = classification_report(t, result.predictions, result.proba.shape[1])
+        report = classification_report(t, result.predictions, result.proba.shape[1], classes)
     else:  # an object without predict(x): its own accuracy only
         report = {"n": len(t), "accuracy": result.accuracy}
     report["loss"] = result.loss
@@ -106,10 +106,7 @@ def eval_labels(trainer: Trainer) -> dict[str, str]:
 
 def run_title(trainer: Trainer) -> str:
     """The run in one line: model, data, optimizer, learning rate, schedule, batch."""
-    info = trainer.source_info
-    data = {"embedded": "the embedded MNIST subset", "full": "MNIST"}.get(
-        info.get("kind", ""), info.get("title", "arrays")
-    )
+    data = trainer.source_info.get("title", "arrays")
     spec = trainer.schedule_spec
     schedule = "custom schedule" if spec is None else f"schedule {spec['name']}"
     if spec is not None and spec.get("warmup"):

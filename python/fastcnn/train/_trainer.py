@@ -22,7 +22,7 @@ import numpy as np
 
 from fastcnn import models as _models
 from fastcnn import optim as _optim
-from fastcnn.datasets import Augment, DataLoader, MNISTSource
+from fastcnn.datasets import Augment, DataLoader, DatasetSource
 from fastcnn.train import _checkpoint, _settings
 from fastcnn.train._data import Data, check_data, source_info
 from fastcnn.train._evaluate import EvalResult, evaluate
@@ -58,7 +58,8 @@ class Trainer:
 
     ``data`` is ``((x_train, t_train), (x_test, t_test))`` (integer labels; for a fastcnn
     model images (N, C, H, W) or flattened, for another object the shape it takes) or an
-    ``MNISTSource`` (loaded here as (N, 1, 28, 28), and recorded in the log). Images are cast
+    ``DatasetSource`` (checked against the model, loaded here as (N, C, H, W), recorded in the
+    log with its class names). Images are cast
     to the model's dtype (for another object: its params' dtype).
 
     - ``optimizer``: a name from ``fastcnn.optim.OPTIMIZERS``, in any case as the classic code
@@ -104,7 +105,7 @@ class Trainer:
     def __init__(
         self,
         model: _models.Model | Any,
-        data: Data | MNISTSource,
+        data: Data | DatasetSource,
         *,
         epochs: int = DEFAULTS["epochs"],
         batch_size: int = DEFAULTS["batch_size"],
@@ -151,8 +152,6 @@ class Trainer:
         self.out_dir = None if out_dir is None else Path(out_dir)
 
         self.source_info = source_info(data)
-        if isinstance(data, MNISTSource):
-            data = data.load(flatten=False, dtype=self.net.dtype)
         (self.x_train, self.t_train), (self.x_test, self.t_test) = check_data(data, self.net)
         n_given = len(self.t_train)
         self.val = (
@@ -283,7 +282,7 @@ class Trainer:
     def resume(
         cls,
         checkpoint: PathLike,
-        data: Data | MNISTSource | None = None,
+        data: Data | DatasetSource | None = None,
         *,
         model: Any = None,
         backend: str | None = None,
