@@ -24,19 +24,21 @@ try:
 except ImportError:  # pragma: no cover - torch is optional
     torch = None
 
-# name -> (C, K, H (= W), pad) of DeepConvNet's six convolutions, the same as `fastcnn bench`.
+# name -> ConvShape of DeepConvNet's six convolutions as a forward pass runs them, the same
+# as `fastcnn bench` (conv5 and conv6 on 8x8: conv4 pads by 2).
 LAYERS = CONVS
 
 
 def _operands(name: str):
-    c, k, h, pad = LAYERS[name]
+    s = LAYERS[name]
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, c, h, h), dtype=np.float32)
-    w = (rng.standard_normal((k, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
-    y = ref.conv2d_forward(x, w, b, 1, pad)
+    x = rng.standard_normal((BATCH, s.c, s.h, s.w), dtype=np.float32)
+    w = rng.standard_normal((s.k, s.c, s.size, s.size)) * np.sqrt(2 / (s.size**2 * s.c))
+    w = w.astype(np.float32)
+    b = rng.standard_normal(s.k).astype(np.float32)
+    y = ref.conv2d_forward(x, w, b, s.stride, s.pad)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
-    return x, w, b, dy, pad
+    return x, w, b, dy, s.pad
 
 
 def _direct(fn):

@@ -264,7 +264,7 @@ def test_python_m_fastcnn_info():
 def test_bench_quick(capsys):
     rc, out, err = run(capsys, "bench", "--quick", "--no-torch")
     assert rc == 0, err
-    for case in ("conv1_1to16_28", "conv6_64to64_7", "maxpool_16x28x28"):
+    for case in ("conv1_1to16_28", "conv6_64to64_8", "pool1_16x28x28"):
         assert case in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert float(rows["fastcnn"][2]) == 1.0  # time/fastcnn

@@ -10,6 +10,7 @@ import pytest
 import fastcnn
 from fastcnn import _config
 from fastcnn import _conv as fast
+from fastcnn._bench import network_shapes
 from fastcnn.reference import functional as ref
 from naive import TOL, assert_close
 
@@ -125,17 +126,25 @@ def test_need_dx_false(rng):
     assert_close(db, db_ref, np.float64)
 
 
-# DeepConvNet's six convolutions at batch 13: the forward runs over row-padded columns
-# (conv1, conv2) or over pixel rows in groups of images (conv3-conv6), and 13 images leave a
-# partial group on every thread count.
-DEEP_CONVS = [
-    (1, 16, 28, 1),
-    (16, 16, 28, 1),
-    (16, 32, 14, 1),
-    (32, 32, 14, 2),
-    (32, 64, 7, 1),
-    (64, 64, 7, 1),
-]
+# DeepConvNet's six convolutions at batch 13, as its forward pass runs them (the benchmarks'
+# shapes): the forward runs over row-padded columns (conv1, conv2) or over pixel rows in groups
+# of images (conv3-conv6), and 13 images leave a partial group on every thread count.
+DEEP_CONVS = [(s.c, s.k, s.h, s.pad) for s in network_shapes()[0].values()]
+
+
+def test_benchmark_shapes_are_the_networks():
+    """conv4 pads by 2, so conv5 and conv6 run on 8x8 (not the 7x7 a hand-kept table had)."""
+    convs, pools = network_shapes()
+    assert [(s.c, s.k, s.h, s.w, s.size, s.stride, s.pad) for s in convs.values()] == [
+        (1, 16, 28, 28, 3, 1, 1),
+        (16, 16, 28, 28, 3, 1, 1),
+        (16, 32, 14, 14, 3, 1, 1),
+        (32, 32, 14, 14, 3, 1, 2),
+        (32, 64, 8, 8, 3, 1, 1),
+        (64, 64, 8, 8, 3, 1, 1),
+    ]
+    assert list(pools) == ["pool1_16x28x28", "pool2_32x16x16", "pool3_64x8x8"]
+    assert list(convs)[4] == "conv5_32to64_8"
 
 
 @pytest.mark.parametrize("c, k, hw, pad", DEEP_CONVS)

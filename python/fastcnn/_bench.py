@@ -18,22 +18,56 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO, cast
 
 import numpy as np
 
 BATCH = 100
-# name -> (C, K, H (= W), pad) of DeepConvNet's six 3x3 stride-1 convolutions at batch 100.
-CONVS: dict[str, tuple[int, int, int, int]] = {
-    "conv1_1to16_28": (1, 16, 28, 1),
-    "conv2_16to16_28": (16, 16, 28, 1),
-    "conv3_16to32_14": (16, 32, 14, 1),
-    "conv4_32to32_14": (32, 32, 14, 2),
-    "conv5_32to64_7": (32, 64, 7, 1),
-    "conv6_64to64_7": (64, 64, 7, 1),
-}
-POOL = "maxpool_16x28x28"
-POOL_SHAPE = (BATCH, 16, 28, 28)
+
+
+class ConvShape(NamedTuple):
+    """One convolution as a network runs it: input channels, filters, input height and width,
+    kernel size, stride, padding."""
+
+    c: int
+    k: int
+    h: int
+    w: int
+    size: int
+    stride: int
+    pad: int
+
+
+def network_shapes(model: Any = None) -> tuple[dict[str, ConvShape], dict[str, tuple]]:
+    """The convolutions and pools of ``model`` (default: DeepConvNet) as a forward pass runs
+    them, in order: ({"conv1_1to16_28": ConvShape, ...}, {"pool1_16x28x28": (C, H, W, size,
+    stride), ...}). Taken from the layers' inputs after one forward pass of one image, not from
+    a table kept by hand (DeepConvNet's conv4 pads by 2, so conv5 and conv6 run on 8x8)."""
+    from fastcnn import layers as fast_layers
+    from fastcnn import models
+
+    model = models.DeepConvNet() if model is None else model
+    model.predict(np.zeros((1, *model.input_dim), dtype=model.dtype))
+    convs: dict[str, ConvShape] = {}
+    pools: dict[str, tuple] = {}
+    for layer in model.layers.values():
+        x: Any = getattr(layer, "x", None)  # the input the forward pass kept
+        if isinstance(layer, fast_layers.Convolution):
+            _, c, h, w = x.shape
+            k, _, size, _ = layer.W.shape
+            stride: Any = layer.stride
+            convs[f"conv{len(convs) + 1}_{c}to{k}_{h}"] = ConvShape(
+                c, k, h, w, size, int(stride), int(cast(Any, layer.pad))
+            )
+        elif isinstance(layer, fast_layers.Pooling):
+            _, c, h, w = x.shape
+            pools[f"pool{len(pools) + 1}_{c}x{h}x{w}"] = (c, h, w, layer.pool_h, layer.stride)
+    return convs, pools
+
+
+CONVS, POOLS = network_shapes()
+POOL = next(iter(POOLS))  # the first pool, the largest
+POOL_SHAPE = (BATCH, *POOLS[POOL][:3])
 CASES = (*CONVS, POOL)
 BACKENDS = ("fastcnn", "reference", "torch")
 Pair = tuple[Callable[[], Any], Callable[[], Any]]
@@ -120,19 +154,20 @@ def conv_case(name: str, torch: Any = None) -> dict[str, Pair]:
     from fastcnn import layers as fast_layers
     from fastcnn.reference import layers as ref_layers
 
-    c, k, h, pad = CONVS[name]
+    s = CONVS[name]
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((BATCH, c, h, h), dtype=np.float32)
-    w = (rng.standard_normal((k, c, 3, 3)) * np.sqrt(2 / (9 * c))).astype(np.float32)
-    b = rng.standard_normal(k).astype(np.float32)
+    x = rng.standard_normal((BATCH, s.c, s.h, s.w), dtype=np.float32)
+    w = rng.standard_normal((s.k, s.c, s.size, s.size)) * np.sqrt(2 / (s.size**2 * s.c))
+    w = w.astype(np.float32)
+    b = rng.standard_normal(s.k).astype(np.float32)
     cases: dict[str, Pair] = {}
     for backend, mod in (("fastcnn", fast_layers), ("reference", ref_layers)):
-        layer = mod.Convolution(w, b, 1, pad)
+        layer = mod.Convolution(w, b, s.stride, s.pad)
         dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape, dtype=np.float32)
         cases[backend] = (partial(layer.forward, x), partial(layer.backward, dy))
     _check(cases, name)
     if torch is not None:
-        conv = torch.nn.Conv2d(c, k, 3, 1, pad)
+        conv = torch.nn.Conv2d(s.c, s.k, s.size, s.stride, s.pad)
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(w))
             conv.bias.copy_(torch.from_numpy(b))
@@ -141,19 +176,21 @@ def conv_case(name: str, torch: Any = None) -> dict[str, Pair]:
 
 
 def pool_case(torch: Any = None) -> dict[str, Pair]:
-    """DeepConvNet's first 2x2 max pool (16x28x28 at batch 100)."""
+    """DeepConvNet's first max pool (16x28x28 at batch 100), the largest."""
     from fastcnn import layers as fast_layers
     from fastcnn.reference import layers as ref_layers
 
     x = np.random.default_rng(2).standard_normal(POOL_SHAPE, dtype=np.float32)
     cases: dict[str, Pair] = {}
     for backend, mod in (("fastcnn", fast_layers), ("reference", ref_layers)):
-        layer = mod.Pooling(2, 2, 2)
+        _, _, _, size, stride = POOLS[POOL]
+        layer = mod.Pooling(size, size, stride)
         dy = np.random.default_rng(1).standard_normal(layer.forward(x).shape, dtype=np.float32)
         cases[backend] = (partial(layer.forward, x), partial(layer.backward, dy))
     _check(cases, POOL)
     if torch is not None:
-        cases["torch"] = _torch_pair(torch, torch.nn.MaxPool2d(2, 2), x, cases["reference"], POOL)
+        pool = torch.nn.MaxPool2d(POOLS[POOL][3], POOLS[POOL][4])
+        cases["torch"] = _torch_pair(torch, pool, x, cases["reference"], POOL)
     return cases
 
 
