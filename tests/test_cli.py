@@ -266,10 +266,16 @@ def test_bench_quick(capsys):
     assert rc == 0, err
     for case in ("conv1_1to16_28", "conv6_64to64_8", "pool1_16x28x28"):
         assert case in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    training, _, inference = out.partition("DeepConvNet inference")
+    rows = {line.split()[0]: line.split() for line in training.splitlines() if line.strip()}
     assert float(rows["fastcnn"][2]) == 1.0  # time/fastcnn
     assert float(rows["reference"][1]) > 0 and float(rows["fastcnn"][4]) > 0  # ms, MiB
     assert "torch" not in rows
+    # inference: fastcnn and ONNX Runtime (a test dependency), checked, then timed
+    rows = {line.split()[0]: line.split() for line in inference.splitlines()[2:] if line}
+    assert set(rows) == {"fastcnn", "onnxruntime"}
+    assert float(rows["fastcnn"][4]) == 1.0 and float(rows["fastcnn"][3]) > 0  # ratio, img/s
+    assert float(rows["onnxruntime"][5]) > 0  # batch-1 latency, us
 
 
 @pytest.mark.skipif(not FULL, reason="FASTCNN_DATA_DIR (the full MNIST) is not set")

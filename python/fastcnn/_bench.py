@@ -376,9 +376,14 @@ def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
 
 
 def main(
-    quick: bool = False, torch: bool = True, memory: bool = True, out: TextIO | None = None
+    quick: bool = False,
+    torch: bool = True,
+    memory: bool = True,
+    inference: bool = True,
+    out: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Print the layer table and the training-step table; return the measurements (seconds)."""
+    """Print the layer table, the training-step table and (``inference``) the inference table;
+    return the measurements (seconds)."""
     import fastcnn
 
     out = out if out is not None else sys.stdout
@@ -482,4 +487,37 @@ def main(
         rows,
         out,
     )
+    if inference:
+        results["inference"] = _inference_table(tmod, quick, out)
     return results
+
+
+def _inference_table(torch: Any, quick: bool, out: TextIO) -> dict[str, dict[int, float]]:
+    from fastcnn import _bench_inference as inf
+
+    runs, versions = inf.inference_runs(torch)
+    time.sleep(0.3)
+    t = inf.time_inference(runs, best_time, quick)
+    big, one = inf.BATCHES
+    rows = []
+    for name, sec in t.items():
+        rows.append(
+            [
+                name,
+                versions[name],
+                f"{sec[big] * 1e3:.2f}",
+                f"{big / sec[big]:.0f}",
+                f"{sec[big] / t['fastcnn'][big]:.2f}",
+                f"{sec[one] * 1e6:.0f}",
+                f"{sec[one] / t['fastcnn'][one]:.2f}",
+            ]
+        )
+    print(
+        f"\nDeepConvNet inference (predict: logits), batch {big} and batch {one}; every runtime's "
+        "logits checked against fastcnn's (runtimes not installed are left out):",
+        file=out,
+    )
+    header = ["runtime", "version", f"b{big} ms", "images/s", "time/fastcnn", f"b{one} us",
+              "time/fastcnn"]  # fmt: skip
+    _table(header, rows, out)
+    return t

@@ -566,7 +566,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from fastcnn import _bench
 
     _set_threads(args.threads)
-    _bench.main(quick=args.quick, torch=not args.no_torch, memory=not args.no_memory)
+    _bench.main(quick=args.quick, torch=not args.no_torch, memory=not args.no_memory,
+                inference=not args.no_inference)  # fmt: skip
     return 0
 
 
@@ -826,13 +827,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="time fastcnn against the numpy reference (and PyTorch when installed)",
         description="DeepConvNet's layers at batch 100 (forward, backward) and its whole "
         "training step: fastcnn vs the numpy reference vs PyTorch (when importable, same "
-        "thread count), best-of-N wall times and ratios, and each backend's peak memory for "
-        "training steps in a fresh process.",
+        "thread count), best-of-N wall times and ratios, each backend's peak memory for "
+        "training steps in a fresh process, and inference (predict on batch 100 and on one "
+        "image) against PyTorch and ONNX Runtime when they are installed.",
     )
     p.add_argument("--quick", action="store_true", help="fewer repeats; the reference once")
     p.add_argument("--threads", type=_positive(int))
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument("--no-inference", action="store_true", help="skip the inference table")
     p.set_defaults(func=_cmd_bench)
     return parser
 
