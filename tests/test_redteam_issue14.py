@@ -5,10 +5,16 @@ http.server only."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import http.server
 import io
 import tarfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastcnn import datasets as D
@@ -110,3 +116,93 @@ def test_cifar_archive_links_devices_and_absolute_paths_are_never_unpacked(tmp_p
     with pytest.raises(D.CIFARError, match=match):
         extract_cifar(D.DATASETS["cifar10"], archive, target)
     assert list(target.iterdir()) == []
+
+
+class _Mirror:
+    """A local http.server serving ``files`` by name, as ``mode`` says: "good", "html" (a
+    captive portal's page with status 200) or "cut" (the connection closed halfway)."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files, self.mode = files, "good"
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                body = owner.files.get(self.path.rsplit("/", 1)[-1])
+                if body is None:
+                    self.send_error(404)
+                    return
+                if owner.mode == "html":
+                    body = b"<html><body>Please log in</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if owner.mode == "cut" else body)
+                self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def kmnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Mirror]:
+    """KMNIST's row pointed at a local mirror of a generated set (its own MD5s)."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_images": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "train_labels": (np.arange(20) % 10).astype(np.uint8),
+        "test_images": rng.integers(0, 256, (10, 28, 28), dtype=np.uint8),
+        "test_labels": (np.arange(10) % 10).astype(np.uint8),
+    }
+    files = {}
+    for role, name in D.MNIST_FILES.items():
+        path = D.write_idx(tmp_path / f"{name}.gz", arrays[role])
+        files[f"{name}.gz"] = path.read_bytes()
+    md5 = {n: hashlib.md5(files[f"{n}.gz"]).hexdigest() for n in D.MNIST_FILES.values()}
+    mirror = _Mirror(files)
+    row = dataclasses.replace(D.DATASETS["kmnist"], md5=md5, mirrors=(mirror.url,))
+    monkeypatch.setitem(D.DATASETS, "kmnist", row)
+    try:
+        yield mirror
+    finally:
+        mirror.close()
+
+
+@pytest.mark.parametrize("mode", ["html", "cut"])
+def test_a_portal_page_or_a_cut_transfer_leaves_nothing_to_use(kmnist_mirror, mode, tmp_path):
+    kmnist_mirror.mode = mode
+    with pytest.raises(D.DatasetNotFoundError, match="every mirror failed"):
+        D.dataset_source("kmnist")
+    cache = tmp_path / "cache-root" / "kmnist"
+    assert [p.name for p in cache.iterdir()] == []  # no partial or unverified file
+    kmnist_mirror.mode = "good"  # the next attempt downloads cleanly and is used
+    assert D.dataset_source("kmnist").n_train == 20
+
+
+@pytest.mark.parametrize("blocked", ["root", "dataset"])
+def test_a_cache_path_that_is_a_file_is_a_dataset_error(
+    kmnist_mirror, blocked, tmp_path, monkeypatch
+):
+    """The cache root (or its dataset folder) is a file: the download cannot start. That was a
+    bare NotADirectoryError / FileExistsError ('[Errno 20] Not a directory: ...'), not the
+    DatasetNotFoundError every other failure to find a dataset is."""
+    root = tmp_path / "cache-file"
+    if blocked == "root":
+        root.write_text("not a directory")
+    else:
+        root.mkdir()
+        (root / "kmnist").write_text("not a directory")
+    monkeypatch.setenv("FASTCNN_CACHE_DIR", str(root))
+    with pytest.raises(D.DatasetNotFoundError, match="cannot create the download directory"):
+        D.dataset_source("kmnist")
