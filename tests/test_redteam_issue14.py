@@ -6,9 +6,11 @@ http.server only."""
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import http.server
 import io
+import struct
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -206,3 +208,95 @@ def test_a_cache_path_that_is_a_file_is_a_dataset_error(
     monkeypatch.setenv("FASTCNN_CACHE_DIR", str(root))
     with pytest.raises(D.DatasetNotFoundError, match="cannot create the download directory"):
         D.dataset_source("kmnist")
+
+
+def test_idx_headers_and_gzip_streams_that_lie_are_refused(tmp_path):
+    """A 60-byte .gz declaring 60,001 training images, and a .gz cut short: each an IDXError
+    naming the file, before (or instead of) a large allocation."""
+    d = tmp_path / "fashion"
+    d.mkdir()
+    arrays = {
+        "train_images": np.zeros((4, 28, 28), np.uint8),
+        "train_labels": np.zeros(4, np.uint8),
+        "test_images": np.zeros((2, 28, 28), np.uint8),
+        "test_labels": np.zeros(2, np.uint8),
+    }
+    for role, name in D.MNIST_FILES.items():
+        D.write_idx(d / f"{name}.gz", arrays[role])
+    images = d / "train-images-idx3-ubyte.gz"
+    images.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 60_001, 28, 28), mtime=0))
+    with pytest.raises(D.IDXError, match="60,001 images"):
+        D.load_dataset("fashion-mnist", data_dir=d)
+    D.write_idx(images, np.zeros((4, 28, 28), np.uint8))
+    images.write_bytes(images.read_bytes()[:-12])
+    with pytest.raises(D.IDXError, match=r"train-images.*(corrupt gzip|truncated)"):
+        D.load_dataset("fashion-mnist", data_dir=d)
+
+
+# ---------------------------------------------------------------------------------------------
+# A folder of pictures
+# ---------------------------------------------------------------------------------------------
+
+
+def _bar(size: tuple[int, int] = (30, 26), kind: int = 0) -> np.ndarray:
+    img = np.zeros(size, dtype=np.uint8)
+    h, w = size
+    if kind == 0:
+        img[3 : h - 3, w // 2 - 2 : w // 2 + 2] = 255
+    else:
+        img[h // 2 - 2 : h // 2 + 2, 3 : w - 3] = 255
+    return img
+
+
+def _classes(root: Path, n: int = 3) -> Path:
+    from PIL import Image
+
+    for name, kind in (("bar", 0), ("dash", 1)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            Image.fromarray(_bar((30 + i, 26), kind)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_folder_unzipped_on_a_mac_reads_as_its_classes(tmp_path):
+    """A zip made on macOS unpacks a __MACOSX folder of '._' resource forks beside the
+    classes (and .DS_Store files): it was taken as a class and refused as holding no images."""
+    root = _classes(tmp_path / "digits")
+    (root / "__MACOSX" / "bar").mkdir(parents=True)
+    (root / "__MACOSX" / "bar" / "._0.png").write_bytes(b"\0\5\26\7resource fork")
+    (root / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "bar" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (root / "bar" / "._1.png").write_bytes(b"\0\5\26\7resource fork")
+    source = D.dataset_source("folder", root)
+    assert source.classes == ("bar", "dash")
+    (x, t), (x_test, t_test) = source.load(flatten=False)
+    assert len(t) + len(t_test) == 6 and x.shape[1:] == (1, 28, 28)
+
+
+def test_folder_pictures_of_every_mode_and_odd_names_are_read(tmp_path):
+    """Palette, 16-bit, RGBA, CMYK JPEG, a non-ASCII name, mixed sizes, a looping symlink
+    (skipped): all one dataset; a 1x1, a picture over the pixel limit or a file that is no
+    picture is an error naming it."""
+    from PIL import Image
+
+    root = _classes(tmp_path / "d")
+    img = _bar((40, 33))
+    Image.fromarray(img).convert("P").save(root / "bar" / "palette.png")
+    Image.fromarray(img.astype(np.uint16) * 257).save(root / "bar" / "sixteen.png")
+    Image.fromarray(img).convert("RGBA").save(root / "bar" / "alpha.png")
+    Image.fromarray(_bar((50, 61), 1)).convert("CMYK").save(root / "dash" / "cmyk.jpg")
+    Image.fromarray(_bar((29, 26), 1)).save(root / "dash" / "ünï 日本.png")
+    (root / "dash" / "loop.png").symlink_to("loop.png")
+    source = D.dataset_source("folder", root)
+    (x, _), (x_test, _) = source.load(flatten=False)
+    assert len(x) + len(x_test) == 11 and np.isfinite(x).all()
+    for name, write in (
+        ("tiny.png", lambda p: Image.new("L", (1, 1), 0).save(p)),
+        ("huge.png", lambda p: Image.new("L", (2100, 1000), 0).save(p)),
+        ("junk.png", lambda p: p.write_bytes(b"GIF89a but not really")),
+    ):
+        path = root / "bar" / name
+        write(path)
+        with pytest.raises(D.FolderError, match=str(path)):
+            D.dataset_source("folder", root).load()
+        path.unlink()
