@@ -300,3 +300,134 @@ def test_folder_pictures_of_every_mode_and_odd_names_are_read(tmp_path):
         with pytest.raises(D.FolderError, match=str(path)):
             D.dataset_source("folder", root).load()
         path.unlink()
+
+
+# ---------------------------------------------------------------------------------------------
+# predict
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digit_model(tmp_path_factory) -> Path:
+    from fastcnn import models
+
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    models.SimpleConvNet(backend="reference").save(path)
+    return path
+
+
+def _predict(capsys, monkeypatch, *argv: object) -> tuple[int, list[str], list[str]]:
+    from fastcnn import cli
+
+    monkeypatch.delenv("FASTCNN_DEBUG", raising=False)
+    rc = cli.main(["predict", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return rc, out.splitlines(), err.splitlines()
+
+
+def test_predict_gives_every_odd_npy_one_line(capsys, monkeypatch, tmp_path, digit_model):
+    """float16, int, bool, Fortran order, NaN, inf, object, complex and empty arrays: a
+    prediction or one error line each, in order, exit 2, never a traceback. An empty batch
+    (0, 28, 28) or (0, 784) once printed nothing at all for its file and exited 0."""
+    rng = np.random.default_rng(0)
+    nan = rng.random((28, 28))
+    nan[3, 3] = np.nan
+    arrays: dict[str, np.ndarray] = {
+        "f16": rng.random((28, 28)).astype(np.float16),
+        "int": rng.integers(-5, 300, (28, 28)).astype(np.int32),
+        "bool": rng.random((28, 28)) > 0.5,
+        "fortran": np.asfortranarray(rng.random((2, 28, 28))),
+        "nan": nan,
+        "inf": np.full((28, 28), np.inf),
+        "complex": np.zeros((28, 28), complex),
+        "empty": np.zeros((0, 28, 28), np.uint8),
+        "empty784": np.zeros((0, 784), np.float32),
+    }
+    paths = []
+    for name, arr in arrays.items():
+        paths.append(tmp_path / f"{name}.npy")
+        np.save(paths[-1], arr)
+    obj = tmp_path / "object.npy"
+    np.save(obj, np.array([[1, None]], dtype=object), allow_pickle=True)
+    paths.append(obj)
+    rc, out, err = _predict(capsys, monkeypatch, digit_model, *paths)
+    assert rc == 2
+    names = [line.split(": ")[0] for line in out]
+    assert names == [
+        str(paths[0]),
+        str(paths[1]),
+        str(paths[2]),
+        f"{paths[3]}[0]",
+        f"{paths[3]}[1]",
+    ]
+    failed = {Path(line.split(": ")[0]).stem: line for line in err}
+    assert list(failed) == ["nan", "inf", "complex", "empty", "empty784", "object"]
+    assert "holds no images" in failed["empty"] and "holds no images" in failed["empty784"]
+    assert all(": error: " in line for line in err)
+
+
+def test_predict_names_with_a_newline_keep_one_line_each(
+    capsys, monkeypatch, tmp_path, digit_model
+):
+    """A file name holding a newline split its prediction over two lines, and its error line
+    too (with the name repeated in the message); control characters are now escaped."""
+    from PIL import Image
+
+    good = tmp_path / "two\nlines.png"
+    Image.fromarray(_bar((40, 30))).save(good)
+    bad = tmp_path / "bad\rname.png"
+    bad.write_bytes(b"<html>not a picture</html>")
+    rc, out, err = _predict(capsys, monkeypatch, digit_model, good, bad)
+    assert rc == 2
+    assert len(out) == 1 and out[0].startswith(f"{tmp_path}/two\\nlines.png: ")
+    assert err == [f"{tmp_path}/bad\\rname.png: error: not an image file Pillow can read"]
+
+
+def test_predict_on_things_that_are_not_files(capsys, monkeypatch, tmp_path, digit_model):
+    """A directory and a FIFO are never opened (a FIFO would block): each one line."""
+    import os
+
+    folder = tmp_path / "folder.png"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.npy"
+    os.mkfifo(fifo)
+    rc, out, err = _predict(capsys, monkeypatch, digit_model, folder, fifo, tmp_path / "gone.png")
+    assert rc == 2 and out == []
+    assert err == [
+        f"{folder}: error: is a directory, not a file",
+        f"{fifo}: error: not a regular file (a device, FIFO or socket)",
+        f"{tmp_path / 'gone.png'}: error: no such file",
+    ]
+
+
+def test_predict_pictures_without_a_digit_say_so(capsys, monkeypatch, tmp_path, digit_model):
+    """All white, all black, pure noise and a 1x1 picture: no digit, one line each (noise was
+    called 'uniform'); a digit touching the border and a large JPEG (decoded at a reduced
+    scale) are predicted."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    pictures = {
+        "white.png": np.full((40, 40), 255, np.uint8),
+        "black.png": np.zeros((40, 40), np.uint8),
+        "noise.png": rng.integers(0, 256, (60, 60), dtype=np.uint8),
+        "dot.png": np.zeros((1, 1), np.uint8),
+        "edge.png": np.pad(np.full((40, 6), 255, np.uint8), ((0, 0), (0, 34))),
+    }
+    paths = []
+    for name, img in pictures.items():
+        paths.append(tmp_path / name)
+        Image.fromarray(img).save(paths[-1])
+    big = np.full((2400, 1800), 230, np.uint8)
+    big[400:2000, 800:1000] = 20
+    paths.append(tmp_path / "phone.jpg")
+    Image.fromarray(big).save(paths[-1], quality=60)
+    rc, out, err = _predict(capsys, monkeypatch, digit_model, *paths)
+    assert rc == 2
+    assert [Path(line.split(": ")[0]).name for line in out] == ["edge.png", "phone.jpg"]
+    assert [Path(line.split(": ")[0]).name for line in err] == [
+        "white.png", "black.png", "noise.png", "dot.png"
+    ]  # fmt: skip
+    assert all(
+        line.endswith("error: no digit found (a uniform or noise-only image)") for line in err
+    )
