@@ -13,6 +13,7 @@ import io
 import struct
 import tarfile
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 
 from fastcnn import datasets as D
+from fastcnn import train
 from fastcnn.datasets._cifar import extract_cifar
 
 CIFAR_NAMES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
@@ -431,3 +433,163 @@ def test_predict_pictures_without_a_digit_say_so(capsys, monkeypatch, tmp_path, 
     assert all(
         line.endswith("error: no digit found (a uniform or noise-only image)") for line in err
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The trainer
+# ---------------------------------------------------------------------------------------------
+
+
+class _Linear:
+    """A classic-protocol net (params, gradient, loss, accuracy, predict): softmax regression
+    on flattened 8x8 images, in float64."""
+
+    def __init__(self, seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.params = {"W": rng.standard_normal((64, 10)) * 0.1, "b": np.zeros(10)}
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(x), -1) @ self.params["W"] + self.params["b"]
+
+    def _proba(self, x: np.ndarray) -> np.ndarray:
+        y = self.predict(x)
+        e = np.exp(y - y.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def loss(self, x: np.ndarray, t: np.ndarray) -> float:
+        return float(-np.log(self._proba(x)[np.arange(len(t)), t] + 1e-7).mean())
+
+    def accuracy(self, x: np.ndarray, t: np.ndarray) -> float:
+        return float((self.predict(x).argmax(axis=1) == t).mean())
+
+    def gradient(self, x: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        dy = self._proba(x)
+        dy[np.arange(len(t)), t] -= 1
+        dy /= len(t)
+        return {"W": x.reshape(len(x), -1).T @ dy, "b": dy.sum(axis=0)}
+
+
+def _arrays(n: int = 60, n_test: int = 20, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    x = rng.random((n + n_test, 1, 8, 8)).astype(dtype)
+    t = np.arange(n + n_test) % 10
+    return (x[:n], t[:n]), (x[n:], t[n:])
+
+
+def _quiet(**kw):
+    return {"progress": False, "verbose": False} | kw
+
+
+def test_ctrl_c_while_best_npz_is_written_keeps_it_the_checkpoints_best(tmp_path, monkeypatch):
+    """A second Ctrl-C during the best.npz write after an improving epoch: the checkpoint of
+    the interrupted run named that epoch the best while best.npz held an earlier one (so a
+    resumed run reported the wrong model as its best)."""
+    from fastcnn.train import _checkpoint
+
+    real = _checkpoint.save_model
+    writes = {"best": 0}
+
+    def interrupted_second_best(trainer, path):
+        if path.name == "best.npz":
+            writes["best"] += 1
+            if writes["best"] == 2:
+                raise KeyboardInterrupt
+        real(trainer, path)
+
+    monkeypatch.setattr(_checkpoint, "save_model", interrupted_second_best)
+    with pytest.warns(UserWarning, match="not a fastcnn model"):
+        trainer = train.Trainer(_Linear(), _arrays(), val=20, save_best=True, epochs=4,
+                                optimizer="sgd", lr=0.01, out_dir=tmp_path, **_quiet())  # fmt: skip
+    with pytest.raises(train.TrainingInterrupted):
+        trainer.fit()
+    assert [r["epoch"] for r in trainer.history] == [1, 2]
+    assert trainer.best_epoch()["epoch"] == 2  # the loss falls: epoch 2 improved
+    kept = np.load(tmp_path / "best.npz")
+    for name, value in trainer.net.params.items():  # the end of epoch 2: nothing ran since
+        np.testing.assert_array_equal(kept[f"params/{name}"], value)
+
+
+def test_a_classic_object_with_save_best_reports_a_params_only_best(tmp_path):
+    with pytest.warns(UserWarning, match="not a fastcnn model"):
+        trainer = train.Trainer(_Linear(), _arrays(), val=20, save_best=True, epochs=2,
+                                optimizer="sgd", lr=0.05, out_dir=tmp_path, **_quiet())  # fmt: skip
+    result = trainer.fit()
+    best = result.report["best"]
+    assert best["file"] == str(tmp_path / "best.npz") and "test_acc" not in best
+    assert best["epoch"] == trainer.best_epoch()["epoch"]
+    with np.load(tmp_path / "best.npz") as kept:
+        assert sorted(k for k in kept.files if k.startswith("params/")) == ["params/W", "params/b"]
+
+
+def test_nan_gradients_with_clip_norm_stop_before_the_update(tmp_path):
+    """A NaN gradient under --clip-norm went into the update (clipping passes a non-finite
+    norm through), so every weight became NaN and the run stopped a batch later blaming a
+    loss; the norm is known before the update, so the run stops there, weights intact."""
+
+    class Poisoned(_Linear):
+        calls = 0
+
+        def gradient(self, x, t):
+            g = super().gradient(x, t)
+            Poisoned.calls += 1
+            if Poisoned.calls == 3:
+                g["W"][0, 0] = np.nan
+            return g
+
+    net = Poisoned()
+    with pytest.warns(UserWarning, match="not a fastcnn model"):
+        trainer = train.Trainer(net, _arrays(), val=20, clip_norm=1.0, batch_size=10, epochs=2,
+                                out_dir=tmp_path, **_quiet())  # fmt: skip
+    with pytest.raises(train.TrainingDiverged, match=r"gradient norm nan at epoch 1, batch 3"):
+        trainer.fit()
+    assert all(np.isfinite(v).all() for v in net.params.values())
+
+
+def test_weight_decay_beyond_the_parameters_dtype_is_refused(tmp_path):
+    """--weight-decay 1e300 is a finite float64 but inf as float32: every weight became NaN
+    and the run 'diverged', the message suggesting a lower learning rate."""
+    from fastcnn import models
+
+    net = models.Sequential([{"type": "flatten"}, {"type": "affine", "units": 10}], (1, 8, 8),
+                            backend="reference")  # fmt: skip
+    with pytest.raises(ValueError, match=r"weight_decay=1e\+300 overflows the float32"):
+        train.Trainer(net, _arrays(dtype=np.float32), weight_decay=1e300, **_quiet())
+    # A decay that fits but still blows the run up is named in the divergence message.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way there
+        with pytest.raises(train.TrainingDiverged, match=r"or weight decay than 1e\+30"):
+            train.Trainer(net, _arrays(dtype=np.float32), weight_decay=1e30, optimizer="sgd",
+                          epochs=2, **_quiet()).fit()  # fmt: skip
+
+
+def test_early_stopping_on_a_tiny_set_says_the_default_val_is_zero():
+    with pytest.raises(
+        ValueError, match=r"the default, a twelfth of the 11 training images, is 0: give val"
+    ):
+        train.Trainer(_Linear(), _arrays(11, 4), early_stopping=2, **_quiet())
+
+
+@pytest.mark.parametrize("val", [39, 40, 41])
+def test_val_at_and_beyond_the_training_set(val):
+    if val == 39:  # one image left to train on: it still runs
+        result = train.Trainer(_Linear(), _arrays(40), val=val, epochs=1, **_quiet()).fit()
+        assert result.history[0]["val_n"] == 39
+    else:
+        with pytest.raises(ValueError, match=r"val must be in \[0, 39\]"):
+            train.Trainer(_Linear(), _arrays(40), val=val, **_quiet())
+
+
+def test_resuming_an_early_stopped_run_with_more_epochs_stops_where_it_did(tmp_path):
+    """The stop is derived from the history: more epochs on resume do not restart a run the
+    patience already ended (the report says why, again)."""
+    with pytest.warns(UserWarning, match="not a fastcnn model"):
+        first = train.Trainer(_Linear(), _arrays(), val=20, early_stopping=1, epochs=40,
+                              optimizer="sgd", lr=5.0, out_dir=tmp_path, **_quiet())  # fmt: skip
+    done = first.fit()
+    assert "early_stop" in done.report and len(done.history) < 40
+    with pytest.warns(UserWarning, match="not a fastcnn model"):
+        again = train.Trainer.resume(tmp_path / "checkpoint.npz", _arrays(), model=_Linear(),
+                                     epochs=80, out_dir=tmp_path, **_quiet())  # fmt: skip
+    result = again.fit()
+    assert len(result.history) == len(done.history)
+    assert result.report["early_stop"] == done.report["early_stop"]
