@@ -86,7 +86,7 @@ def prepare_digit(img: Any, where: str = "image") -> np.ndarray:
     Finds the digit as _photo.digit_ink does (lighting corrected, polarity decided, Otsu's
     threshold, specks dropped: its ink white on black, the background exactly 0), scales its
     bounding box to fit 20x20 keeping the aspect ratio and centres it by mass in 28x28.
-    Raises ValueError for an image with no digit (a uniform one).
+    Raises ValueError for an image with no digit (a uniform or noise-only one).
     """
     img = np.asarray(img)
     if img.ndim != 2 or min(img.shape) < 1:
@@ -180,6 +180,18 @@ def _too_many_pixels(path: Path, declared: str) -> str:
     )
 
 
+def _check_file(path: Path) -> None:
+    """FileNotFoundError unless ``path`` is a regular file (or a link to one): a directory, a
+    device or a FIFO (which would block) is never opened."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: is a directory, not a file")
+    if path.exists():
+        raise FileNotFoundError(f"{path}: not a regular file (a device, FIFO or socket)")
+    raise FileNotFoundError(f"{path}: no such file")
+
+
 def _read_npy(path: Path) -> np.ndarray:
     """A numeric array from a .npy file whose header is checked against the file's size (and
     its dtype against pickled objects) before the data is read."""
@@ -226,6 +238,8 @@ class Digits:
         self._pixels = pixels
         self._where = where
         self._prepared = prepared
+        if not names:  # else nothing at all would be printed for the file
+            raise ValueError(f"{where}: holds no images (an empty batch of shape {pixels.shape})")
         self._divisor = 1 if prepared else _unit_divisor(pixels, where)
 
     def __len__(self) -> int:
@@ -248,8 +262,7 @@ def read_digits(path: os.PathLike[str] | str) -> Digits:
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    _check_file(path)
     if path.suffix.lower() != ".npy":
         digit = prepare_digit(_read_image_file(path), where)
         return Digits([where], digit[None, None], where, True)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fastcnn import _digits
-from fastcnn._digits import Digits, _read_image_file, _read_npy
+from fastcnn._digits import Digits, _check_file, _read_image_file, _read_npy
 
 __all__ = ["DIGIT_SHAPE", "SHOW_SCALE", "read_inputs", "prepare_picture", "write_input_png"]
 
@@ -34,8 +34,7 @@ def read_inputs(path: os.PathLike[str] | str, input_dim: Sequence[int]) -> Digit
     c, h, w = shape
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    _check_file(path)
     if path.suffix.lower() == ".npy":
         arr = _read_npy(path)
         if arr.shape == shape:

@@ -45,7 +45,7 @@ _FIT_SAMPLES = 2**14  # pixels the lighting surface is fitted to (a regular subg
 def digit_ink(x: np.ndarray, where: str) -> np.ndarray:
     """The digit in ``x`` (2-D float64 in [0, 1]) as a new float64 array cut to its bounding
     box: ink in (0, 1] (its typical level 1), everything outside the digit 0. Raises
-    ValueError naming ``where`` when there is no digit (a uniform picture)."""
+    ValueError naming ``where`` when there is no digit (a uniform or noise-only picture)."""
     x = _reduce(x)
     surface = _lighting(x)
     residual = x - surface
@@ -53,7 +53,7 @@ def digit_ink(x: np.ndarray, where: str) -> np.ndarray:
     light = np.clip(residual - 3 * sigma, 0, None).sum()
     dark = np.clip(-residual - 3 * sigma, 0, None).sum()
     if max(light, dark) == 0:
-        raise ValueError(f"{where}: no digit found (the image is uniform)")
+        raise ValueError(f"{where}: no digit found (a uniform or noise-only image)")
     if dark > light:  # ink on paper: the share of light the ink takes away
         # ... relative to at least half the page's typical brightness: in a dark corner the
         # share would mostly be the noise's.

@@ -516,12 +516,23 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if _env.flag("FASTCNN_DEBUG", False):
                 raise
             failed += 1
-            text = _one_line(exc)
+            name = _printable(str(path))
+            text = str(exc) or type(exc).__name__
             text = text[len(f"{path}: ") :] if text.startswith(f"{path}: ") else text
+            text = _one_line(Exception(text.replace(str(path), name)))
             text = text if text.startswith("error: ") else f"error: {text}"  # zlib.error's name
             sys.stdout.flush()  # the lines before it come first in a merged stream
-            print(f"{path}: {text}", file=sys.stderr, flush=True)
+            print(f"{name}: {text}", file=sys.stderr, flush=True)
     return EXIT_ERROR if failed else 0
+
+
+def _printable(name: str) -> str:
+    """A file name for a one-line report: control characters (a newline in a name) and bytes
+    that are not text (surrogate escapes) written as Python escapes them, so every input
+    still has exactly one line and printing it cannot fail."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _show_directory(show: str, images: Sequence[str]) -> Path:
@@ -554,7 +565,7 @@ def _print_prediction(name: str, p: Any, top: int, classes: Any = None) -> None:
     if top > 1:
         order = np.argsort(-p, kind="stable")[1:top]
         extra = "  next: " + ", ".join(f"{label(int(k))} ({p[k]:.3f})" for k in order)
-    print(f"{name}: {label(best)} ({p[best]:.3f}){extra}")
+    print(f"{_printable(name)}: {label(best)} ({p[best]:.3f}){extra}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -108,8 +108,10 @@ def extract_cifar(dataset: Dataset, archive: Path, target: Path) -> None:
 
     Only the six expected members are written, each under its own name in ``target`` (no path
     from the archive is ever used, so nothing lands outside it), to a temporary file renamed
-    into place; a member that is a link or not a regular file, or whose size is not whole
-    records, is an error. Other members (the readme, batches.meta.txt) are skipped.
+    into place; a member that is a link or not a regular file, appears twice, or whose size is
+    not whole records, or more than its split holds (the published split sizes: a small
+    compressed archive declaring gigabytes is refused before anything is written), is an
+    error. Other members (the readme, batches.meta.txt) are skipped.
     """
     wanted = {n: r for r, n in dataset.files.items()}
     size = record_bytes(dataset)
@@ -125,6 +127,11 @@ def extract_cifar(dataset: Dataset, archive: Path, target: Path) -> None:
                         f"{archive}: member {member.name} is not a regular file (a link or "
                         "device); refusing to unpack it"
                     )
+                if parts[-1] in members:
+                    raise CIFARError(
+                        f"{archive}: member {member.name} appears twice; refusing an ambiguous "
+                        "archive"
+                    )
                 if member.size == 0 or member.size % size:
                     raise CIFARError(
                         f"{archive}: member {member.name} has {member.size:,} bytes, not a "
@@ -134,6 +141,14 @@ def extract_cifar(dataset: Dataset, archive: Path, target: Path) -> None:
             absent = [n for n in wanted if n not in members]
             if absent:
                 raise CIFARError(f"{archive}: not the CIFAR-10 binary archive: lacks {absent}")
+            for split, most in (("train", dataset.n_train), ("test", dataset.n_test)):
+                names = [dataset.files[r] for r in _roles(dataset, split)]
+                declared = sum(members[n].size for n in names) // size
+                if declared > most:
+                    raise CIFARError(
+                        f"{archive}: the {split} members declare {declared:,} records; "
+                        f"{dataset.title}'s {split} set has at most {most:,}"
+                    )
             for name, member in members.items():
                 _write_member(tar, member, target / name, archive)
     except (tarfile.TarError, EOFError, OSError) as exc:  # CIFARError passes through

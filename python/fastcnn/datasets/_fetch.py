@@ -71,7 +71,13 @@ def retrieve(
         progressbar = sys.stderr.isatty()
     if not mirrors:
         raise DatasetNotFoundError(f"{where}: no mirrors configured")
-    target.mkdir(parents=True, exist_ok=True)
+    try:  # a cache path that is (or runs through) a file, or a read-only one
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetNotFoundError(
+            f"{where}: cannot create the download directory {target}: {short(exc)} "
+            "(set FASTCNN_CACHE_DIR or pass data_dir)"
+        ) from exc
     for name, md5 in files.items():
         failures: list[str] = []
         for mirror in mirrors:

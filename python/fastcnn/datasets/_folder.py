@@ -39,6 +39,11 @@ def _class_order(names: list[str]) -> list[str]:
     return sorted(names)
 
 
+def _skipped(name: str) -> bool:
+    """Not a class: hidden folders and the resource forks macOS's zip adds (__MACOSX)."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _images_of(folder: Path) -> list[Path]:
     return sorted(
         p
@@ -51,7 +56,7 @@ def _scan(root: Path) -> dict[str, list[Path]]:
     """Class name -> its pictures, for the class sub-folders of ``root``."""
     if not root.is_dir():
         raise FolderError(f"{root}: no such directory (expected one sub-folder per class)")
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    folders = [p for p in root.iterdir() if p.is_dir() and not _skipped(p.name)]
     found = {}
     for name in _class_order([p.name for p in folders]):
         images = _images_of(root / name)

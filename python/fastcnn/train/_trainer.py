@@ -162,12 +162,24 @@ class Trainer:
         if self.val:
             self.x_train, self.t_train = self.x_train[kept], self.t_train[kept]
         if not self.val and (self.early_stopping is not None or self.save_best):
+            why = (
+                f" (the default, a twelfth of the {n_given} training images, is 0: give val)"
+                if val is None
+                else ""
+            )
             raise ValueError(
                 "Trainer: early_stopping and save_best choose by the validation loss and need "
-                "a validation set (val > 0); the test set is not used to choose"
+                f"a validation set (val > 0){why}; the test set is not used to choose"
             )
         self.source_info.update(n_train=n_given, n_val=self.val, n_test=len(self.t_test))
         self.decayed = decayed_names(self.net.params) if self.weight_decay else ()
+        for name in self.decayed:  # 1e300 is a finite float64 but inf as float32: NaN weights
+            dtype = self.net.params[name].dtype
+            if self.weight_decay > float(np.finfo(dtype).max):
+                raise ValueError(
+                    f"Trainer: weight_decay={self.weight_decay:g} overflows the {dtype} "
+                    f"parameter {name}"
+                )
 
         self.optimizer, self.optimizer_name = _settings.make_optimizer(
             optimizer, lr, optimizer_kwargs, optimizer_param, self.net.backend
@@ -363,7 +375,7 @@ class Trainer:
             if not self._run_epoch():
                 return False
             self.state.next_epoch()
-            self._save_state(epoch_done=True)
+            self._save_state()
         return True
 
     def best_epoch(self) -> dict[str, Any] | None:
@@ -463,6 +475,11 @@ class Trainer:
         norm = None
         if self.clip_norm is not None:
             grads, norm = clip_by_norm(grads, self.clip_norm)
+            if not math.isfinite(norm):  # stop before the update spreads it to every weight
+                s = self.state
+                raise self._diverged(
+                    f"gradient norm {norm}", f"epoch {s.epoch + 1}, batch {s.batch + 1}"
+                )
         self.optimizer.update(self.net.params, grads)
         return norm
 
@@ -513,9 +530,11 @@ class Trainer:
 
     def _diverged(self, what: str, where: str) -> TrainingDiverged:
         kept = self.good_checkpoint
+        hint = f"a lower learning rate than {self.base_lr:g}"
+        if self.weight_decay:
+            hint += f" or weight decay than {self.weight_decay:g}"
         return TrainingDiverged(
-            f"training diverged: {what} at {where} (try a lower learning rate than "
-            f"{self.base_lr:g}); no model file written, "
+            f"training diverged: {what} at {where} (try {hint}); no model file written, "
             + (f"the last good checkpoint is {kept}" if kept else "no checkpoint was written"),
             kept,
         )
@@ -528,15 +547,16 @@ class Trainer:
                 where = f"epoch {s.epoch + 1}, batch {s.batch} (iteration {s.iteration})"
                 raise self._diverged(f"parameter {name} is not finite", where)
 
-    def _save_state(self, epoch_done: bool = False) -> Path | None:
-        """The checkpoint and the log; after a whole epoch (``epoch_done``) that improved on
-        the validation loss also best.npz, written first, so a checkpoint never names an
-        epoch whose best model is missing."""
+    def _save_state(self) -> Path | None:
+        """The checkpoint and the log; at an epoch's end (no batch of the next one run yet)
+        that improved on the validation loss also best.npz, written first, so a checkpoint
+        never names an epoch whose best model is missing: also when a Ctrl-C interrupted
+        the write after the epoch and this is the interrupted run's checkpoint."""
         if self.out_dir is None:
             return None
         self._check_params()
         best = self.best_epoch()
-        if self.save_best and epoch_done and best is self.state.history[-1]:
+        if self.save_best and self.state.batch == 0 and best is self.state.history[-1]:
             _checkpoint.save_model(self, self.out_dir / BEST_NAME)
         path = self.save_checkpoint()
         self.good_checkpoint = path
