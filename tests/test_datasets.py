@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import os
-import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import pytest
 
 from fastcnn import datasets as D
 from fastcnn.datasets import _mnist
+from mirror import Mirror, dead_url
 
 FULL_DIR = os.environ.get("FASTCNN_DATA_DIR")  # read before the autouse fixture clears it
 needs_full = pytest.mark.skipif(
@@ -280,63 +278,18 @@ def test_nothing_found_without_download(cache: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-class _Server:
-    """Serves ``files`` under /good/, corrupted copies under /corrupt/, 404 elsewhere."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[str] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                owner.requests.append(self.path)
-                prefix, _, name = self.path.lstrip("/").partition("/")
-                body = owner.files.get(name)
-                if body is not None and prefix == "corrupt":
-                    body = body[:-10] + b"corrupted!"
-                if body is None or prefix not in ("good", "corrupt"):
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_Server, dict]]:
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mirror, dict]]:
     """A local mirror of a fake MNIST; MNIST_MD5 patched to the fake files' MD5."""
     arrays = fake_arrays(7)
     files = gz_bytes(arrays, tmp_path)
     for name in NAMES:
         monkeypatch.setitem(D.MNIST_MD5, name, hashlib.md5(files[f"{name}.gz"]).hexdigest())
-    server = _Server(files)
+    server = Mirror(files)
     try:
         yield server, arrays
     finally:
         server.close()
-
-
-def dead_url() -> str:
-    """A URL whose port refuses connections (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/mnist/"
 
 
 def cache_listing(cache: Path) -> list[str]:
@@ -344,7 +297,7 @@ def cache_listing(cache: Path) -> list[str]:
 
 
 def test_download_from_good_mirror(
-    served: tuple[_Server, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
+    served: tuple[Mirror, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     server, arrays = served
     monkeypatch.setattr(_mnist, "MIRRORS", [server.url + "/good/"])
@@ -362,7 +315,7 @@ def test_download_from_good_mirror(
 
 
 def test_download_fetches_only_missing_files(
-    served: tuple[_Server, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
+    served: tuple[Mirror, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     server, _ = served
     monkeypatch.setattr(_mnist, "MIRRORS", [server.url + "/good/"])
@@ -375,7 +328,7 @@ def test_download_fetches_only_missing_files(
 
 
 def test_corrupt_mirror_is_skipped_and_leaves_nothing(
-    served: tuple[_Server, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
+    served: tuple[Mirror, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     server, arrays = served
     monkeypatch.setattr(_mnist, "MIRRORS", [server.url + "/corrupt/", server.url + "/good/"])
@@ -389,7 +342,7 @@ def test_corrupt_mirror_is_skipped_and_leaves_nothing(
 
 
 def test_dead_and_404_mirrors_are_skipped(
-    served: tuple[_Server, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
+    served: tuple[Mirror, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     server, _ = served
     mirrors = [dead_url(), server.url + "/missing/", server.url + "/good"]  # no trailing slash
@@ -399,7 +352,7 @@ def test_dead_and_404_mirrors_are_skipped(
 
 
 def test_all_mirrors_bad_is_a_clear_error(
-    served: tuple[_Server, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
+    served: tuple[Mirror, dict], monkeypatch: pytest.MonkeyPatch, cache: Path
 ) -> None:
     server, _ = served
     dead = dead_url()
@@ -422,7 +375,7 @@ def test_all_mirrors_bad_is_a_clear_error(
 
 
 def test_download_mnist_into_explicit_directory(
-    served: tuple[_Server, dict], tmp_path: Path
+    served: tuple[Mirror, dict], tmp_path: Path
 ) -> None:
     server, _ = served
     target = tmp_path / "elsewhere"

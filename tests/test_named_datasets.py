@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import json
-import socket
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from fastcnn import cli, models
 from fastcnn import datasets as D
 from fastcnn.datasets import _mnist
 from fastcnn.train import classification_report, format_report
+from mirror import Mirror, dead_url
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -145,55 +143,6 @@ def write_pictures(root: Path, classes: dict[str, int], n: int = 5) -> Path:
 # ---------------------------------------------------------------------------------------------
 
 
-class Server:
-    """Serves ``files`` under /good/, corrupted copies under /corrupt/, 404 elsewhere."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[str] = []
-        self.closed = False
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                owner.requests.append(self.path)
-                prefix, _, name = self.path.lstrip("/").partition("/")
-                body = owner.files.get(name)
-                if body is not None and prefix == "corrupt":
-                    body = body[:-10] + b"corrupted!"
-                if body is None or prefix not in ("good", "corrupt"):
-                    self.send_error(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:  # idempotent: a test may close it early
-        if self.closed:
-            return
-        self.closed = True
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
-def dead_url() -> str:
-    """A URL whose port refuses connections (bound, then closed)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/data/"
-
-
 def point_at(
     monkeypatch: pytest.MonkeyPatch, name: str, md5: dict[str, str], mirrors: list[str]
 ) -> None:
@@ -204,13 +153,13 @@ def point_at(
 
 
 @pytest.fixture
-def idx_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Server, dict]]:
+def idx_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Mirror, dict]]:
     """A local mirror of a generated KMNIST; the row's MD5 are the generated files'."""
     arrays = idx_arrays(5)
     d = write_idx_set(tmp_path / "served", arrays)
     files = {f"{n}.gz": (d / f"{n}.gz").read_bytes() for n in D.MNIST_FILES.values()}
     md5 = {n: hashlib.md5(files[f"{n}.gz"]).hexdigest() for n in D.MNIST_FILES.values()}
-    server = Server(files)
+    server = Mirror(files)
     point_at(monkeypatch, "kmnist", md5, [server.url + "/good/"])
     try:
         yield server, arrays
@@ -219,9 +168,9 @@ def idx_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tupl
 
 
 @pytest.fixture
-def cifar_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+def cifar_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Mirror]:
     body = cifar_tarball(cifar_members())
-    server = Server({"cifar-10-binary.tar.gz": body})
+    server = Mirror({"cifar-10-binary.tar.gz": body})
     md5 = {"cifar-10-binary.tar.gz": hashlib.md5(body).hexdigest()}
     point_at(monkeypatch, "cifar10", md5, [server.url + "/good/"])
     try:

@@ -8,11 +8,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.server
 import io
 import struct
 import tarfile
-import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ import pytest
 from fastcnn import datasets as D
 from fastcnn import train
 from fastcnn.datasets._cifar import extract_cifar
+from mirror import Mirror
 
 CIFAR_NAMES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
 RECORD = 3073  # 1 label byte + 3x32x32 pixels
@@ -122,45 +121,8 @@ def test_cifar_archive_links_devices_and_absolute_paths_are_never_unpacked(tmp_p
     assert list(target.iterdir()) == []
 
 
-class _Mirror:
-    """A local http.server serving ``files`` by name, as ``mode`` says: "good", "html" (a
-    captive portal's page with status 200) or "cut" (the connection closed halfway)."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files, self.mode = files, "good"
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                body = owner.files.get(self.path.rsplit("/", 1)[-1])
-                if body is None:
-                    self.send_error(404)
-                    return
-                if owner.mode == "html":
-                    body = b"<html><body>Please log in</body></html>"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if owner.mode == "cut" else body)
-                self.wfile.flush()
-                self.close_connection = True
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/data/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def kmnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_Mirror]:
+def kmnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mirror]:
     """KMNIST's row pointed at a local mirror of a generated set (its own MD5s)."""
     rng = np.random.default_rng(0)
     arrays = {
@@ -174,8 +136,8 @@ def kmnist_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[_
         path = D.write_idx(tmp_path / f"{name}.gz", arrays[role])
         files[f"{name}.gz"] = path.read_bytes()
     md5 = {n: hashlib.md5(files[f"{n}.gz"]).hexdigest() for n in D.MNIST_FILES.values()}
-    mirror = _Mirror(files)
-    row = dataclasses.replace(D.DATASETS["kmnist"], md5=md5, mirrors=(mirror.url,))
+    mirror = Mirror(files)
+    row = dataclasses.replace(D.DATASETS["kmnist"], md5=md5, mirrors=(mirror.url + "/good/",))
     monkeypatch.setitem(D.DATASETS, "kmnist", row)
     try:
         yield mirror
