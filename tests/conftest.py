@@ -35,15 +35,31 @@ def isa(request: pytest.FixtureRequest) -> Iterator[str]:
         fastcnn.set_isa(old)
 
 
-@pytest.fixture(params=["winograd", "direct"])
+def _conv_algorithms() -> list[str]:
+    try:
+        import fastcnn
+
+        lists = fastcnn.conv_algorithms().values()
+    except ImportError:  # the compiled core is missing
+        return []
+    return ["default", *dict.fromkeys(name for names in lists for name in names)]
+
+
+@pytest.fixture(params=_conv_algorithms())
 def conv_algorithm(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Runs the test with Winograd F(2x2, 3x3) allowed for 3x3 stride-1 convolutions (on any
-    number of images: by default a call with few output tiles takes the direct form), and with
-    every convolution in the direct form."""
+    """Runs the test with the default choice of convolution algorithm, then with each
+    algorithm of any pass's list pinned (fastcnn.conv_algorithm: it runs wherever it can
+    compute the call), Winograd allowed on any number of images (by default a call with few
+    output tiles takes a direct form)."""
     import fastcnn
     from fastcnn import _config
 
-    with fastcnn.winograd(request.param == "winograd"), _config.winograd_min_tiles(0, 0):
+    pinned = None if request.param == "default" else request.param
+    with (
+        fastcnn.winograd(True),
+        _config.winograd_min_tiles(0, 0),
+        fastcnn.conv_algorithm(pinned),
+    ):
         yield request.param
 
 

@@ -1,8 +1,15 @@
 """Fast conv2d_forward / conv2d_backward against fastcnn.reference: random shapes (batch 1-8,
 channels 1-64, H/W 1-32, kernel 1-7, stride 1-3, pad 0-3, non-square), both dtypes, mixed
-dtypes, non-contiguous inputs, every ISA, bitwise equality across thread counts, bad input."""
+dtypes, non-contiguous inputs, every ISA, bitwise equality across thread counts, bad input;
+and the algorithm lists: each algorithm pinned in turn, the pin's API and environment
+variable, the record of which ran, `fastcnn info`."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -438,6 +445,185 @@ def test_winograd_only_where_enough_tiles_amortise_the_weight_transforms(n, wino
     assert_close(y, ref.conv2d_forward(x, w, None, 1, 1), np.float32)
     assert np.array_equal(y, y_direct) is not winograd_runs
     assert np.array_equal(dw, dw_direct) is not winograd_runs
+
+
+@pytest.mark.parametrize("n, winograd_runs", [(1, False), (16, True)])
+def test_the_record_names_the_default_choice(n, winograd_runs, rng):
+    """With the production minimums, conv6 (64 -> 64 at 8x8) takes a direct form on one image
+    and Winograd on 16, in all three passes, and last_conv_algorithms says so."""
+    if fastcnn.get_isa() == "generic":
+        pytest.skip("Winograd needs the SIMD kernels")
+    x = rng.standard_normal((n, 64, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    with _config.winograd_min_tiles(*DEFAULT_WINOGRAD_MIN_TILES):
+        y = fast.conv2d_forward(x, w, None, 1, 1)
+        fast.conv2d_backward(y, x, w, 1, 1)
+    last = fastcnn.last_conv_algorithms()
+    assert set(last) == {"forward", "backward_data", "backward_weights"}
+    for conv_pass, name in last.items():
+        assert (name == "winograd_f2x2_3x3") is winograd_runs, conv_pass
+        assert name in fastcnn.conv_algorithms()[conv_pass]
+
+
+def test_the_lists_end_with_an_algorithm_for_every_call():
+    lists = fastcnn.conv_algorithms()
+    assert lists == {
+        "forward": ["winograd_f2x2_3x3", "direct_columns", "direct_pixels"],
+        "backward_data": ["winograd_f2x2_3x3", "direct_columns", "direct_pixels", "col2im_gemm"],
+        "backward_weights": ["winograd_f2x2_3x3", "direct_pixels"],
+    }
+    assert fastcnn.config()["conv_algorithms"] == lists
+
+
+def _passes_ran(rng, xs, ws, stride, pad, dtype=np.float64):
+    """Runs forward and backward on random operands, checks them against the reference, and
+    returns what each pass ran."""
+    _check_case(rng, xs, ws, stride, pad, dtype)
+    return fastcnn.last_conv_algorithms()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_algorithm_of_every_pass_runs_where_pinned(isa, dtype, rng):
+    """Pinned, each algorithm runs in every pass whose list has it, on a shape it supports, with
+    every ISA (Winograd too, with the generic kernels, which the default order never picks;
+    and with channel counts below its break-evens), and matches the reference."""
+    lists = fastcnn.conv_algorithms()
+    for xs, ws in [((3, 16, 9, 8), (16, 16, 3, 3)), ((2, 3, 6, 7), (2, 3, 3, 3))]:
+        for name in dict.fromkeys(n for names in lists.values() for n in names):
+            with fastcnn.conv_algorithm(name), _config.winograd_min_tiles(0, 0):
+                ran = _passes_ran(rng, xs, ws, 1, 1, dtype)
+            for conv_pass, names in lists.items():
+                if name in names:
+                    assert ran[conv_pass] == name, (conv_pass, name, xs)
+
+
+@pytest.mark.parametrize(
+    "name, xs, ws, stride, pad, conv_pass",
+    [
+        ("direct_columns", (2, 4, 9, 9), (5, 4, 3, 3), 2, 1, "forward"),  # needs unit strides
+        ("winograd_f2x2_3x3", (2, 4, 9, 9), (5, 4, 5, 5), 1, 1, "forward"),  # needs 3x3
+        ("winograd_f2x2_3x3", (2, 4, 9, 9), (5, 4, 5, 5), 1, 1, "backward_weights"),
+        ("direct_pixels", (2, 16, 9, 9), (16, 16, 3, 3), 2, 1, "backward_data"),  # no flip
+        ("direct_columns", (2, 16, 9, 9), (16, 16, 3, 3), 1, 3, "backward_data"),  # pad >= R
+    ],
+)
+def test_a_pin_that_cannot_run_leaves_the_choice_to_the_default_order(
+    name, xs, ws, stride, pad, conv_pass, rng
+):
+    with _config.winograd_min_tiles(0, 0):
+        default = _passes_ran(rng, xs, ws, stride, pad)
+        with fastcnn.conv_algorithm(name):
+            pinned = _passes_ran(rng, xs, ws, stride, pad)
+    assert pinned[conv_pass] != name
+    assert pinned[conv_pass] == default[conv_pass]
+
+
+def test_winograd_switched_off_does_not_run_even_pinned(rng):
+    with fastcnn.winograd(False), fastcnn.conv_algorithm("winograd_f2x2_3x3"):
+        ran = _passes_ran(rng, (2, 16, 9, 9), (16, 16, 3, 3), 1, 1)
+    assert "winograd_f2x2_3x3" not in ran.values()
+
+
+def test_winograd_declines_non_finite_data_and_the_record_shows_it(rng):
+    """Pinned Winograd meets an infinity in x mid-run: the next algorithm of the list computes
+    the forward and the weight gradient, and the record names it."""
+    x = rng.standard_normal((2, 16, 6, 6))
+    x[0, 0, 2, 2] = np.inf
+    w = rng.standard_normal((16, 16, 3, 3))
+    with (
+        np.errstate(invalid="ignore", over="ignore"),
+        fastcnn.conv_algorithm("winograd_f2x2_3x3"),
+        _config.winograd_min_tiles(0, 0),
+    ):
+        y = fast.conv2d_forward(x, w, None, 1, 1)
+        _assert_same_non_finite([y], [ref.conv2d_forward(x, w, None, 1, 1)], np.float64)
+        assert fastcnn.last_conv_algorithms()["forward"] != "winograd_f2x2_3x3"
+        dy = rng.standard_normal(y.shape)
+        got = fast.conv2d_backward(dy, x, w, 1, 1)
+        _assert_same_non_finite(got, ref.conv2d_backward(dy, x, w, 1, 1), np.float64)
+        ran = fastcnn.last_conv_algorithms()
+        assert ran["backward_weights"] == "direct_pixels"
+        assert ran["backward_data"] == "winograd_f2x2_3x3"  # dy and w are finite
+
+
+def test_the_record_is_per_thread(rng):
+    fast.conv2d_forward(rng.standard_normal((1, 2, 5, 5)), np.ones((3, 2, 3, 3)), None, 1, 1)
+    assert fastcnn.last_conv_algorithms()["forward"] is not None
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(fastcnn.last_conv_algorithms()))
+    t.start()
+    t.join()
+    assert seen == [{"forward": None, "backward_data": None, "backward_weights": None}]
+
+
+def test_pin_api_validates_and_restores():
+    assert fastcnn.get_conv_algorithm() is None
+    with fastcnn.conv_algorithm("direct_pixels"):
+        assert fastcnn.get_conv_algorithm() == "direct_pixels"
+        assert fastcnn.config()["conv_algorithm"] == "direct_pixels"
+        with fastcnn.conv_algorithm(None):
+            assert fastcnn.get_conv_algorithm() is None
+        assert fastcnn.get_conv_algorithm() == "direct_pixels"
+    assert fastcnn.get_conv_algorithm() is None
+    known = "winograd_f2x2_3x3, direct_columns, direct_pixels, col2im_gemm"
+    with pytest.raises(
+        ValueError, match=f"unknown convolution algorithm 'im2col' \\(known: {known}\\)"
+    ):
+        fastcnn.set_conv_algorithm("im2col")
+    with pytest.raises(TypeError, match="name must be a str or None"):
+        fastcnn.set_conv_algorithm(1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown"), fastcnn.conv_algorithm("winograd"):
+        pass  # pragma: no cover - the pin fails on entry
+    assert fastcnn.get_conv_algorithm() is None
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+
+
+def test_the_environment_variable_pins_at_import():
+    code = (
+        "import numpy as np, fastcnn; from fastcnn import functional as F;"
+        "F.conv2d_forward(np.ones((1, 16, 6, 6)), np.ones((16, 16, 3, 3)), None, 1, 1);"
+        "print(fastcnn.get_conv_algorithm(), fastcnn.last_conv_algorithms()['forward'])"
+    )
+    res = _run(code, FASTCNN_CONV_ALGORITHM="direct_pixels")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["direct_pixels", "direct_pixels"]
+    res = _run("import fastcnn; print(fastcnn.get_conv_algorithm())", FASTCNN_CONV_ALGORITHM="")
+    assert res.stdout.split() == ["None"]
+    res = _run("import fastcnn; fastcnn.get_isa()", FASTCNN_CONV_ALGORITHM="fft")
+    assert res.returncode != 0
+    last = res.stderr.strip().splitlines()[-1]
+    assert last == (
+        "ValueError: environment variable FASTCNN_CONV_ALGORITHM: unknown convolution "
+        "algorithm 'fft' (known: winograd_f2x2_3x3, direct_columns, direct_pixels, col2im_gemm)"
+    )
+
+
+def test_info_shows_the_lists_and_the_pin(capsys):
+    from fastcnn import cli
+
+    with fastcnn.conv_algorithm("col2im_gemm"):
+        assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("  conv") or line.startswith(" " * 19)] == [
+        "  conv algorithms: forward:          winograd_f2x2_3x3 > direct_columns > direct_pixels",
+        "                   backward_data:    "
+        "winograd_f2x2_3x3 > direct_columns > direct_pixels > col2im_gemm",
+        "                   backward_weights: winograd_f2x2_3x3 > direct_pixels",
+        "  conv pinned:     col2im_gemm",
+    ]
+    assert "  conv pinned:     col2im_gemm" in out
+    assert cli.main(["info"]) == 0
+    assert "  conv pinned:     none" in capsys.readouterr().out.splitlines()
 
 
 def test_winograd_min_tiles_validation():

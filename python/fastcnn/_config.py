@@ -1,8 +1,8 @@
 """Runtime configuration of the compiled core: threads, CPU features, the kernel ISA and the
 convolution algorithm.
 
-Thread count, ISA and the Winograd switch are process-wide settings of ``fastcnn._core``; this
-module only validates arguments and presents them.
+Thread count, ISA, the Winograd switch and the pinned convolution algorithm are process-wide
+settings of ``fastcnn._core``; this module only validates arguments and presents them.
 """
 
 from __future__ import annotations
@@ -101,10 +101,12 @@ def set_isa(name: str) -> None:
 
 def get_winograd() -> bool:
     """Whether 3x3, stride-1 convolutions may use the Winograd F(2x2, 3x3) algorithm (the
-    default) rather than the direct im2col-GEMM form. It runs where it is the faster: with the
-    AVX2 or AVX-512 kernels, for the forward with at least 8 input and 16 output channels,
-    backward-data with at least 16 input and 8 output channels (and padding under 3, finite
-    weights), the weight gradient with at least 8 of each and 256 channel pairs."""
+    default) rather than a direct im2col-GEMM form. By default it runs where it is the faster:
+    with the AVX2 or AVX-512 kernels, for the forward with at least 8 input and 16 output
+    channels, backward-data with at least 8 output and 16 input channels (and padding under 3,
+    finite weights), the weight gradient with at least 8 of each and 256 channel pairs, and
+    enough output tiles (``get_winograd_min_tiles``); pinned (``conv_algorithm``), on any 3x3
+    stride-1 call."""
     return bool(_core.get_winograd())
 
 
@@ -115,7 +117,7 @@ def set_winograd(enabled: bool) -> None:
 
     Winograd needs 2.25x fewer multiplies but rounds differently from the direct sum (well
     within float32's tolerance against the reference); turn it off to get the direct form's
-    rounding.
+    rounding. Off, it does not run even when pinned with ``set_conv_algorithm``.
     """
     if not isinstance(enabled, bool):
         raise TypeError(f"set_winograd: enabled must be a bool, got {type(enabled).__name__}")
@@ -158,6 +160,48 @@ def winograd_min_tiles(forward: int, weights: int) -> contextlib.AbstractContext
     )
 
 
+def conv_algorithms() -> dict[str, list[str]]:
+    """Each convolution pass's algorithms (``"forward"``, ``"backward_data"``,
+    ``"backward_weights"``), in the order the default choice tries them: the first that
+    supports a call and is preferred for it runs (preferred: measured faster than those after
+    it), and the last always applies. Backward-data runs the forward's algorithms on the
+    flipped problem (unit strides), else ``col2im_gemm``."""
+    return {str(k): [str(n) for n in v] for k, v in _core.conv_algorithms().items()}
+
+
+def get_conv_algorithm() -> str | None:
+    """The pinned convolution algorithm (``set_conv_algorithm``), or None."""
+    name = _core.get_conv_algorithm()
+    return None if name is None else str(name)
+
+
+def set_conv_algorithm(name: str | None) -> None:
+    """Pin a convolution algorithm by name (process-wide; None unpins); FASTCNN_CONV_ALGORITHM
+    pins one at import. Every pass whose list (``conv_algorithms``) has it runs it wherever it
+    can compute the call, preferred there or not; where it cannot (a stride for
+    ``direct_columns``, a 5x5 window for Winograd, Winograd switched off), or where Winograd
+    declines on non-finite data, the default order decides, and ``last_conv_algorithms``
+    shows what ran. Raises ValueError for an unknown name, naming the known ones."""
+    if name is not None and not isinstance(name, str):
+        raise TypeError(
+            f"set_conv_algorithm: name must be a str or None, got {type(name).__name__}"
+        )
+    _core.set_conv_algorithm(name)
+
+
+def conv_algorithm(name: str | None) -> contextlib.AbstractContextManager[None]:
+    """Context manager running its body with ``name`` pinned (None: none), then restoring."""
+    return _scoped(get_conv_algorithm, set_conv_algorithm, _core.set_conv_algorithm, name)
+
+
+def last_conv_algorithms() -> dict[str, str | None]:
+    """The algorithm each convolution pass last ran on the calling thread (None before its
+    first call; a call on an empty batch runs none and changes nothing)."""
+    return {
+        str(k): (None if v is None else str(v)) for k, v in _core.last_conv_algorithms().items()
+    }
+
+
 def config() -> dict[str, Any]:
     """Everything ``show_config`` prints, as a dict."""
     return {
@@ -171,13 +215,16 @@ def config() -> dict[str, Any]:
         "available_isas": available_isas(),
         "isa": get_isa(),
         "winograd": get_winograd(),
+        "conv_algorithms": conv_algorithms(),
+        "conv_algorithm": get_conv_algorithm(),
         "kernels": dict(_core.kernel_info()),
         "build": dict(_core.build_info),
     }
 
 
 def show_config(file: TextIO | None = None) -> None:
-    """Print the version, threads, CPU features, kernel ISA and build of fastcnn."""
+    """Print the version, threads, CPU features, kernel ISA, convolution algorithms (each
+    pass's list and the pinned one) and build of fastcnn."""
     out = file if file is not None else sys.stdout
     cfg = config()
     features = " ".join(name for name, have in cfg["cpu_features"].items() if have) or "none"
@@ -190,6 +237,11 @@ def show_config(file: TextIO | None = None) -> None:
     ]
     lines += [f"  {name + ' kernel:':<17}{kernel}" for name, kernel in cfg["kernels"].items()]
     lines.append(f"  winograd conv:   {'on' if cfg['winograd'] else 'off'} (3x3, stride 1)")
+    lines += [
+        f"  {'conv algorithms:' if i == 0 else '':<17}{conv_pass + ':':<18}{' > '.join(names)}"
+        for i, (conv_pass, names) in enumerate(cfg["conv_algorithms"].items())
+    ]
+    lines.append(f"  conv pinned:     {cfg['conv_algorithm'] or 'none'}")
     build = cfg["build"]
     lines.append(f"  build:           {build['compiler']}")
     print("\n".join(lines), file=out)

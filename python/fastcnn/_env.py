@@ -3,8 +3,9 @@
 The compiled core reads FASTCNN_ISA and FASTCNN_WINOGRAD when it loads, and its Winograd switch
 takes any value but a few "off" words as "on"; so every module using the core imports it from
 here (``from fastcnn._env import _core``), which checks the variables first: a ValueError
-naming the variable and its accepted values. Importing this module itself loads no compiled
-code (the CLI reads FASTCNN_DEBUG through it).
+naming the variable and its accepted values. FASTCNN_CONV_ALGORITHM is applied here, once,
+when the core is first loaded (the core checks the name against its algorithm lists).
+Importing this module itself loads no compiled code (the CLI reads FASTCNN_DEBUG through it).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ _OFF = ("0", "false", "off", "no")
 VARIABLES: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "FASTCNN_ISA": (None, "the kernels' ISA at import (a name set_isa accepts)"),
     "FASTCNN_WINOGRAD": (_ON + _OFF, "whether 3x3 convolutions may use Winograd (default on)"),
+    "FASTCNN_CONV_ALGORITHM": (
+        None,
+        "a convolution algorithm pinned at import (a name set_conv_algorithm accepts)",
+    ),
     "FASTCNN_DEBUG": (_ON + _OFF, "the CLI shows tracebacks (default off)"),
     "FASTCNN_DATA_DIR": (None, "a directory with the four MNIST files"),
     "FASTCNN_CACHE_DIR": (None, "the cache root (MNIST downloads)"),
@@ -48,12 +53,31 @@ def flag(name: str, default: bool) -> bool:
     return default if not value else value in _ON
 
 
+_pinned_from_environment = False
+
+
+def _pin_from_environment(core: Any) -> None:
+    """Pins FASTCNN_CONV_ALGORITHM's algorithm the first time the core is handed out (later,
+    ``set_conv_algorithm`` owns the setting)."""
+    global _pinned_from_environment
+    if _pinned_from_environment:
+        return
+    value = os.environ.get("FASTCNN_CONV_ALGORITHM", "")
+    if value:
+        try:
+            core.set_conv_algorithm(value)
+        except ValueError as err:
+            raise ValueError(f"environment variable FASTCNN_CONV_ALGORITHM: {err}") from None
+    _pinned_from_environment = True
+
+
 def __getattr__(name: str) -> Any:
     """``_core``: the compiled core, loaded once the variables it reads are checked."""
     if name == "_core":
         check_environment()
         from fastcnn import _core
 
+        _pin_from_environment(_core)
         return _core
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -1,6 +1,8 @@
 // conv2d_forward / conv2d_backward_data / conv2d_backward_weights on C-contiguous arrays whose
-// shapes python/fastcnn/_conv.py has checked; the geometry arrives as a 13-tuple.
+// shapes python/fastcnn/_conv.py has checked; the geometry arrives as a 13-tuple. Also the
+// algorithm lists, the pin and the record of which ran (conv/algorithms.h).
 #include "bindings/bindings.h"
+#include "conv/algorithms.h"
 #include "conv/conv.h"
 
 namespace fastcnn::bind {
@@ -60,6 +62,44 @@ void bind_conv(py::module_& m) {
       },
       py::arg("dy"), py::arg("x"), py::arg("dw"), py::arg("db"), py::arg("geometry"),
       "dw (K,C,R,S) and db (K,) (db may be None): the weight gradients of conv2d_forward.");
+  constexpr ConvPass kPasses[] = {ConvPass::forward, ConvPass::backward_data,
+                                  ConvPass::backward_weights};
+  m.def(
+      "conv_algorithms",
+      [=] {
+        py::dict d;
+        for (ConvPass pass : kPasses) {
+          py::list names;
+          for (const std::string& name : conv_algorithm_list(pass)) names.append(name);
+          d[conv_pass_name(pass)] = names;
+        }
+        return d;
+      },
+      "Each pass's algorithms, in the order the default choice tries them.");
+  m.def(
+      "get_conv_algorithm",
+      [] {
+        const std::string name = get_conv_algorithm();
+        return name.empty() ? py::object(py::none()) : py::object(py::str(name));
+      },
+      "The pinned algorithm, or None.");
+  m.def(
+      "set_conv_algorithm",
+      [](const py::object& name) {
+        set_conv_algorithm(name.is_none() ? std::string() : name.cast<std::string>());
+      },
+      py::arg("name"), "Pin an algorithm by name (None unpins); unknown names raise ValueError.");
+  m.def(
+      "last_conv_algorithms",
+      [=] {
+        py::dict d;
+        for (ConvPass pass : kPasses) {
+          const char* name = last_conv_algorithm(pass);
+          d[conv_pass_name(pass)] = name == nullptr ? py::object(py::none()) : py::str(name);
+        }
+        return d;
+      },
+      "The algorithm each pass last ran on the calling thread (None before its first call).");
 }
 
 }  // namespace fastcnn::bind

@@ -1,6 +1,8 @@
 // Machine-model constants that decide how a call is run, kept in one place: when a parallel
-// region is worth its threads, and when a GEMM is small enough to skip packing. The cache
-// blocking of each GEMM configuration stays beside its micro-kernel table (gemm/gemm.cpp).
+// region is worth its threads, when a GEMM is small enough to skip packing or long enough to
+// split its reduction, how the convolutions block their work and which of their algorithms
+// the default order prefers (conv/algorithms.cpp). The cache blocking of each GEMM
+// configuration stays beside its micro-kernel table (gemm/gemm.cpp).
 //
 // Measured on the development machine (AMD Zen 4, 2 cores, AVX-512), see docs/performance.md.
 #pragma once
@@ -37,6 +39,36 @@ constexpr std::chrono::microseconds kSpinBeforeYield{20};
 // tiles, too few to amortise a packed copy.
 constexpr int64_t kSmallGemmMaxRowTiles = 4;
 
+// Split-K (gemm_driver.h) runs a product with fewer than this many micro-tiles whose
+// reduction is at least kSplitKMinBlocks KC blocks long, in chunks of kSplitKChunkBlocks KC
+// blocks (fixed by the shape, so the sum's order does not depend on threads).
+constexpr int64_t kSplitKMaxTiles = 16;
+constexpr int64_t kSplitKMinBlocks = 8;
+constexpr int64_t kSplitKChunkBlocks = 4;
+
+// A weight gradient sums over the batch in at most this many fixed chunks of images (one per
+// thread's share, whatever the thread count; the chunks are then added in order). Changing it
+// changes the rounding of every weight gradient.
+constexpr int64_t kWeightGradientChunks = 16;
+
+// The direct convolutions over pixel rows (forward "direct_pixels", and the weight gradient)
+// work on groups of images: enough output pixels for long runs of full micro-tiles, but at
+// most kPixelGroupMaxImages images and, beyond one image, kPixelGroupMaxBytes of padded input.
+constexpr int64_t kPixelGroupPixels = 256;
+constexpr int64_t kPixelGroupMaxImages = 16;
+constexpr int64_t kPixelGroupMaxBytes = int64_t{1} << 20;
+
+// The forward's choice between "direct_columns" and "direct_pixels" (unit strides) weighs the
+// share of useful multiply-adds in their tiles by the epilogue's cost, counted in steps of the
+// reduction per tile: copying row-padded columns out costs about 8, transposing pixel rows 24.
+constexpr double kColumnsEpilogueSteps = 8.0;
+constexpr double kPixelsEpilogueSteps = 24.0;
+
+// Unit-stride backward-data runs as a forward convolution (flipped weights) only with at least
+// this many input channels: they become that forward's output channels, and fewer leave its
+// micro-tiles mostly empty (the col2im form is then faster).
+constexpr int64_t kFlippedMinInputChannels = 8;
+
 // Winograd F(2x2, 3x3) pays per call for its weight transform (16 transformed and packed
 // copies of the weights; the weight gradient's 16 C x K partial sums and their transform back)
 // and saves per 2x2 output tile: both scale with C*K, so the break-even is a number of tiles,
@@ -45,5 +77,21 @@ constexpr int64_t kSmallGemmMaxRowTiles = 4;
 // tiles: 0.42 vs 0.39 ms direct; 1 image: 0.24 vs 0.09 ms), the weight gradient at ~130-190.
 constexpr int64_t kWinogradForwardMinTiles = 256;
 constexpr int64_t kWinogradWeightsMinTiles = 128;
+
+// Winograd's channel break-evens against the direct form (same machine): at least 8 input and
+// 8 output channels; the forward needs 16 output channels (fewer fill half a 16-wide
+// micro-tile), the weight gradient 256 channel pairs (below, 8 x 8 or 12 x 12, the transforms
+// dominate). With the portable scalar micro-kernels Winograd measured 1.7x slower than the
+// direct form on DeepConvNet's layers, so it is preferred only with SIMD kernels.
+constexpr int64_t kWinogradMinChannels = 8;
+constexpr int64_t kWinogradForwardMinOutputChannels = 16;
+constexpr int64_t kWinogradWeightsMinChannelPairs = 256;
+
+// Winograd works in blocks of tile rows whose transformed input and products (16 points x
+// tiles x (C + K) values) take about this many bytes, so they stay in L2; the weight
+// gradient's blocks hold at least kWinogradWeightsMinBlockTiles tiles (its GEMMs reduce over
+// a block's tiles).
+constexpr int64_t kWinogradBlockBytes = int64_t{256} << 10;
+constexpr int64_t kWinogradWeightsMinBlockTiles = 64;
 
 }  // namespace fastcnn::tuning

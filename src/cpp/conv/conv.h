@@ -1,5 +1,7 @@
 // 2-D convolution (cross-correlation, zero padding) on NCHW data, built on the GEMM driver and
 // micro-kernels with operands packed straight from the images (no batch-sized im2col matrix).
+// Each pass runs the first applicable algorithm of its list (algorithms.h), defined in
+// algorithms.cpp with these entry points.
 // Layout: x is (N,C,H,W), w is (K,C,R,S), b is (K,), y and dy are (N,K,P,Q); all C-contiguous.
 #pragma once
 
@@ -9,8 +11,8 @@ namespace fastcnn {
 
 // Whether 3 x 3, unit-stride convolutions may use the Winograd F(2x2, 3x3) form (winograd.h):
 // on by default, off when the environment has FASTCNN_WINOGRAD=0 (or false, off, no) at
-// start-up, or as set here.
-// Off, every convolution takes the direct form, with the rounding of an im2col GEMM.
+// start-up, or as set here. Off, Winograd supports no call, pinned or not: every convolution
+// takes a direct form, with the rounding of an im2col GEMM.
 bool winograd_enabled();
 void set_winograd_enabled(bool enabled);
 

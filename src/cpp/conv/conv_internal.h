@@ -1,4 +1,4 @@
-// Helpers shared by the convolution drivers (conv.cpp, winograd.cpp).
+// Helpers shared by the convolution drivers (direct.cpp, winograd.cpp).
 #pragma once
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include "common/geometry.h"
 #include "common/memory.h"
 #include "common/parallel.h"
+#include "common/tuning.h"
 #include "gemm/ukernel.h"
 
 namespace fastcnn {
@@ -67,14 +68,15 @@ void bias_gradient(const Geometry2d& g, const T* dy, int64_t i0, int64_t i1, T* 
     for (int64_t k = 0; k < g.k; ++k) db[k] += lane_sum(dy + (n * g.k + k) * pq, pq);
 }
 
-// A weight gradient sums over the batch in fixed chunks of images, whatever the thread count:
+// A weight gradient sums over the batch in fixed chunks of images (at most
+// tuning::kWeightGradientChunks), whatever the thread count:
 // chunk(i0, i1, part) writes the partial sums (`size` values) of images [i0, i1) to part, the
 // chunks run on the threads, and sum[e] then adds the chunks' part[e] in chunk order (any
 // split of e between threads gives the same bits). `work` is all the chunks' work. Returns
 // false, with sum unwritten, if a chunk returned false.
 template <class T, class Chunk>
 bool sum_over_image_chunks(int64_t n, int64_t size, T* sum, Work work, Chunk&& chunk) {
-  const int64_t chunks = std::min<int64_t>(n, 16);
+  const int64_t chunks = std::min<int64_t>(n, tuning::kWeightGradientChunks);
   if (chunks == 0) {
     std::fill(sum, sum + size, T(0));
     return true;

@@ -93,7 +93,7 @@ struct WinogradPlan {
   WinogradPlan(const Geometry2d& g, int64_t k_padded, int64_t min_tiles)
       : th(ceil_div(g.p, 2)), tw(ceil_div(g.q, 2)), wp(2 * ceil_div(g.q, 2) + 2) {
     const int64_t block_tiles =
-        std::max<int64_t>(min_tiles, (int64_t{256} << 10) / static_cast<int64_t>(sizeof(T)) /
+        std::max<int64_t>(min_tiles, tuning::kWinogradBlockBytes / static_cast<int64_t>(sizeof(T)) /
                                          (16 * (g.c + k_padded)));
     block_rows = std::clamp<int64_t>(block_tiles / tw, 1, std::max<int64_t>(th * g.n, 1));
     max_tiles = block_rows * tw;
@@ -191,34 +191,32 @@ void set_winograd_min_tiles(WinogradMinTiles t) {
 bool winograd_enabled() { return g_winograd.load(std::memory_order_relaxed); }
 void set_winograd_enabled(bool enabled) { g_winograd.store(enabled, std::memory_order_relaxed); }
 
-namespace {
-// With the portable scalar micro-kernels (ISA generic) Winograd measured 1.7x slower than
-// the direct form on DeepConvNet's layers, so it needs the SIMD kernels.
-bool winograd_shape(const Geometry2d& g) {
-  return winograd_enabled() && active_isa() != Isa::generic && g.r == 3 && g.s == 3 && g.sh == 1 &&
-         g.sw == 1 && g.c >= 8 && g.k >= 8;
+bool winograd_supports(const Geometry2d& g) {
+  return winograd_enabled() && g.r == 3 && g.s == 3 && g.sh == 1 && g.sw == 1;
 }
-}  // namespace
 
 // 2x2 output tiles of the whole batch.
 int64_t winograd_tiles(const Geometry2d& g) { return g.n * ceil_div(g.p, 2) * ceil_div(g.q, 2); }
 
-// Measured against the direct form on this project's development machine (Zen 4): with fewer
-// than 16 output channels the forward's GEMMs fill half a 16-wide micro-tile and lose; the
-// weight gradient loses below 256 channel pairs (8 x 8, 12 x 12), where transforms dominate;
-// and both lose on calls with too few tiles to amortise the weight transforms (tuning.h).
-bool winograd_forward_applies(const Geometry2d& g) {
-  return winograd_shape(g) && g.k >= 16 && winograd_tiles(g) >= get_winograd_min_tiles().forward;
+namespace {
+bool winograd_preferred(const Geometry2d& g) {
+  return winograd_supports(g) && active_isa() != Isa::generic &&
+         g.c >= tuning::kWinogradMinChannels && g.k >= tuning::kWinogradMinChannels;
 }
-bool winograd_weights_applies(const Geometry2d& g) {
-  return winograd_shape(g) && g.c * g.k >= 256 &&
+}  // namespace
+
+bool winograd_forward_preferred(const Geometry2d& g) {
+  return winograd_preferred(g) && g.k >= tuning::kWinogradForwardMinOutputChannels &&
+         winograd_tiles(g) >= get_winograd_min_tiles().forward;
+}
+bool winograd_weights_preferred(const Geometry2d& g) {
+  return winograd_preferred(g) && g.c * g.k >= tuning::kWinogradWeightsMinChannelPairs &&
          winograd_tiles(g) >= get_winograd_min_tiles().weights;
 }
 
 template <class T>
 bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const T* b, T* y,
                              bool relu) {
-  if (!all_finite(w, g.k * g.c * 9)) return false;
   const int64_t C = g.c, K = g.k, P = g.p, Q = g.q;
   const WinogradPlan<T> plan(g, K, 1);
   const GemmConfig<T> cfg = balanced_kc(gemm_config_for(gemm_config<T>(), plan.max_tiles, K, 8), C);
@@ -254,18 +252,15 @@ bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const 
       kernels.winograd_input(C, ntiles, blk.x.data(), blk.xoff.data(), plan.wp * C, v.data(), vs);
       // M[xi] (tiles x K) = V[xi] (tiles x C, read in place) . U[xi] (packed).
       for (int xi = 0; xi < 16; ++xi) {
-        for (int64_t pc = 0; pc < C; pc += cfg.kc) {
-          const int64_t kc = std::min(cfg.kc, C - pc);
-          const T beta = pc == 0 ? T(0) : T(1);
-          for (int64_t j0 = 0; j0 < K; j0 += cfg.nr) {
-            const int64_t nr = std::min<int64_t>(cfg.nr, K - j0);
-            for (int64_t i0 = 0; i0 < ntiles; i0 += cfg.mr) {
-              cfg.ukernel_strided_a(kc, v.data() + xi * vs + i0 * C + pc, C, 1,
-                                    upack[xi].block(j0, pc, kc), m.data() + xi * ms + i0 * K + j0,
-                                    K, T(1), beta, std::min<int64_t>(cfg.mr, ntiles - i0), nr);
-            }
-          }
-        }
+        const T* vx = v.data() + xi * vs;
+        T* mx = m.data() + xi * ms;
+        for_each_k_block(C, cfg.kc, T(0), [&](int64_t pc, int64_t kc, T beta) {
+          for_each_tile(
+              ntiles, K, cfg.mr, cfg.nr, [&](int64_t i0, int64_t j0, int64_t mr, int64_t nr) {
+                cfg.ukernel_strided_a(kc, vx + i0 * C + pc, C, 1, upack[xi].block(j0, pc, kc),
+                                      mx + i0 * K + j0, K, T(1), beta, mr, nr);
+              });
+        });
       }
       kernels.winograd_output(K, ntiles, m.data(), ms, yt.data(), blk.yoff.data(), blk.edge.data(),
                               Q * K);
@@ -317,7 +312,7 @@ bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T*
   const int64_t C = g.c, K = g.k, P = g.p, Q = g.q;
   const GemmConfig<T> cfg = gemm_config_for(gemm_config<T>(), C, K, 8);
   const int64_t nr = cfg.nr, kpad = round_up(K, nr);
-  const WinogradPlan<T> plan(g, kpad, 64);
+  const WinogradPlan<T> plan(g, kpad, tuning::kWinogradWeightsMinBlockTiles);
   const ConvKernels<T> kernels = conv_kernels<T>();
   // A chunk's partial sums are dU (16 x C x K), then db (K).
   const int64_t du_size = 16 * C * K;
@@ -346,14 +341,13 @@ bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T*
           // the chunk's first block writes dU.
           const T beta = b0 == i0 * plan.th ? T(0) : T(1);
           for (int xi = 0; xi < 16; ++xi) {
-            for (int64_t j0 = 0; j0 < K; j0 += nr) {
-              for (int64_t r0 = 0; r0 < C; r0 += cfg.mr) {
-                cfg.ukernel_strided_a(
-                    ntiles, v.data() + xi * vs + r0, 1, C, z.data() + xi * zs + j0 * ntiles,
-                    du + xi * C * K + r0 * K + j0, K, T(1), beta, std::min<int64_t>(cfg.mr, C - r0),
-                    std::min<int64_t>(nr, K - j0));
-              }
-            }
+            const T* vx = v.data() + xi * vs;
+            const T* zx = z.data() + xi * zs;
+            T* dux = du + xi * C * K;
+            for_each_tile(C, K, cfg.mr, nr, [&](int64_t r0, int64_t j0, int64_t mr, int64_t nc) {
+              cfg.ukernel_strided_a(ntiles, vx + r0, 1, C, zx + j0 * ntiles, dux + r0 * K + j0, K,
+                                    T(1), beta, mr, nc);
+            });
           }
         }
         return true;

@@ -16,13 +16,17 @@
 
 namespace fastcnn {
 
-// True when Winograd is on and faster for g than the direct form: SIMD micro-kernels (not the
-// generic ISA), 3 x 3 windows, unit strides, at least 8 input and 8 output channels, and for
-// the forward at least 16 output channels, for the weight gradient at least 256 channel pairs,
-// and enough 2 x 2 output tiles in the batch to amortise the weight transforms (the minimums
-// below).
-bool winograd_forward_applies(const Geometry2d& g);
-bool winograd_weights_applies(const Geometry2d& g);
+// Whether F(2x2, 3x3) can compute g: Winograd on (winograd_enabled), a 3 x 3 window and unit
+// strides. A pinned algorithm (conv/algorithms.h) runs wherever this holds, any channels, any
+// ISA; the forward also needs finite weights (conv/algorithms.cpp checks them).
+bool winograd_supports(const Geometry2d& g);
+
+// Whether the default order prefers it to the direct form (tuning.h's measurements): SIMD
+// micro-kernels (not the generic ISA), at least 8 input and 8 output channels, for the
+// forward 16 output channels, for the weight gradient 256 channel pairs, and enough 2 x 2
+// output tiles in the batch to amortise the weight transforms (the minimums below).
+bool winograd_forward_preferred(const Geometry2d& g);
+bool winograd_weights_preferred(const Geometry2d& g);
 
 // Those minimum tile counts (tuning::kWinograd*MinTiles unless set); tests set 0 so that
 // Winograd runs on small shapes wherever it may.
@@ -32,18 +36,19 @@ struct WinogradMinTiles {
 WinogradMinTiles get_winograd_min_tiles();
 void set_winograd_min_tiles(WinogradMinTiles t);  // both >= 0, else std::invalid_argument
 
-// conv2d_forward (see conv.h) by F(2x2, 3x3). Returns false, with y partly written, when x or
-// w holds an infinity or NaN (the transforms' differences would turn inf - inf into NaN where
-// the direct sums have an infinity) or a result overflows: the caller then runs the direct
-// form instead.
+// conv2d_forward (see conv.h) by F(2x2, 3x3), for finite weights w. Declines (returns false,
+// with y partly written) when x holds an infinity or NaN (the transforms' differences would
+// turn inf - inf into NaN where the direct sums have an infinity) or a result overflows: the
+// algorithm list (conv/algorithms.cpp) then runs the next algorithm instead.
 template <class T>
 bool conv2d_forward_winograd(const Geometry2d& g, const T* x, const T* w, const T* b, T* y,
                              bool relu);
 
 // conv2d_backward_weights (see conv.h) by F(2x2, 3x3): dU[xi] = sum over tiles of V[xi]^T .
 // Z[xi], where Z = A dy A^T transforms each 2 x 2 tile of dy, then dW = G^T dU G. Images are
-// summed in fixed chunks, then chunks in order: the same bits for any thread count. Returns
-// false, with dw and db unusable, when x or dy holds an infinity or NaN or a result overflows.
+// summed in fixed chunks, then chunks in order: the same bits for any thread count. Declines
+// (returns false, with dw and db unusable) when x or dy holds an infinity or NaN or a result
+// overflows.
 template <class T>
 bool conv2d_backward_weights_winograd(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db);
 

@@ -16,6 +16,7 @@
 
 #include "common/memory.h"
 #include "common/parallel.h"
+#include "common/tuning.h"
 #include "gemm/pack.h"
 #include "gemm/ukernel.h"
 
@@ -92,21 +93,49 @@ PrepackedPanels<T> prepack_b(const GemmConfig<T>& cfg, const StridedMatrix<T>& b
   });
 }
 
+// The micro-tile loop nest every product here and in the convolutions runs (the micro-kernel
+// call is the caller's): tile(i0, j0, mr, nr) for each tile of an M x N block of C, in NR-wide
+// columns of MR-high tiles (columns outer: a kc x NR B micro-panel stays in L1 while the A
+// micro-panels stream past it) or, rows outer, in MR-high rows of NR-wide tiles (where the
+// A rows are the costly operand to reload, as in the direct weight gradient). Edge tiles are
+// short (mr < MR, nr < NR). Every tile is computed on its own, so the order changes no bits.
+enum class TileOrder { columns_outer, rows_outer };
+template <TileOrder kOrder = TileOrder::columns_outer, class Tile>
+inline void for_each_tile(int64_t M, int64_t N, int64_t MR, int64_t NR, Tile&& tile) {
+  if constexpr (kOrder == TileOrder::columns_outer) {
+    for (int64_t j0 = 0; j0 < N; j0 += NR) {
+      const int64_t nr = std::min(NR, N - j0);
+      for (int64_t i0 = 0; i0 < M; i0 += MR) tile(i0, j0, std::min(MR, M - i0), nr);
+    }
+  } else {
+    for (int64_t i0 = 0; i0 < M; i0 += MR) {
+      const int64_t mr = std::min(MR, M - i0);
+      for (int64_t j0 = 0; j0 < N; j0 += NR) tile(i0, j0, mr, std::min(NR, N - j0));
+    }
+  }
+}
+
+// The KC loop outside it: block(pc, kc, beta_k) for the blocks [pc, pc + kc) of a K-long
+// reduction, kc <= KC; the first block scales C by `beta`, later ones accumulate (beta_k = 1).
+// Blocked by the shape alone, so every element of C sees the same sums whatever the threads.
+template <class T, class Block>
+inline void for_each_k_block(int64_t K, int64_t KC, T beta, Block&& block) {
+  for (int64_t pc = 0; pc < K; pc += KC) block(pc, std::min(KC, K - pc), pc == 0 ? beta : T(1));
+}
+
 // C[m0:m1, n0:n1] = alpha * A[m0:m1, :] . B[:, n0:n1] + beta * C[m0:m1, n0:n1], on this thread.
 // Loop order jc (NC) > pc (KC, pack B) > ic (MC, pack A) > jr (NR) > ir (MR, micro-kernel).
 template <class T, class PackA, class PackB>
 void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                       int64_t K, T alpha, const PackA& pack_a, const PackB& pack_b, T beta, T* C,
                       int64_t ldc, GemmScratch<T>& scratch) {
-  const int64_t MR = cfg.mr, NR = cfg.nr;
+  const int64_t MR = cfg.mr, NR = cfg.nr;  // micro-tile; the loop order is the BLIS one above
   T* abuf = scratch.a.data();
   T* bbuf = scratch.b.data();
   for (int64_t jc = n0; jc < n1; jc += cfg.nc) {
     const int64_t nc = std::min(cfg.nc, n1 - jc);
-    for (int64_t pc = 0; pc < K; pc += cfg.kc) {
-      const int64_t kc = std::min(cfg.kc, K - pc);
+    for_each_k_block(K, cfg.kc, beta, [&](int64_t pc, int64_t kc, T beta_k) {
       pack_b(pc, kc, jc, nc, bbuf);
-      const T beta_k = pc == 0 ? beta : T(1);  // later K blocks accumulate
       for (int64_t ic = m0; ic < m1; ic += cfg.mc) {
         const int64_t mc = std::min(cfg.mc, m1 - ic);
         const T* ablock = abuf;
@@ -115,23 +144,19 @@ void gemm_block_range(const GemmConfig<T>& cfg, int64_t m0, int64_t m1, int64_t 
         } else if constexpr (!kInPlaceA<T, PackA>) {
           pack_a(ic, mc, pc, kc, abuf);
         }
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t nr = std::min(NR, nc - jr);
+        for_each_tile(mc, nc, MR, NR, [&](int64_t ir, int64_t jr, int64_t mr, int64_t nr) {
           const T* bp = bbuf + jr * kc;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            T* ct = C + (ic + ir) * ldc + jc + jr;
-            const int64_t mr = std::min(MR, mc - ir);
-            if constexpr (kInPlaceA<T, PackA>) {
-              const StridedMatrix<T>& a = pack_a.a;
-              cfg.ukernel_strided_a(kc, a.p + (ic + ir) * a.rs + pc * a.cs, a.rs, a.cs, bp, ct, ldc,
-                                    alpha, beta_k, mr, nr);
-            } else {
-              cfg.ukernel(kc, ablock + ir * kc, 0, 0, bp, ct, ldc, alpha, beta_k, mr, nr);
-            }
+          T* ct = C + (ic + ir) * ldc + jc + jr;
+          if constexpr (kInPlaceA<T, PackA>) {
+            const StridedMatrix<T>& a = pack_a.a;
+            cfg.ukernel_strided_a(kc, a.p + (ic + ir) * a.rs + pc * a.cs, a.rs, a.cs, bp, ct, ldc,
+                                  alpha, beta_k, mr, nr);
+          } else {
+            cfg.ukernel(kc, ablock + ir * kc, 0, 0, bp, ct, ldc, alpha, beta_k, mr, nr);
           }
-        }
+        });
       }
-    }
+    });
   }
 }
 
@@ -165,13 +190,13 @@ void gemm_scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 template <class T>
 bool gemm_use_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K) {
   const int64_t tiles = ceil_div(M, cfg.mr) * ceil_div(N, cfg.nr);
-  return tiles < 16 && K >= 8 * cfg.kc;
+  return tiles < tuning::kSplitKMaxTiles && K >= tuning::kSplitKMinBlocks * cfg.kc;
 }
 
 template <class T, class PackA, class PackB>
 void gemm_split_k(const GemmConfig<T>& cfg, int64_t M, int64_t N, int64_t K, T alpha,
                   const PackA& pack_a, const PackB& pack_b, T beta, T* C, int64_t ldc) {
-  const int64_t chunk = 4 * cfg.kc;
+  const int64_t chunk = tuning::kSplitKChunkBlocks * cfg.kc;
   const int64_t chunks = ceil_div(K, chunk);
   const int64_t mn = checked_mul(M, N, "gemm split-K partials");
   AlignedBuffer<T> partial(checked_mul(chunks, mn, "gemm split-K partials"));

@@ -1,21 +1,22 @@
-// Convolution drivers: GEMMs between the weights and the images' im2col matrices, which are
-// never materialised: micro-kernels read them in place from zero-padded copies of the images.
+// The direct convolutions: GEMMs between the weights and the images' im2col matrices, which
+// are never materialised: micro-kernels read them in place from zero-padded copies of the
+// images. Which of them runs is decided by the algorithm lists (algorithms.cpp), not here.
 //
 // Each image is padded once into per-thread scratch (C x Hp x Wp), so reads need no bounds
 // checks. Row (c, r, s) of the im2col matrix starts at base = c*Hp*Wp + r*Wp + s of the padded
-// image, and output pixel (p, q) adds p*sh*Wp + q*sw. The forward pass has two forms:
-//  - "columns" (unit strides): per image, W . im2col over row-padded output columns
+// image, and output pixel (p, q) adds p*sh*Wp + q*sw. The forward has two forms:
+//  - "direct_columns" (unit strides): per image, W . im2col over row-padded output columns
 //    j = p*Wp + q (q < Wp, garbage for q >= Q), so im2col row kr is the contiguous run at
 //    base + j and the indirect-B micro-kernel reads it in place; the garbage columns are
 //    dropped when the result is copied into y with the bias;
-//  - "pixels" (any strides, and small images whose padding columns would waste much): per
-//    group of images, im2col^T . W^T with output pixels as rows, read by the indirect-A
-//    micro-kernel at pixel offset + base; the result is transposed into y.
-// Backward-data runs as a forward convolution where it can; the weight gradient reads x in
-// place too (see backward_weights_chunk). Threads split the batch; weight gradients are summed
-// over fixed chunks of images, then over chunks in order. 3 x 3 unit-stride convolutions with
-// enough channels take the Winograd F(2x2, 3x3) form instead (winograd.h), forward and dW.
-#include "conv/conv.h"
+//  - "direct_pixels" (any strides): per group of images, im2col^T . W^T with output pixels as
+//    rows, read by the indirect-A micro-kernel at pixel offset + base; the result is
+//    transposed into y.
+// Backward-data "col2im_gemm" computes W^T . dy per image and scatter-adds it into dx; the
+// weight gradient "direct_pixels" reads x in place too (see backward_weights_chunk). Threads
+// split the batch; weight gradients are summed over fixed chunks of images, then over chunks
+// in order.
+#include "conv/direct.h"
 
 #include <algorithm>
 #include <cstring>
@@ -23,9 +24,9 @@
 
 #include "common/memory.h"
 #include "common/parallel.h"
+#include "common/tuning.h"
 #include "conv/conv_internal.h"
 #include "conv/conv_kernels.h"
-#include "conv/winograd.h"
 #include "gemm/gemm_driver.h"
 #include "gemm/pack.h"
 
@@ -108,18 +109,14 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
     AlignedBuffer<T> xpad = padded_image_buffer<T>(g, pg), prod(g.k * count);
     for (int64_t n = n0; n < n1; ++n) {
       pad_image(g, pg, x + n * g.c * g.h * g.w, xpad.data());
-      for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
-        const int64_t kc = std::min(cfg.kc, pg.crs - pc);
-        const T beta = pc == 0 ? T(0) : T(1);
-        for (int64_t j0 = 0; j0 < count; j0 += cfg.nr) {
-          const int64_t nr = std::min<int64_t>(cfg.nr, count - j0);
-          for (int64_t i0 = 0; i0 < g.k; i0 += cfg.mr) {
-            cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad.data() + j0,
-                                   pg.bases.data() + pc, prod.data() + i0 * count + j0, count, beta,
-                                   std::min<int64_t>(cfg.mr, g.k - i0), nr);
-          }
-        }
-      }
+      for_each_k_block(pg.crs, cfg.kc, T(0), [&](int64_t pc, int64_t kc, T beta) {
+        for_each_tile(g.k, count, cfg.mr, cfg.nr,
+                      [&](int64_t i0, int64_t j0, int64_t mr, int64_t nr) {
+                        cfg.ukernel_indirect_b(kc, wpack.block(i0, pc, kc), xpad.data() + j0,
+                                               pg.bases.data() + pc, prod.data() + i0 * count + j0,
+                                               count, beta, mr, nr);
+                      });
+      });
       T* yn = y + n * g.k * pq;
       for (int64_t k = 0; k < g.k; ++k) {
         const T bias = b != nullptr ? b[k] : T(0);
@@ -133,13 +130,13 @@ void forward_columns(const Geometry2d& g, const PaddedGeometry& pg, const GemmCo
   });
 }
 
-// Images per group in the pixel-row products: enough pixels (~256) for long runs of full
-// tiles, but at most 16 images and, beyond one image, at most 1 MiB of padded images.
+// Images per group in the pixel-row products (tuning.h's kPixelGroup*).
 template <class T>
 int64_t images_per_group(const Geometry2d& g, const PaddedGeometry& pg) {
-  const int64_t by_pixels = ceil_div(256, std::max<int64_t>(g.p * g.q, 1));
-  const int64_t by_bytes = (int64_t{1} << 20) / std::max<int64_t>(g.c * pg.plane * sizeof(T), 1);
-  return std::clamp<int64_t>(std::min(by_pixels, by_bytes), 1, 16);
+  const int64_t by_pixels = ceil_div(tuning::kPixelGroupPixels, std::max<int64_t>(g.p * g.q, 1));
+  const int64_t by_bytes = tuning::kPixelGroupMaxBytes /
+                           std::max<int64_t>(g.c * pg.plane * static_cast<int64_t>(sizeof(T)), 1);
+  return std::clamp<int64_t>(std::min(by_pixels, by_bytes), 1, tuning::kPixelGroupMaxImages);
 }
 
 // Offsets of the output pixels of `group` padded images stored one after another: pixel
@@ -174,24 +171,31 @@ void forward_pixels(const Geometry2d& g, const PaddedGeometry& pg, const GemmCon
     for (int64_t ng = n0; ng < n1; ng += group) {
       const int64_t images = std::min(group, n1 - ng), rows = images * pq;
       pad_images(g, pg, x, ng, images, xpad.data());
-      for (int64_t pc = 0; pc < pg.crs; pc += cfg.kc) {
-        const int64_t kc = std::min(cfg.kc, pg.crs - pc);
-        const T beta = pc == 0 ? T(0) : T(1);
-        for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
-          const int64_t nr = std::min<int64_t>(cfg.nr, g.k - j0);
-          for (int64_t i0 = 0; i0 < rows; i0 += cfg.mr) {
-            cfg.ukernel_indirect_a(kc, xpad.data(), pixel_offset.data() + i0, pg.bases.data() + pc,
-                                   wpack.block(j0, pc, kc), prod.data() + i0 * g.k + j0, g.k, beta,
-                                   std::min<int64_t>(cfg.mr, rows - i0), nr);
-          }
-        }
-      }
+      for_each_k_block(pg.crs, cfg.kc, T(0), [&](int64_t pc, int64_t kc, T beta) {
+        for_each_tile(rows, g.k, cfg.mr, cfg.nr,
+                      [&](int64_t i0, int64_t j0, int64_t mr, int64_t nr) {
+                        cfg.ukernel_indirect_a(kc, xpad.data(), pixel_offset.data() + i0,
+                                               pg.bases.data() + pc, wpack.block(j0, pc, kc),
+                                               prod.data() + i0 * g.k + j0, g.k, beta, mr, nr);
+                      });
+      });
       for (int64_t i = 0; i < images; ++i) {
         kernels.from_pixel_major(prod.data() + i * pq * g.k, pq, g.k, g.k, b, relu,
                                  y + (ng + i) * g.k * pq, pq);
       }
     }
   });
+}
+
+// The GEMM tiles of the two forward forms.
+template <class T>
+GemmConfig<T> columns_config(const Geometry2d& g, const PaddedGeometry& pg) {
+  return balanced_kc(gemm_config_for(gemm_config<T>(), g.k, row_padded_count(g, pg)), pg.crs);
+}
+template <class T>
+GemmConfig<T> pixels_config(const Geometry2d& g, const PaddedGeometry& pg) {
+  const int64_t group_pixels = images_per_group<T>(g, pg) * g.p * g.q;
+  return balanced_kc(gemm_config_for(gemm_config<T>(), group_pixels, g.k, 8), pg.crs);
 }
 
 // Fraction of a product's multiply-adds that are useful when `useful` of its rows or columns
@@ -203,56 +207,39 @@ inline double tile_fill(int64_t useful, int64_t computed, int64_t tile) {
 }  // namespace
 
 template <class T>
-void conv2d_forward(const Geometry2d& g, const T* x, const T* w, const T* b, T* y, bool relu) {
-  g.validate("conv2d_forward");
-  if (g.n == 0) return;  // an empty batch: no weights packed, no scratch sized by C, K
-  if (winograd_forward_applies(g) && conv2d_forward_winograd(g, x, w, b, y, relu)) return;
+bool direct_columns_preferred(const Geometry2d& g) {
+  if (g.sh != 1 || g.sw != 1) return false;
   const PaddedGeometry pg(g);
-  const int64_t crs = pg.crs, pq = g.p * g.q, count = row_padded_count(g, pg);
+  const GemmConfig<T> columns = columns_config<T>(g, pg), pixels = pixels_config<T>(g, pg);
+  const int64_t crs = pg.crs, pq = g.p * g.q;
   const int64_t group_pixels = images_per_group<T>(g, pg) * pq;
-  const GemmConfig<T> columns_cfg = balanced_kc(gemm_config_for(gemm_config<T>(), g.k, count), crs);
-  const GemmConfig<T> pixels_cfg =
-      balanced_kc(gemm_config_for(gemm_config<T>(), group_pixels, g.k, 8), crs);
-  const bool unit_stride = g.sh == 1 && g.sw == 1;
-  // Unit strides choose by a cost model: the share of useful multiply-adds in the tiles, times
-  // the share of the work that is not the epilogue (per tile, about 8 steps of the K loop to
-  // copy out row-padded columns, 24 to transpose pixel rows).
-  const double columns_fill = tile_fill(g.k, g.k, columns_cfg.mr) *
-                              tile_fill(pq, count, columns_cfg.nr) * crs / (crs + 8.0);
-  const double pixels_fill = tile_fill(g.k, g.k, pixels_cfg.nr) *
-                             tile_fill(group_pixels, group_pixels, pixels_cfg.mr) * crs /
-                             (crs + 24.0);
-  if (unit_stride && columns_fill >= pixels_fill) {
-    forward_columns(g, pg, columns_cfg, x, w, b, y, relu);
-  } else {
-    forward_pixels(g, pg, pixels_cfg, x, w, b, y, relu);
-  }
+  // The share of useful multiply-adds in the tiles, times the share of the work that is not
+  // the epilogue (tuning.h's kColumnsEpilogueSteps, kPixelsEpilogueSteps).
+  const double columns_fill = tile_fill(g.k, g.k, columns.mr) *
+                              tile_fill(pq, row_padded_count(g, pg), columns.nr) * crs /
+                              (crs + tuning::kColumnsEpilogueSteps);
+  const double pixels_fill = tile_fill(g.k, g.k, pixels.nr) *
+                             tile_fill(group_pixels, group_pixels, pixels.mr) * crs /
+                             (crs + tuning::kPixelsEpilogueSteps);
+  return columns_fill >= pixels_fill;
 }
 
 template <class T>
-void conv2d_backward_data(const Geometry2d& g, const T* dy, const T* w, T* dx) {
-  g.validate("conv2d_backward_data");
-  if (g.n == 0) return;
-  // (Finite weights only: the forward form multiplies dy's zero padding by every weight, and
-  // 0 * inf would put NaN where the scatter form has none.)
-  if (g.sh == 1 && g.sw == 1 && g.ph < g.r && g.pw < g.s && g.c >= 8 &&
-      all_finite(w, g.k * g.c * g.r * g.s)) {
-    // Unit stride: dx is the forward convolution of dy, zero-padded by (R-1-ph, S-1-pw), with
-    // the kernel flipped in space and its in/out channels swapped (w'[c,k,r,s] =
-    // w[k,c,R-1-r,S-1-s]); it then runs on the faster forward path with no col2im scatter.
-    // Not for a few input channels: they become the forward form's output channels, too few
-    // to fill a micro-tile.
-    const Geometry2d gt{g.n, g.k, g.p, g.q, g.c, g.r, g.s, 1, 1, g.r - 1 - g.ph, g.s - 1 - g.pw,
-                        g.h, g.w};
-    const int64_t rs = g.r * g.s;
-    AlignedBuffer<T> wt(checked_mul(g.k * g.c, rs, "conv2d_backward_data weights"));
-    for (int64_t c = 0; c < g.c; ++c)
-      for (int64_t k = 0; k < g.k; ++k)
-        for (int64_t t = 0; t < rs; ++t)
-          wt.data()[(c * g.k + k) * rs + t] = w[(k * g.c + c) * rs + rs - 1 - t];
-    conv2d_forward<T>(gt, dy, wt.data(), nullptr, dx, false);
-    return;
-  }
+void conv2d_forward_columns(const Geometry2d& g, const T* x, const T* w, const T* b, T* y,
+                            bool relu) {
+  const PaddedGeometry pg(g);
+  forward_columns(g, pg, columns_config<T>(g, pg), x, w, b, y, relu);
+}
+
+template <class T>
+void conv2d_forward_pixels(const Geometry2d& g, const T* x, const T* w, const T* b, T* y,
+                           bool relu) {
+  const PaddedGeometry pg(g);
+  forward_pixels(g, pg, pixels_config<T>(g, pg), x, w, b, y, relu);
+}
+
+template <class T>
+void conv2d_backward_data_col2im(const Geometry2d& g, const T* dy, const T* w, T* dx) {
   const GemmConfig<T>& cfg = gemm_config<T>();
   const PaddedGeometry pg(g);
   const int64_t pq = g.p * g.q;
@@ -349,33 +336,24 @@ void backward_weights_chunk(const WeightGradientPlan<T>& plan, const T* dy, cons
     const int64_t images = std::min(plan.group, i1 - ng), pixels = images * pq;
     const T* dyg = dy + ng * g.k * pq;
     pad_images(g, pg, x, ng, images, xpad.data());
-    for (int64_t pc = 0; pc < pixels; pc += cfg.kc) {
-      const int64_t kc = std::min(cfg.kc, pixels - pc);
+    // The chunk's first group writes part; later groups accumulate.
+    for_each_k_block(pixels, cfg.kc, ng == i0 ? T(0) : T(1), [&](int64_t pc, int64_t kc, T beta) {
       pack_dy_transposed(plan.kernels, g, dyg, cfg.nr, pc, kc, bpack.data());
-      const T beta = ng == i0 && pc == 0 ? T(0) : T(1);
-      for (int64_t r0 = 0; r0 < pg.crs; r0 += cfg.mr) {
-        for (int64_t j0 = 0; j0 < g.k; j0 += cfg.nr) {
-          cfg.ukernel_indirect_a(kc, xpad.data(), pg.bases.data() + r0, plan.offset.data() + pc,
-                                 bpack.data() + j0 * kc, part + r0 * g.k + j0, g.k, beta,
-                                 std::min<int64_t>(cfg.mr, pg.crs - r0),
-                                 std::min<int64_t>(cfg.nr, g.k - j0));
-        }
-      }
-    }
+      // Rows outer: each MR-row tile of im2col, gathered through offsets, meets the (few)
+      // column tiles of dy^T while it is in L1.
+      for_each_tile<TileOrder::rows_outer>(
+          pg.crs, g.k, cfg.mr, cfg.nr, [&](int64_t r0, int64_t j0, int64_t mr, int64_t nr) {
+            cfg.ukernel_indirect_a(kc, xpad.data(), pg.bases.data() + r0, plan.offset.data() + pc,
+                                   bpack.data() + j0 * kc, part + r0 * g.k + j0, g.k, beta, mr, nr);
+          });
+    });
   }
 }
 
 }  // namespace
 
 template <class T>
-void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
-  g.validate("conv2d_backward_weights");
-  if (g.n == 0) {  // sums over no images
-    std::fill(dw, dw + g.k * g.c * g.r * g.s, T(0));
-    if (db != nullptr) std::fill(db, db + g.k, T(0));
-    return;
-  }
-  if (winograd_weights_applies(g) && conv2d_backward_weights_winograd(g, dy, x, dw, db)) return;
+void conv2d_backward_weights_direct(const Geometry2d& g, const T* dy, const T* x, T* dw, T* db) {
   const PaddedGeometry pg(g);
   const WeightGradientPlan<T> plan(g, pg);
   // A chunk's partial sums are (CRS + 1) rows of K: dW^T, then db.
@@ -393,11 +371,15 @@ void conv2d_backward_weights(const Geometry2d& g, const T* dy, const T* x, T* dw
   if (db != nullptr) std::copy(sum.data() + pg.crs * g.k, sum.data() + (pg.crs + 1) * g.k, db);
 }
 
-#define FASTCNN_INSTANTIATE_CONV(T)                                                           \
-  template void conv2d_forward<T>(const Geometry2d&, const T*, const T*, const T*, T*, bool); \
-  template void conv2d_backward_data<T>(const Geometry2d&, const T*, const T*, T*);           \
-  template void conv2d_backward_weights<T>(const Geometry2d&, const T*, const T*, T*, T*);
-FASTCNN_INSTANTIATE_CONV(float)
-FASTCNN_INSTANTIATE_CONV(double)
+#define FASTCNN_INSTANTIATE_DIRECT(T)                                                          \
+  template bool direct_columns_preferred<T>(const Geometry2d&);                                \
+  template void conv2d_forward_columns<T>(const Geometry2d&, const T*, const T*, const T*, T*, \
+                                          bool);                                               \
+  template void conv2d_forward_pixels<T>(const Geometry2d&, const T*, const T*, const T*, T*,  \
+                                         bool);                                                \
+  template void conv2d_backward_data_col2im<T>(const Geometry2d&, const T*, const T*, T*);     \
+  template void conv2d_backward_weights_direct<T>(const Geometry2d&, const T*, const T*, T*, T*);
+FASTCNN_INSTANTIATE_DIRECT(float)
+FASTCNN_INSTANTIATE_DIRECT(double)
 
 }  // namespace fastcnn
