@@ -194,6 +194,21 @@ def pool_case(torch: Any = None) -> dict[str, Pair]:
     return cases
 
 
+_PASSES = ("forward", "backward_data", "backward_weights")
+_SHORT = {"winograd_f2x2_3x3": "wino", "direct_columns": "cols", "direct_pixels": "pixels",
+          "col2im_gemm": "col2im"}  # fmt: skip
+
+
+def _algorithms_of(pair: Pair) -> dict[str, str | None]:
+    """Which convolution algorithm each pass of fastcnn's layer ran (one call of each)."""
+    import fastcnn
+
+    pair[0]()
+    pair[1]()
+    record = fastcnn.last_conv_algorithms()
+    return {k: record[k] for k in _PASSES}
+
+
 def layer_case(name: str, torch: Any = None) -> dict[str, Pair]:
     return pool_case(torch) if name == POOL else conv_case(name, torch)
 
@@ -407,6 +422,7 @@ def main(
     # --quick the fast backends' blocks run twice, alternating, and each case keeps its best
     # time, so a slow spell of the shared machine does not land on one backend alone.
     cases = {name: layer_case(name, tmod) for name in CASES}
+    algorithms = {name: _algorithms_of(cases[name]["fastcnn"]) for name in CONVS}
     t: dict[tuple[str, str, str], float] = {}
     rounds = 1 if quick else 2
     for rnd in range(rounds):
@@ -429,6 +445,8 @@ def main(
     rows = []
     for name in CASES:
         results["layers"][name] = {f"{b}_{d}": v for (n, b, d), v in t.items() if n == name}
+        if name in algorithms:
+            results["layers"][name]["algorithms"] = algorithms[name]
         row = [name]
         for d in "fb":
             fast = t[name, "fastcnn", d]
@@ -437,13 +455,18 @@ def main(
             if tmod is not None:
                 tt = t[name, "torch", d]
                 row += [f"{tt * 1e3:.2f}", f"{tt / fast:.2f}"]
+        a = algorithms.get(name)
+        names = [a[k] or "-" for k in _PASSES] if a else []
+        row.append(" / ".join(_SHORT.get(n, n) for n in names) if names else "-")
         rows.append(row)
     header = ["layer"]
     for d in ("fwd", "bwd"):
         header += [f"{d} fast ms", "ref ms", "ref/fast"]
         if tmod is not None:
             header += ["torch ms", "torch/fast"]
+    header.append("fwd / dx / dW algorithm")
     _table(header, rows, out)
+    print(f"  ({', '.join(f'{v} = {k}' for k, v in _SHORT.items())})", file=out)
 
     check_training_step()
     steps: dict[str, float] = {}
