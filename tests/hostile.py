@@ -26,17 +26,19 @@ BASE_RSS = 100 * 2**20
 
 @dataclass
 class Run:
-    """A finished child: exit status, output, peak resident memory (bytes) and wall time (s)."""
+    """A finished child: exit status, output, peak resident memory (bytes), wall time (s) and
+    CPU time (user + system, s: what the work costs, whatever else the machine is running)."""
 
     returncode: int
     stdout: str
     stderr: str
     peak_rss: int
     seconds: float
+    cpu_seconds: float
 
 
-# Runs argv[3:], kills it after argv[2] seconds, writes "<exit code> <peak RSS KiB>" (or
-# "timeout") to the pipe whose fd is argv[1].
+# Runs argv[3:], kills it after argv[2] seconds, writes "<exit code> <peak RSS KiB> <CPU s>"
+# (or "timeout") to the pipe whose fd is argv[1].
 _LAUNCHER = """
 import os, signal, sys, time
 fd, timeout, argv = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
@@ -55,7 +57,8 @@ while True:
         os.write(fd, b"timeout")
         sys.exit(0)
     time.sleep(0.005)
-os.write(fd, b"%d %d" % (os.waitstatus_to_exitcode(status), usage.ru_maxrss))
+cpu = usage.ru_utime + usage.ru_stime
+os.write(fd, b"%d %d %.6f" % (os.waitstatus_to_exitcode(status), usage.ru_maxrss, cpu))
 """
 
 
@@ -81,10 +84,10 @@ def run_python(*args: str, timeout: float = 60.0, env: dict[str, str] | None = N
             text = report.read().decode()
         if text == "timeout":
             raise TimeoutError(f"{args} ran longer than {timeout} s")
-        code, rss_kib = (int(v) for v in text.split())
+        code, rss_kib, cpu = text.split()
         out.seek(0)
         err.seek(0)
-        return Run(code, out.read(), err.read(), rss_kib * 1024, seconds)  # KiB on Linux
+        return Run(int(code), out.read(), err.read(), int(rss_kib) * 1024, seconds, float(cpu))
 
 
 def run_cli(*argv: str, timeout: float = 60.0) -> Run:
