@@ -272,8 +272,9 @@ def test_bench_quick(capsys):
     assert float(rows["reference"][1]) > 0 and float(rows["fastcnn"][4]) > 0  # ms, MiB
     assert "torch" not in rows
     # which algorithm each pass ran: conv1 (one channel) direct, conv2 Winograd at batch 100
+    # (F(4x4) forward and backward-data, F(2x2) weight gradient)
     assert rows["conv1_1to16_28"][-5:] == ["cols", "/", "col2im", "/", "pixels"]
-    assert rows["conv2_16to16_28"][-5:] == ["wino", "/", "wino", "/", "wino"]
+    assert rows["conv2_16to16_28"][-5:] == ["wino4", "/", "wino4", "/", "wino"]
     # inference: fastcnn and ONNX Runtime (a test dependency), checked, then timed
     rows = {line.split()[0]: line.split() for line in inference.splitlines()[2:] if line}
     assert set(rows) == {"fastcnn", "onnxruntime"}

@@ -468,8 +468,14 @@ def test_the_record_names_the_default_choice(n, winograd_runs, rng):
 def test_the_lists_end_with_an_algorithm_for_every_call():
     lists = fastcnn.conv_algorithms()
     assert lists == {
-        "forward": ["winograd_f2x2_3x3", "direct_columns", "direct_pixels"],
-        "backward_data": ["winograd_f2x2_3x3", "direct_columns", "direct_pixels", "col2im_gemm"],
+        "forward": ["winograd_f4x4_3x3", "winograd_f2x2_3x3", "direct_columns", "direct_pixels"],
+        "backward_data": [
+            "winograd_f4x4_3x3",
+            "winograd_f2x2_3x3",
+            "direct_columns",
+            "direct_pixels",
+            "col2im_gemm",
+        ],
         "backward_weights": ["winograd_f2x2_3x3", "direct_pixels"],
     }
     assert fastcnn.config()["conv_algorithms"] == lists
@@ -565,7 +571,7 @@ def test_pin_api_validates_and_restores():
             assert fastcnn.get_conv_algorithm() is None
         assert fastcnn.get_conv_algorithm() == "direct_pixels"
     assert fastcnn.get_conv_algorithm() is None
-    known = "winograd_f2x2_3x3, direct_columns, direct_pixels, col2im_gemm"
+    known = "winograd_f4x4_3x3, winograd_f2x2_3x3, direct_columns, direct_pixels, col2im_gemm"
     with pytest.raises(
         ValueError, match=f"unknown convolution algorithm 'im2col' \\(known: {known}\\)"
     ):
@@ -604,7 +610,8 @@ def test_the_environment_variable_pins_at_import():
     last = res.stderr.strip().splitlines()[-1]
     assert last == (
         "ValueError: environment variable FASTCNN_CONV_ALGORITHM: unknown convolution "
-        "algorithm 'fft' (known: winograd_f2x2_3x3, direct_columns, direct_pixels, col2im_gemm)"
+        "algorithm 'fft' (known: winograd_f4x4_3x3, winograd_f2x2_3x3, direct_columns, "
+        "direct_pixels, col2im_gemm)"
     )
 
 
@@ -615,9 +622,10 @@ def test_info_shows_the_lists_and_the_pin(capsys):
         assert cli.main(["info"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line for line in out if line.startswith("  conv") or line.startswith(" " * 19)] == [
-        "  conv algorithms: forward:          winograd_f2x2_3x3 > direct_columns > direct_pixels",
+        "  conv algorithms: forward:          "
+        "winograd_f4x4_3x3 > winograd_f2x2_3x3 > direct_columns > direct_pixels",
         "                   backward_data:    "
-        "winograd_f2x2_3x3 > direct_columns > direct_pixels > col2im_gemm",
+        "winograd_f4x4_3x3 > winograd_f2x2_3x3 > direct_columns > direct_pixels > col2im_gemm",
         "                   backward_weights: winograd_f2x2_3x3 > direct_pixels",
         "  conv pinned:     col2im_gemm",
     ]
@@ -631,3 +639,121 @@ def test_winograd_min_tiles_validation():
         _config.set_winograd_min_tiles(-1, 0)
     with pytest.raises(TypeError, match="int"):
         _config.set_winograd_min_tiles(1.5, 0)  # type: ignore[arg-type]
+
+
+# ---- Winograd F(4x4, 3x3) ------------------------------------------------------------------
+# Its float32 error against a float64 reference on DeepConvNet's layers is at most 6.4e-6 of
+# the output's largest value (docs/performance.md), 20x F(2x2)'s but 30x inside TOL, which the
+# tests below hold it to. A wrong transform coefficient or a mishandled edge tile is O(1).
+W4 = "winograd_f4x4_3x3"
+
+# Output sizes P, Q = 1..9 (4x4 tiles with 1-4 rows and columns, one to three tiles) for pads
+# 0, 1, 2 (so backward-data, a forward with pad 2 - pad, sees them too), batch 1 and 3, input
+# and output channels 1, 3 and 17 (vector bodies and scalar tails), cycled over the cases.
+W4_EDGE_CASES = [
+    (p, q, pad) for pad in (0, 1, 2) for p in range(1, 10) for q in range(1, 10)
+    if p + 2 - 2 * pad >= 1 and q + 2 - 2 * pad >= 1
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_winograd4_edge_shapes_match_reference(isa, dtype, rng):
+    """Pinned, F(4x4) computes the forward and backward-data (the flipped forward) of every
+    edge shape, with every ISA's kernels, within TOL of the reference, and the record names it."""
+    channels = [(c, k) for c in (1, 3, 17) for k in (1, 3, 17)]
+    with fastcnn.conv_algorithm(W4):
+        for i, (p, q, pad) in enumerate(W4_EDGE_CASES):
+            n = (1, 3)[i % 2]
+            c, k = channels[i % len(channels)]
+            x = rng.standard_normal((n, c, p + 2 - 2 * pad, q + 2 - 2 * pad)).astype(dtype)
+            w = rng.standard_normal((k, c, 3, 3)).astype(dtype)
+            b = rng.standard_normal(k).astype(dtype)
+            y = fast.conv2d_forward(x, w, b, 1, pad)
+            assert y.shape == (n, k, p, q)
+            assert fastcnn.last_conv_algorithms()["forward"] == W4, (p, q, pad)
+            assert_close(y, ref.conv2d_forward(x, w, b, 1, pad), dtype)
+            dy = rng.standard_normal(y.shape).astype(dtype)
+            dx = fast.conv2d_backward(dy, x, w, 1, pad)[0]
+            assert fastcnn.last_conv_algorithms()["backward_data"] == W4, (p, q, pad)
+            assert_close(dx, ref.conv2d_backward(dy, x, w, 1, pad)[0], dtype)
+
+
+def test_winograd4_float32_error_on_the_networks_layers(rng):
+    """On each DeepConvNet convolution (He-init weights, ReLU inputs), float32 F(4x4) stays
+    within 2e-5 of the largest output of a float64 reference on the same values (3x its
+    measured worst case, 6.4e-6), and F(2x2) within 2e-6: a transform that lost precision
+    (e.g. a coefficient rounded to float32 where it need not be) would show here."""
+    for s in network_shapes()[0].values():
+        x = np.maximum(rng.standard_normal((2, s.c, s.h, s.w)), 0).astype(np.float32)
+        w = (rng.standard_normal((s.k, s.c, 3, 3)) * np.sqrt(2 / (9 * s.c))).astype(np.float32)
+        want = ref.conv2d_forward(x.astype(np.float64), w.astype(np.float64), None, 1, s.pad)
+        for name, bound in ((W4, 2e-5), ("winograd_f2x2_3x3", 2e-6)):
+            with fastcnn.conv_algorithm(name):
+                y = fast.conv2d_forward(x, w, None, 1, s.pad)
+                assert fastcnn.last_conv_algorithms()["forward"] == name
+            assert np.abs(y - want).max() <= bound * np.abs(want).max(), (name, s)
+
+
+@pytest.mark.usefixtures("any_size_threads")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "xs, ws", [((13, 8, 15, 15), (16, 8, 3, 3)), ((13, 32, 8, 8), (64, 32, 3, 3))]
+)
+def test_winograd4_bitwise_identical_for_any_thread_count(dtype, xs, ws, rng):
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    dy = rng.standard_normal((xs[0], ws[0], xs[2], xs[3])).astype(dtype)
+    results = []
+    with fastcnn.conv_algorithm(W4):
+        for nt in (1, 2, 3):
+            with fastcnn.threads(nt):
+                y = fast.conv2d_forward(x, w, b, 1, 1)
+                assert fastcnn.last_conv_algorithms()["forward"] == W4
+                dx = fast.conv2d_backward(dy, x, w, 1, 1)[0]
+                assert fastcnn.last_conv_algorithms()["backward_data"] == W4
+                results.append((y, dx))
+    for other in results[1:]:
+        for a, e in zip(other, results[0]):
+            np.testing.assert_array_equal(a, e)
+
+
+@pytest.mark.parametrize(
+    "xs, ws, pad, forward, backward_data",
+    [
+        # conv2 at batch 8 (392 4x4 tiles): F(4x4) forward and backward-data
+        ((8, 16, 28, 28), (16, 16, 3, 3), 1, W4, W4),
+        # conv4 at batch 16: 16x16 out (F(4x4), 256 tiles); its backward-data has 14x14 out,
+        # where 4x4 tiles waste what they save (F(2x2))
+        ((16, 32, 14, 14), (32, 32, 3, 3), 2, W4, "winograd_f2x2_3x3"),
+        # conv6 at batch 16: 64 4x4 tiles, too few for F(4x4)'s weight transform
+        ((16, 64, 8, 8), (64, 64, 3, 3), 1, "winograd_f2x2_3x3", "winograd_f2x2_3x3"),
+        # one input channel: no Winograd at all
+        ((8, 1, 28, 28), (16, 1, 3, 3), 1, "direct_columns", "col2im_gemm"),
+    ],
+)
+def test_winograd4_is_the_default_where_it_measured_faster(
+    xs, ws, pad, forward, backward_data, rng
+):
+    if fastcnn.get_isa() == "generic":
+        pytest.skip("Winograd needs the SIMD kernels")
+    with _config.winograd_min_tiles(*DEFAULT_WINOGRAD_MIN_TILES):
+        ran = _passes_ran(rng, xs, ws, 1, pad, np.float32)
+    assert (ran["forward"], ran["backward_data"]) == (forward, backward_data)
+    assert ran["backward_weights"] != W4  # F(4x4) has no weight gradient
+
+
+def test_winograd4_declines_non_finite_data_and_the_record_shows_it(rng):
+    x = rng.standard_normal((2, 16, 9, 9))
+    x[1, 3, 4, 5] = -np.inf
+    w = rng.standard_normal((16, 16, 3, 3))
+    with np.errstate(invalid="ignore", over="ignore"), fastcnn.conv_algorithm(W4):
+        y = fast.conv2d_forward(x, w, None, 1, 1)
+        _assert_same_non_finite([y], [ref.conv2d_forward(x, w, None, 1, 1)], np.float64)
+        assert fastcnn.last_conv_algorithms()["forward"] not in (W4, "winograd_f2x2_3x3")
+
+
+def test_winograd4_switched_off_does_not_run_even_pinned(rng):
+    with fastcnn.winograd(False), fastcnn.conv_algorithm(W4):
+        ran = _passes_ran(rng, (2, 16, 9, 9), (16, 16, 3, 3), 1, 1)
+    assert W4 not in ran.values()

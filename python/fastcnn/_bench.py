@@ -195,8 +195,8 @@ def pool_case(torch: Any = None) -> dict[str, Pair]:
 
 
 _PASSES = ("forward", "backward_data", "backward_weights")
-_SHORT = {"winograd_f2x2_3x3": "wino", "direct_columns": "cols", "direct_pixels": "pixels",
-          "col2im_gemm": "col2im"}  # fmt: skip
+_SHORT = {"winograd_f4x4_3x3": "wino4", "winograd_f2x2_3x3": "wino", "direct_columns": "cols",
+          "direct_pixels": "pixels", "col2im_gemm": "col2im"}  # fmt: skip
 
 
 def _algorithms_of(pair: Pair) -> dict[str, str | None]:

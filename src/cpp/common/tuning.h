@@ -94,4 +94,16 @@ constexpr int64_t kWinogradWeightsMinChannelPairs = 256;
 constexpr int64_t kWinogradBlockBytes = int64_t{256} << 10;
 constexpr int64_t kWinogradWeightsMinBlockTiles = 64;
 
+// Winograd F(4x4, 3x3) (winograd4.h) against F(2x2, 3x3), where F(2x2) is preferred.
+// Measured on DeepConvNet's layers (docs/performance.md, "Winograd F(4x4, 3x3)"), float32,
+// loaded machine, best of 15-25 rounds: at batch 100 the forward took 0.67-0.84x F(2x2)'s
+// time on conv2 (28x28), 0.74-0.87x on conv4 (16x16 out), 0.85-0.98x on conv6 (8x8); on 14x14
+// outputs (conv3; conv3/conv4's backward-data) 0.9-1.06x, because 4x4 tiles pad 14 to 16 and
+// keep 0.73 of F(2x2)'s multiplies instead of 0.56. At batch 8 it lost on 8x8 (32 tiles: 1.6x
+// F(2x2)'s time, its weight transform is 2.25x larger) and tied at 128 tiles. So the default
+// order takes it from 256 4x4 tiles, N * ceil(P/4) * ceil(Q/4), and only where its multiplies
+// are at most 0.6 of F(2x2)'s (36 per 4x4 tile against 16 per 2x2 tile, edge tiles whole).
+constexpr int64_t kWinogradF4ForwardMinTiles = 256;
+constexpr double kWinogradF4MaxMultiplies = 0.6;
+
 }  // namespace fastcnn::tuning

@@ -3,9 +3,9 @@
 // decides which algorithm runs is in this file or in the supports/preferred functions it
 // names; the implementations (direct.cpp, winograd.cpp) only compute.
 //
-//   forward:           winograd_f2x2_3x3 > direct_columns > direct_pixels
-//   backward_data:     winograd_f2x2_3x3 > direct_columns > direct_pixels (each the forward
-//                      algorithm on the flipped problem) > col2im_gemm
+//   forward:           winograd_f4x4_3x3 > winograd_f2x2_3x3 > direct_columns > direct_pixels
+//   backward_data:     winograd_f4x4_3x3 > winograd_f2x2_3x3 > direct_columns > direct_pixels
+//                      (each the forward algorithm on the flipped problem) > col2im_gemm
 //   backward_weights:  winograd_f2x2_3x3 > direct_pixels
 #include "conv/algorithms.h"
 
@@ -23,15 +23,16 @@
 #include "conv/conv.h"
 #include "conv/direct.h"
 #include "conv/winograd.h"
+#include "conv/winograd4.h"
 
 namespace fastcnn {
 
 namespace {
 
 // The vocabulary: every algorithm's name, once; the lists below refer to these ids.
-enum AlgorithmId : int { kWinograd, kColumns, kPixels, kCol2im, kAlgorithms };
-constexpr const char* kNames[kAlgorithms] = {"winograd_f2x2_3x3", "direct_columns", "direct_pixels",
-                                             "col2im_gemm"};
+enum AlgorithmId : int { kWinograd4, kWinograd, kColumns, kPixels, kCol2im, kAlgorithms };
+constexpr const char* kNames[kAlgorithms] = {"winograd_f4x4_3x3", "winograd_f2x2_3x3",
+                                             "direct_columns", "direct_pixels", "col2im_gemm"};
 constexpr const char* kPassNames[kConvPasses] = {"forward", "backward_data", "backward_weights"};
 
 std::atomic<int> g_pinned{-1};                 // an AlgorithmId, or -1
@@ -103,6 +104,18 @@ bool winograd_forward_run(const ForwardCall<T>& c) {
   return conv2d_forward_winograd(c.g, c.x, c.w, c.b, c.y, c.relu);
 }
 template <class T>
+bool winograd4_forward_supports(const ForwardCall<T>& c) {
+  return winograd4_supports(c.g) && c.finite_weights();
+}
+template <class T>
+bool winograd4_forward_prefers(const ForwardCall<T>& c) {
+  return winograd4_forward_preferred(c.g);
+}
+template <class T>
+bool winograd4_forward_run(const ForwardCall<T>& c) {
+  return conv2d_forward_winograd4(c.g, c.x, c.w, c.b, c.y, c.relu);
+}
+template <class T>
 bool columns_supports(const ForwardCall<T>& c) {
   return c.g.sh == 1 && c.g.sw == 1;
 }
@@ -122,7 +135,9 @@ bool pixels_run(const ForwardCall<T>& c) {
 }
 
 template <class T>
-constexpr std::array<Algorithm<ForwardCall<T>>, 3> kForward{{
+constexpr std::array<Algorithm<ForwardCall<T>>, 4> kForward{{
+    {kWinograd4, &winograd4_forward_supports<T>, &winograd4_forward_prefers<T>,
+     &winograd4_forward_run<T>, true},
     {kWinograd, &winograd_forward_supports<T>, &winograd_forward_prefers<T>,
      &winograd_forward_run<T>, true},
     {kColumns, &columns_supports<T>, &columns_prefers<T>, &columns_run<T>, false},
@@ -180,10 +195,11 @@ bool col2im_run(const BackwardDataCall<T>& c) {
 }
 
 template <class T>
-constexpr std::array<Algorithm<BackwardDataCall<T>>, 4> kBackwardData{{
-    {kWinograd, &flipped_supports<T, 0>, &flipped_prefers<T, 0>, &flipped_run<T, 0>, true},
-    {kColumns, &flipped_supports<T, 1>, &flipped_prefers<T, 1>, &flipped_run<T, 1>, false},
-    {kPixels, &flipped_supports<T, 2>, &flipped_prefers<T, 2>, &flipped_run<T, 2>, false},
+constexpr std::array<Algorithm<BackwardDataCall<T>>, 5> kBackwardData{{
+    {kWinograd4, &flipped_supports<T, 0>, &flipped_prefers<T, 0>, &flipped_run<T, 0>, true},
+    {kWinograd, &flipped_supports<T, 1>, &flipped_prefers<T, 1>, &flipped_run<T, 1>, true},
+    {kColumns, &flipped_supports<T, 2>, &flipped_prefers<T, 2>, &flipped_run<T, 2>, false},
+    {kPixels, &flipped_supports<T, 3>, &flipped_prefers<T, 3>, &flipped_run<T, 3>, false},
     {kCol2im, &always<BackwardDataCall<T>>, &always<BackwardDataCall<T>>, &col2im_run<T>, false},
 }};
 

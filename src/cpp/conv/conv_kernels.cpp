@@ -7,7 +7,9 @@ namespace fastcnn {
 
 #define FASTCNN_CONV_KERNELS(dt, isa)                                 \
   {dt##_winograd_input_f2x3__##isa, dt##_winograd_output_f2x3__##isa, \
-   dt##_winograd_dy_f2x3__##isa, dt##_to_pixel_major__##isa, dt##_from_pixel_major__##isa}
+   dt##_winograd_dy_f2x3__##isa,    dt##_to_pixel_major__##isa,       \
+   dt##_from_pixel_major__##isa,    dt##_winograd_input_f4x3__##isa,  \
+   dt##_winograd_output_f4x3__##isa}
 #define FASTCNN_CONV_KERNELS_CASES(dt)                            \
   switch (isa) {                                                  \
     case Isa::avx512:                                             \

@@ -1,5 +1,6 @@
 // The convolution kernels that are not GEMM micro-kernels, per ISA: Winograd F(2x2, 3x3) tile
-// transforms (of inputs, outputs and output gradients) (see winograd.h) and transposing copies
+// transforms (of inputs, outputs and output gradients) (see winograd.h), F(4x4, 3x3) tile
+// transforms of inputs and outputs (see winograd4.h) and transposing copies
 // between channel-major (NCHW) and pixel-major (HWC) layouts. Defined in
 // kernels/conv_kernels__<isa>.cpp (one source, kernels/conv_kernels_impl.h, compiled with each
 // ISA's flags); conv_kernels<T>() picks the active ISA's, like gemm_config<T>().
@@ -43,6 +44,8 @@ namespace fastcnn {
   FASTCNN_DECLARE_WINOGRAD_INPUT(dt##_winograd_input_f2x3__##isa, T);   \
   FASTCNN_DECLARE_WINOGRAD_OUTPUT(dt##_winograd_output_f2x3__##isa, T); \
   FASTCNN_DECLARE_WINOGRAD_DY(dt##_winograd_dy_f2x3__##isa, T);         \
+  FASTCNN_DECLARE_WINOGRAD_INPUT(dt##_winograd_input_f4x3__##isa, T);   \
+  FASTCNN_DECLARE_WINOGRAD_OUTPUT(dt##_winograd_output_f4x3__##isa, T); \
   FASTCNN_DECLARE_TO_PIXEL_MAJOR(dt##_to_pixel_major__##isa, T);        \
   FASTCNN_DECLARE_FROM_PIXEL_MAJOR(dt##_from_pixel_major__##isa, T)
 #define FASTCNN_DECLARE_CONV_KERNELS(isa)            \
@@ -59,6 +62,10 @@ struct ConvKernels {
   FASTCNN_DECLARE_WINOGRAD_DY((*winograd_dy), T);
   FASTCNN_DECLARE_TO_PIXEL_MAJOR((*to_pixel_major), T);
   FASTCNN_DECLARE_FROM_PIXEL_MAJOR((*from_pixel_major), T);
+  // F(4x4, 3x3): the same contracts over 6 x 6 windows and 36 points (xi = 6*i + j), 4 x 4
+  // outputs whose edge[t] is (columns - 1) | (rows - 1) << 2.
+  FASTCNN_DECLARE_WINOGRAD_INPUT((*winograd4_input), T);
+  FASTCNN_DECLARE_WINOGRAD_OUTPUT((*winograd4_output), T);
 };
 
 // The active ISA's kernels, and a given ISA's (an ISA this build has no kernels for falls back

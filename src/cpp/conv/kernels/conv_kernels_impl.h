@@ -11,10 +11,21 @@
 //   U = G g G^T,  G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
 // Transform point xi = 4*i + j holds row i, column j of V, U and m.
+//
+// Winograd F(4x4, 3x3) (the same paper; interpolation points 0, 1, -1, 2, -2 and infinity),
+// with d the 6 x 6 window and a 4 x 4 output A^T m A:
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+//          0 4 0 -5 0 1],
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1],
+// and G (the weights' transform, in winograd4.cpp) carries all the fractions: B and A have
+// small integer entries, so the input and output transforms round only in their additions.
+// Transform point xi = 6*i + j holds row i, column j.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "conv/conv_kernels.h"
 
@@ -79,6 +90,78 @@ inline __attribute__((always_inline)) void output_tile(Load&& load, Store&& stor
   }
 }
 
+// The element type of a vector U (or U itself for a scalar): the type of the constant factors
+// the F(4x4) transforms multiply by.
+template <class U, bool = std::is_arithmetic_v<U>>
+struct ElementOf {
+  using type = U;
+};
+template <class U>
+struct ElementOf<U, false> {
+  using type = std::remove_cv_t<std::remove_reference_t<decltype(std::declval<U>()[0])>>;
+};
+
+// B^T applied to one column (or row) d0..d5 of a 6 x 6 window, as sums of differences.
+template <class U>
+inline __attribute__((always_inline)) void input_6(const U* d, U* out) {
+  using T = typename ElementOf<U>::type;
+  const U d12 = d[1] + d[2], d34 = d[3] + d[4], e12 = d[1] - d[2], e34 = d[4] - d[3];
+  const U f = d[4] - d[2], h = d[3] - d[1];
+  out[0] = (T(4) * d[0] - T(5) * d[2]) + d[4];
+  out[1] = d34 - T(4) * d12;
+  out[2] = e34 + T(4) * e12;
+  out[3] = f + T(2) * h;
+  out[4] = f - T(2) * h;
+  out[5] = (T(4) * d[1] - T(5) * d[3]) + d[5];
+}
+
+// V = B^T d B of a 6 x 6 window (F(4x4, 3x3)): load(i, j) reads window pixel (i, j),
+// store(xi, v) writes point xi = 6*i + j.
+template <class U, class Load, class Store>
+inline __attribute__((always_inline)) void input_tile_f4(Load&& load, Store&& store) {
+  U w[6][6];  // B^T d: rows combined, column by column
+  for (int j = 0; j < 6; ++j) {
+    U col[6], out[6];
+    for (int i = 0; i < 6; ++i) col[i] = load(i, j);
+    input_6(col, out);
+    for (int i = 0; i < 6; ++i) w[i][j] = out[i];
+  }
+  for (int i = 0; i < 6; ++i) {  // (B^T d) B: columns combined
+    U out[6];
+    input_6(w[i], out);
+    for (int j = 0; j < 6; ++j) store(6 * i + j, out[j]);
+  }
+}
+
+// A^T applied to one column (or row) m0..m5 of the 36 products.
+template <class U>
+inline __attribute__((always_inline)) void output_6(const U* m, U* out) {
+  using T = typename ElementOf<U>::type;
+  const U a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
+  out[0] = (m[0] + a) + c;
+  out[1] = b + T(2) * e;
+  out[2] = a + T(4) * c;
+  out[3] = (b + T(8) * e) + m[5];
+}
+
+// A^T m A for one vector (or scalar) U of output channels (F(4x4, 3x3)): load(xi) reads point
+// xi, store(i, j, v) writes output pixel (i, j).
+template <class U, class Load, class Store>
+inline __attribute__((always_inline)) void output_tile_f4(Load&& load, Store&& store) {
+  U s[4][6];  // A^T m
+  for (int j = 0; j < 6; ++j) {
+    U col[6], out[4];
+    for (int i = 0; i < 6; ++i) col[i] = load(6 * i + j);
+    output_6(col, out);
+    for (int i = 0; i < 4; ++i) s[i][j] = out[i];
+  }
+  for (int i = 0; i < 4; ++i) {
+    U out[4];
+    output_6(s[i], out);
+    for (int j = 0; j < 4; ++j) store(i, j, out[j]);
+  }
+}
+
 // One value of T behind the same interface as WinogradVec.
 template <class T>
 struct WinogradScalar {
@@ -136,6 +219,42 @@ void winograd_output_f2x3(int64_t K, int64_t ntiles, const T* m, int64_t ms, T* 
                                  [&](int i, int j, auto r) {
                                    if (i < rows && j < cols) W::store(out + i * ys + j * K + k, r);
                                  });
+    });
+  }
+}
+
+// F(4x4, 3x3)'s input transform, with the contract of winograd_input_f2x3 over 6 x 6 windows
+// and 36 points.
+template <class T, int kBytes>
+void winograd_input_f4x3(int64_t C, int64_t ntiles, const T* x, const int64_t* off, int64_t ws,
+                         T* v, int64_t vs) {
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const T* d = x + off[t];
+    T* out = v + t * C;
+    for_each_width<T, kBytes>(0, C, [&](auto w, int64_t c) {
+      using W = decltype(w);
+      input_tile_f4<typename W::V>([&](int i, int j) { return W::load(d + i * ws + j * C + c); },
+                                   [&](int xi, auto r) { W::store(out + xi * vs + c, r); });
+    });
+  }
+}
+
+// F(4x4, 3x3)'s output transform, with the contract of winograd_output_f2x3 over 4 x 4 tiles:
+// edge[t] is (columns - 1) | (rows - 1) << 2 of the tile's pixels inside the output.
+template <class T, int kBytes>
+void winograd_output_f4x3(int64_t K, int64_t ntiles, const T* m, int64_t ms, T* y,
+                          const int64_t* off, const uint8_t* edge, int64_t ys) {
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const T* src = m + t * K;
+    T* out = y + off[t];
+    const int rows = (edge[t] >> 2) + 1, cols = (edge[t] & 3) + 1;
+    for_each_width<T, kBytes>(0, K, [&](auto w, int64_t k) {
+      using W = decltype(w);
+      output_tile_f4<typename W::V>([&](int xi) { return W::load(src + xi * ms + k); },
+                                    [&](int i, int j, auto r) {
+                                      if (i < rows && j < cols)
+                                        W::store(out + i * ys + j * K + k, r);
+                                    });
     });
   }
 }
@@ -345,6 +464,12 @@ bool from_pixel_major(const T* src, int64_t count, int64_t K, int64_t lds, const
   }                                                                      \
   FASTCNN_DECLARE_WINOGRAD_DY(dt##_winograd_dy_f2x3__##isa, T) {         \
     winograd_dy_f2x3<T, bytes>(K, ntiles, dy, off, edge, ys, z, zs, nr); \
+  }                                                                      \
+  FASTCNN_DECLARE_WINOGRAD_INPUT(dt##_winograd_input_f4x3__##isa, T) {   \
+    winograd_input_f4x3<T, bytes>(C, ntiles, x, off, ws, v, vs);         \
+  }                                                                      \
+  FASTCNN_DECLARE_WINOGRAD_OUTPUT(dt##_winograd_output_f4x3__##isa, T) { \
+    winograd_output_f4x3<T, bytes>(K, ntiles, m, ms, y, off, edge, ys);  \
   }                                                                      \
   FASTCNN_DECLARE_TO_PIXEL_MAJOR(dt##_to_pixel_major__##isa, T) {        \
     return to_pixel_major<T>(src, rows, cols, lds, dst, ldd, run, drs);  \
