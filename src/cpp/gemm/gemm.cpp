@@ -133,9 +133,9 @@ bool use_measured_blocking() {
 template <class T>
 GemmConfig<T> with_blocking(const GemmConfig<T>* tile, const CpuInfo& cpu) {
   GemmConfig<T> cfg = *tile;
+  const bool measured = use_measured_blocking();
   for (const MeasuredBlocking& m : kMeasured) {
-    if (use_measured_blocking() && m.arch == cpu.microarch &&
-        std::strcmp(m.kernel, cfg.name) == 0) {
+    if (measured && m.arch == cpu.microarch && std::strcmp(m.kernel, cfg.name) == 0) {
       cfg.mc = m.mc;
       cfg.kc = m.kc;
       cfg.nc = m.nc;
