@@ -252,7 +252,9 @@ def test_model_rejects_bad_arguments():
 
 
 def test_cpu_info_shape():
-    info = fastcnn.config()["cpu"]
+    info = fastcnn.cpu_info()
+    assert info == fastcnn.config()["cpu"]
+    assert fastcnn.gemm_configs() == fastcnn.config()["gemm"]
     assert set(info) == {"vendor", "family", "model", "microarch", "caches"}
     assert info["microarch"] in {"zen4", "zen3", "spr", "skx", "haswell", "generic"}
     caches = info["caches"]
