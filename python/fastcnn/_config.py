@@ -1,5 +1,5 @@
-"""Runtime configuration of the compiled core: threads, CPU features, the kernel ISA and the
-convolution algorithm.
+"""Runtime configuration of the compiled core: threads, CPU features and caches, the kernel ISA
+and its GEMM blocking, and the convolution algorithm.
 
 Thread count, ISA, the Winograd switch and the pinned convolution algorithm are process-wide
 settings of ``fastcnn._core``; this module only validates arguments and presents them.
@@ -77,6 +77,26 @@ def min_thread_work(ns: float) -> contextlib.AbstractContextManager[None]:
 def cpu_features() -> dict[str, bool]:
     """The CPU's SIMD features relevant to fastcnn's kernels."""
     return dict(_core.cpu_features())
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU as the kernels see it, read once at import: ``vendor`` (CPUID's, e.g.
+    ``"AuthenticAMD"``; ``""`` off x86), ``family`` and ``model`` (with the extended fields
+    folded in), ``microarch`` (the class whose GEMM configuration is used: ``"zen4"``,
+    ``"zen3"``, ``"spr"``, ``"skx"``, ``"haswell"`` or ``"generic"``) and ``caches``: ``"l1d"``,
+    ``"l2"``, ``"l3"`` as dicts of ``size`` (bytes), ``line`` (bytes), ``ways`` and ``sharing``
+    (logical processors sharing it), plus ``"source"``: where the sizes came from (``"cpuid"``,
+    ``"sysfs"``, ``"default"``, or e.g. ``"cpuid+default"`` when some levels were assumed)."""
+    return dict(_core.cpu_info())
+
+
+def gemm_configs() -> dict[str, list[dict[str, Any]]]:
+    """Per dtype (``"float32"``, ``"float64"``), the GEMM configurations of the active ISA on
+    this CPU: the main one first, then the tiles chosen for short or narrow products. Each is a
+    dict of ``kernel`` (the micro-kernel's name), ``mr`` x ``nr`` (its tile), the cache blocking
+    ``mc``, ``kc``, ``nc``, and ``blocking``: ``"measured"`` (tuned on this microarchitecture)
+    or ``"modelled"`` (derived from the cache sizes)."""
+    return {str(k): [dict(c) for c in v] for k, v in _core.gemm_configs().items()}
 
 
 def available_isas() -> list[str]:
@@ -212,18 +232,57 @@ def config() -> dict[str, Any]:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "cpu_count": os.cpu_count(),
         "cpu_features": cpu_features(),
+        "cpu": cpu_info(),
         "available_isas": available_isas(),
         "isa": get_isa(),
         "winograd": get_winograd(),
         "conv_algorithms": conv_algorithms(),
         "conv_algorithm": get_conv_algorithm(),
         "kernels": dict(_core.kernel_info()),
+        "gemm": gemm_configs(),
         "build": dict(_core.build_info),
     }
 
 
+def _bytes(n: int) -> str:
+    """1048576 -> '1 MiB', 49152 -> '48 KiB'."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} B"
+
+
+def _cpu_lines(cpu: dict[str, Any]) -> list[str]:
+    """The cpu and caches lines of show_config."""
+    vendor = cpu["vendor"] or "unknown vendor"
+    caches = cpu["caches"]
+    parts = []
+    for name, label in (("l1d", "L1d"), ("l2", "L2"), ("l3", "L3")):
+        c = caches[name]
+        shared = f", shared by {c['sharing']}" if c["sharing"] > 1 else ""
+        parts.append(f"{label} {_bytes(c['size'])} {c['ways']}-way{shared}")
+    return [
+        f"  cpu:             {vendor} family {cpu['family']:#x} model {cpu['model']:#x} "
+        f"({cpu['microarch']})",
+        f"  caches:          {', '.join(parts)} (from {caches['source']})",
+    ]
+
+
+def _gemm_lines(gemm: dict[str, list[dict[str, Any]]], microarch: str) -> list[str]:
+    """One show_config line per GEMM configuration (the main one of each dtype first): tile,
+    blocking, where the blocking came from, the micro-kernel."""
+    source = {"measured": f"measured on {microarch}", "modelled": "modelled from the caches"}
+    return [
+        f"  {'gemm ' + dtype + ':':<17}{c['mr']}x{c['nr']} MC {c['mc']} KC {c['kc']} "
+        f"NC {c['nc']} ({source[c['blocking']]}) {c['kernel']}"
+        for dtype, cfgs in gemm.items()
+        for c in cfgs
+    ]
+
+
 def show_config(file: TextIO | None = None) -> None:
-    """Print the version, threads, CPU features, kernel ISA, convolution algorithms (each
+    """Print the version, threads, CPU (identity, microarchitecture, caches) and features,
+    kernel ISA, GEMM configurations (tile and blocking per dtype), convolution algorithms (each
     pass's list and the pinned one) and build of fastcnn."""
     out = file if file is not None else sys.stdout
     cfg = config()
@@ -232,10 +291,11 @@ def show_config(file: TextIO | None = None) -> None:
         f"fastcnn {cfg['version']} (Python {cfg['python']}, {cfg['platform']})",
         f"  threads:         {cfg['num_threads']} "
         f"(OMP_NUM_THREADS={cfg['OMP_NUM_THREADS'] or 'unset'}, {cfg['cpu_count']} CPUs)",
+        *_cpu_lines(cfg["cpu"]),
         f"  cpu features:    {features}",
         f"  kernel isa:      {cfg['isa']} (available: {', '.join(cfg['available_isas'])})",
+        *_gemm_lines(cfg["gemm"], cfg["cpu"]["microarch"]),
     ]
-    lines += [f"  {name + ' kernel:':<17}{kernel}" for name, kernel in cfg["kernels"].items()]
     lines.append(f"  winograd conv:   {'on' if cfg['winograd'] else 'off'} (3x3, stride 1)")
     lines += [
         f"  {'conv algorithms:' if i == 0 else '':<17}{conv_pass + ':':<18}{' > '.join(names)}"

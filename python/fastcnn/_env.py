@@ -1,10 +1,11 @@
 """The FASTCNN_* environment variables: one table of their names and accepted values.
 
-The compiled core reads FASTCNN_ISA and FASTCNN_WINOGRAD when it loads, and its Winograd switch
-takes any value but a few "off" words as "on"; so every module using the core imports it from
-here (``from fastcnn._env import _core``), which checks the variables first: a ValueError
-naming the variable and its accepted values. FASTCNN_CONV_ALGORITHM is applied here, once,
-when the core is first loaded (the core checks the name against its algorithm lists).
+The compiled core reads FASTCNN_ISA, FASTCNN_WINOGRAD and FASTCNN_GEMM_BLOCKING when it
+loads, and its Winograd switch takes any value but a few "off" words as "on"; so every module
+using the core imports it from here (``from fastcnn._env import _core``), which checks the
+variables first: a ValueError naming the variable and its accepted values.
+FASTCNN_CONV_ALGORITHM is applied here, once, when the core is first loaded (the core checks
+the name against its algorithm lists).
 Importing this module itself loads no compiled code (the CLI reads FASTCNN_DEBUG through it).
 """
 
@@ -25,6 +26,10 @@ _OFF = ("0", "false", "off", "no")
 VARIABLES: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "FASTCNN_ISA": (None, "the kernels' ISA at import (a name set_isa accepts)"),
     "FASTCNN_WINOGRAD": (_ON + _OFF, "whether 3x3 convolutions may use Winograd (default on)"),
+    "FASTCNN_GEMM_BLOCKING": (
+        ("measured", "modelled"),
+        "the GEMM cache blocking: measured numbers where the CPU has them (default), or modelled",
+    ),
     "FASTCNN_CONV_ALGORITHM": (
         None,
         "a convolution algorithm pinned at import (a name set_conv_algorithm accepts)",

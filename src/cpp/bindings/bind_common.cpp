@@ -1,4 +1,5 @@
-// Runtime configuration: threads, CPU features, the active ISA and its micro-kernels.
+// Runtime configuration: threads, CPU features, identity and caches, the active ISA and its
+// micro-kernels and blocking.
 #include "bindings/bindings.h"
 #include "common/cpu.h"
 #include "common/parallel.h"
@@ -8,7 +9,51 @@
 
 namespace fastcnn::bind {
 
+namespace {
+
+py::dict cache_dict(const CacheLevel& c) {
+  py::dict d;
+  d["size"] = c.size;
+  d["line"] = c.line;
+  d["ways"] = c.ways;
+  d["sharing"] = c.sharing;
+  return d;
+}
+
+// The active ISA's configurations of one dtype, the main one first (see gemm_configs).
+template <class T>
+py::list config_list() {
+  py::list out;
+  for (const GemmConfig<T>* cfg : gemm_configs<T>(active_isa())) {
+    py::dict d;
+    d["kernel"] = cfg->name;
+    d["mr"] = cfg->mr;
+    d["nr"] = cfg->nr;
+    d["mc"] = cfg->mc;
+    d["kc"] = cfg->kc;
+    d["nc"] = cfg->nc;
+    d["blocking"] = cfg->measured ? "measured" : "modelled";
+    out.append(d);
+  }
+  return out;
+}
+
+}  // namespace
+
+py::dict caches_dict(const CpuCaches& c) {
+  py::dict d;
+  d["l1d"] = cache_dict(c.l1d);
+  d["l2"] = cache_dict(c.l2);
+  d["l3"] = cache_dict(c.l3);
+  d["source"] = c.source;
+  return d;
+}
+
 void bind_common(py::module_& m) {
+  // The configurations are chosen here, at import, so a bad FASTCNN_GEMM_BLOCKING fails the
+  // import rather than the first product.
+  (void)gemm_config<float>();
+  (void)gemm_config<double>();
   m.def("get_num_threads", &get_num_threads, "Threads the kernels use.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"), "Set the threads the kernels use.");
   m.def("get_min_thread_work", &get_min_thread_work,
@@ -23,8 +68,23 @@ void bind_common(py::module_& m) {
     d["avx2"] = f.avx2;
     d["fma"] = f.fma;
     d["avx512f"] = f.avx512f;
+    d["avx512fp16"] = f.avx512fp16;
+    d["amx-tile"] = f.amx_tile;
     return d;
   });
+  m.def(
+      "cpu_info",
+      [] {
+        const CpuInfo& c = cpu_info();
+        py::dict d;
+        d["vendor"] = c.vendor;
+        d["family"] = c.family;
+        d["model"] = c.model;
+        d["microarch"] = microarch_name(c.microarch);
+        d["caches"] = caches_dict(c.caches);
+        return d;
+      },
+      "Vendor, family, model, microarchitecture class and caches (bytes) of the CPU.");
   m.def("available_isas", [] {
     py::list out;
     for (Isa isa : available_isas()) out.append(isa_name(isa));
@@ -50,6 +110,16 @@ void bind_common(py::module_& m) {
     d["f64_gemm"] = gemm_config<double>().name;
     return d;
   });
+  m.def(
+      "gemm_configs",
+      [] {
+        py::dict d;
+        d["float32"] = config_list<float>();
+        d["float64"] = config_list<double>();
+        return d;
+      },
+      "Per dtype, the active ISA's GEMM configurations (main first, then the tiles chosen for "
+      "short or narrow products): kernel, mr, nr, mc, kc, nc, blocking (measured|modelled).");
   py::dict build;
   build["compiler"] = __VERSION__;
 #if defined(FASTCNN_HAVE_AVX2)

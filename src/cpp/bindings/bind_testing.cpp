@@ -1,5 +1,7 @@
-// fastcnn._core._testing: a PRIVATE binding for the kernel-level tests (tests/test_ukernels.py),
-// not public API and not stable. It calls one GEMM micro-kernel of one registered configuration,
+// fastcnn._core._testing: a PRIVATE binding for the kernel-level tests (tests/test_ukernels.py,
+// tests/test_cpu_config.py), not public API and not stable. It runs the CPU-description pure
+// functions (CPUID decoding, microarchitecture classification, the blocking model) on given
+// values, and calls one GEMM micro-kernel of one registered configuration,
 // one convolution kernel of one ISA, or one Winograd weight transform on flat numpy buffers,
 // after checking that every element the kernel may touch lies inside the buffers it is given:
 // a wrong test gets a ValueError or TypeError, never a write outside an array. Blocking,
@@ -454,6 +456,110 @@ void bind_weight_transforms(py::module_& t) {
       "dw (K, C, 3, 3) = G^T dU G from du[xi*C*K + c*K + k] (the adjoint of transform_weights).");
 }
 
+// ---- CPU description ------------------------------------------------------------------
+
+py::dict descriptor_dict(const CacheDescriptor& d) {
+  static const char* const kTypes[] = {"none", "data", "instruction", "unified"};
+  py::dict out;
+  out["level"] = d.level;
+  out["type"] = kTypes[static_cast<int>(d.type)];
+  out["size"] = d.size;
+  out["line"] = d.line;
+  out["ways"] = d.ways;
+  out["sharing"] = d.sharing;
+  return out;
+}
+
+CacheLevel level_from(const py::dict& caches, const char* name) {
+  require(caches.contains(name), what("caches") + " needs '" + name + "'");
+  const py::dict d = caches[name].cast<py::dict>();
+  CacheLevel c;
+  c.size = d["size"].cast<int64_t>();
+  c.line = d.contains("line") ? d["line"].cast<int>() : 64;
+  c.ways = d.contains("ways") ? d["ways"].cast<int>() : 0;
+  c.sharing = d.contains("sharing") ? d["sharing"].cast<int>() : 1;
+  require(c.size > 0, what("caches") + "['" + name + "']['size'] must be > 0");
+  return c;
+}
+
+void bind_cpu_description(py::module_& t) {
+  t.def(
+      "decode_cache_leaf",
+      [](uint32_t eax, uint32_t ebx, uint32_t ecx, uint32_t edx) {
+        return descriptor_dict(decode_cache_leaf(eax, ebx, ecx, edx));
+      },
+      py::arg("eax"), py::arg("ebx"), py::arg("ecx"), py::arg("edx"),
+      "One CPUID leaf-4 / 0x8000001D subleaf decoded: level, type, size, line, ways, sharing.");
+  t.def(
+      "caches_from_cpuid",
+      [](const py::list& subleaves) {
+        std::vector<CacheDescriptor> descriptors;
+        for (const py::handle& item : subleaves) {
+          const py::tuple r = item.cast<py::tuple>();
+          require(r.size() == 4, what("subleaves") + ": each is (eax, ebx, ecx, edx)");
+          const CacheDescriptor d = decode_cache_leaf(r[0].cast<uint32_t>(), r[1].cast<uint32_t>(),
+                                                      r[2].cast<uint32_t>(), r[3].cast<uint32_t>());
+          if (d.type == CacheType::none) break;
+          descriptors.push_back(d);
+        }
+        CpuCaches caches = caches_from_descriptors(descriptors);
+        caches.source = "cpuid";
+        return caches_dict(caches);
+      },
+      py::arg("subleaves"),
+      "The caches (as cpu_info()['caches']) of a list of (eax, ebx, ecx, edx) subleaves, read "
+      "up to the first of type none; a level not described has size 0.");
+  t.def(
+      "caches_from_sysfs",
+      [](const std::string& dir) {
+        CpuCaches caches = caches_from_descriptors(sysfs_cache_descriptors(dir));
+        caches.source = "sysfs";
+        return caches_dict(caches);
+      },
+      py::arg("dir"),
+      "The caches (as cpu_info()['caches']) a sysfs-style directory (index0, index1, ...) "
+      "describes; a level not described has size 0.");
+  t.def(
+      "decode_family_model",
+      [](uint32_t eax) {
+        int family = 0, model = 0;
+        decode_family_model(eax, family, model);
+        return py::make_tuple(family, model);
+      },
+      py::arg("eax"), "(family, model) from CPUID leaf 1's EAX.");
+  t.def(
+      "classify_microarch",
+      [](const std::string& vendor, int family, const py::dict& features) {
+        auto has = [&](const char* name) {
+          return features.contains(name) && features[name].cast<bool>();
+        };
+        CpuFeatures f;
+        f.avx2 = has("avx2");
+        f.fma = has("fma");
+        f.avx512f = has("avx512f");
+        f.avx512fp16 = has("avx512fp16");
+        f.amx_tile = has("amx-tile");
+        return std::string(microarch_name(classify_microarch(vendor, family, f)));
+      },
+      py::arg("vendor"), py::arg("family"), py::arg("features"),
+      "The microarchitecture class of a CPU (features: as cpu_features(), missing = False).");
+  t.def(
+      "model_gemm_blocking",
+      [](int mr, int nr, int elem_bytes, const py::dict& caches) {
+        require(mr >= 1 && nr >= 1 && (elem_bytes == 4 || elem_bytes == 8),
+                what("model_gemm_blocking") + ": need mr, nr >= 1 and elem_bytes 4 or 8");
+        CpuCaches c;
+        c.l1d = level_from(caches, "l1d");
+        c.l2 = level_from(caches, "l2");
+        c.l3 = level_from(caches, "l3");
+        const GemmBlocking b = model_gemm_blocking(mr, nr, elem_bytes, c);
+        return py::make_tuple(b.mc, b.kc, b.nc);
+      },
+      py::arg("mr"), py::arg("nr"), py::arg("elem_bytes"), py::arg("caches"),
+      "(mc, kc, nc) the blocking model gives an mr x nr tile on these caches (dicts of size, "
+      "and optionally line, ways, sharing, under l1d, l2, l3).");
+}
+
 }  // namespace
 
 void bind_testing(py::module_& m) {
@@ -495,6 +601,7 @@ void bind_testing(py::module_& m) {
       "indirect_b, indirect_a, strided_ab) on flat buffers; see gemm/ukernel.h.");
   bind_conv_kernels(t);
   bind_weight_transforms(t);
+  bind_cpu_description(t);
 }
 
 }  // namespace fastcnn::bind

@@ -15,6 +15,10 @@
 
 #include "common/geometry.h"
 
+namespace fastcnn {
+struct CpuCaches;
+}
+
 namespace fastcnn::bind {
 
 namespace py = pybind11;
@@ -25,6 +29,9 @@ void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_ops(py::module_& m);
 void bind_testing(py::module_& m);  // fastcnn._core._testing, private (kernel tests)
+
+// cpu_info()["caches"]'s dict (bind_common.cpp), also returned by the _testing hooks.
+py::dict caches_dict(const CpuCaches& caches);
 
 using Dims = std::vector<int64_t>;
 

@@ -1,12 +1,23 @@
-// GEMM configurations per ISA (micro-kernel + cache blocking) and the strided-matrix entry point.
+// GEMM configurations per microarchitecture x ISA x dtype (micro-kernel + cache blocking) and
+// the strided-matrix entry point.
 //
-// Blocking (Zen 4 / Skylake-class cores: 32 KiB L1d, 1-2 MiB L2, shared L3):
-//  - kc = 256: a kc x NR B micro-panel (16 KiB for float 6x16) plus a kc x MR A micro-panel
-//    (6 KiB) fit in L1 together while the micro-kernel streams them;
-//  - mc: an mc x kc packed A block is ~1/3-1/2 of L2 so it stays resident across the jr loop;
-//  - nc: a kc x nc packed B panel (~4 MiB for float) lives in L3, shared by the cores.
+// The micro-kernel of each ISA and dtype is the same on every microarchitecture: the 12x32
+// AVX-512 tile keeps 24 accumulators in flight, enough for the 2 FMA ports x 4 cycles of
+// latency of an Intel server core and for Zen 4 (whose 512-bit FMAs run as two 256-bit
+// halves); 6x16 is the AVX2 shape BLIS uses on Haswell and Zen. What differs per CPU is the
+// blocking, chosen once at start-up from cpu_info() (common/cpu.h) and never from the thread
+// count, so a given CPU always blocks K the same way and results stay bitwise identical for
+// any number of threads:
+//  - measured (kMeasured): Zen 4, where the numbers were tuned (docs/performance.md);
+//  - modelled (model_gemm_blocking) from the cache sizes the CPU reports, everywhere else.
+//    No Intel machine was at hand: those numbers are the model's, not measurements.
 #include "gemm/gemm.h"
 
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 
 #include "common/tuning.h"
@@ -17,106 +28,205 @@ namespace fastcnn {
 
 namespace {
 
-// {packed-A, strided-A, indirect-B, indirect-A and strided-AB kernels, MR, NR, MC, KC, NC,
-// name} for <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b|_indirect_a|_strided_ab]__<isa>.
-#define FASTCNN_GEMM_CONFIG(dt, tile, isa, mr, nr, mc, kc, nc) \
-  {dt##_gemm_ukernel_##tile##__##isa,                          \
-   dt##_gemm_ukernel_##tile##_strided_a__##isa,                \
-   dt##_gemm_ukernel_##tile##_indirect_b__##isa,               \
-   dt##_gemm_ukernel_##tile##_indirect_a__##isa,               \
-   dt##_gemm_ukernel_##tile##_strided_ab__##isa,               \
-   mr,                                                         \
-   nr,                                                         \
-   mc,                                                         \
-   kc,                                                         \
-   nc,                                                         \
+// {packed-A, strided-A, indirect-B, indirect-A and strided-AB kernels, MR, NR, name} for
+// <dt>_gemm_ukernel_<tile>[_strided_a|_indirect_b|_indirect_a|_strided_ab]__<isa>; the blocking
+// is filled in at start-up (configs()).
+#define FASTCNN_GEMM_TILE(dt, tile, isa, mr, nr) \
+  {dt##_gemm_ukernel_##tile##__##isa,            \
+   dt##_gemm_ukernel_##tile##_strided_a__##isa,  \
+   dt##_gemm_ukernel_##tile##_indirect_b__##isa, \
+   dt##_gemm_ukernel_##tile##_indirect_a__##isa, \
+   dt##_gemm_ukernel_##tile##_strided_ab__##isa, \
+   mr,                                           \
+   nr,                                           \
+   0,                                            \
+   0,                                            \
+   0,                                            \
    #dt "_gemm_ukernel_" #tile "__" #isa}
 
-// One dtype's configurations; an ISA this build has no kernels for falls back to generic.
+// Blocking measured on Zen 4 (AMD EPYC family 0x19 model 0x11: 32 KiB 8-way L1d, 1 MiB L2,
+// 32 MiB L3; docs/performance.md), per tile. kc = 256 is more than the L1 model allows
+// for the wide tiles (a 256 x 32 float B micro-panel alone is 32 KiB), yet measured fastest:
+// Zen 4's L2 feeds the streamed A micro-panels fast enough. The 4080 / 2040 of the AVX2 tiles
+// are multiples of their NR (16, 8).
+struct MeasuredBlocking {
+  Microarch arch;
+  const char* kernel;
+  int64_t mc, kc, nc;
+};
+constexpr MeasuredBlocking kMeasured[] = {
+    {Microarch::zen4, "f32_gemm_ukernel_4x8__generic", 128, 256, 4096},
+    {Microarch::zen4, "f64_gemm_ukernel_4x4__generic", 96, 256, 4096},
+    {Microarch::zen4, "f32_gemm_ukernel_6x16__avx2", 144, 256, 4080},
+    {Microarch::zen4, "f64_gemm_ukernel_6x8__avx2", 96, 256, 2040},
+    {Microarch::zen4, "f32_gemm_ukernel_12x32__avx512", 144, 256, 4096},
+    {Microarch::zen4, "f64_gemm_ukernel_12x16__avx512", 96, 256, 2048},
+    {Microarch::zen4, "f32_gemm_ukernel_8x32__avx512", 128, 256, 4096},
+    {Microarch::zen4, "f64_gemm_ukernel_8x16__avx512", 96, 256, 2048},
+    {Microarch::zen4, "f32_gemm_ukernel_8x16__avx512", 128, 256, 4096},
+    {Microarch::zen4, "f64_gemm_ukernel_8x8__avx512", 96, 256, 2048},
+};
+
+// The tiles of one dtype: one per ISA, plus AVX-512's short (8-row) and narrow (one-vector)
+// ones that gemm_config_for picks for products they fit better; null where this build has no
+// kernels for the ISA.
 template <class T>
-struct GemmConfigs {
-  GemmConfig<T> generic;
+struct Tiles {
+  const GemmConfig<T>* generic;
   const GemmConfig<T>* avx2;
   const GemmConfig<T>* avx512;
-  constexpr const GemmConfig<T>& operator[](Isa isa) const {
-    if (isa == Isa::avx512 && avx512 != nullptr) return *avx512;
-    if (isa == Isa::avx2 && avx2 != nullptr) return *avx2;
+  const GemmConfig<T>* avx512_short;
+  const GemmConfig<T>* avx512_narrow;
+};
+
+constexpr GemmConfig<float> kF32Generic = FASTCNN_GEMM_TILE(f32, 4x8, generic, 4, 8);
+constexpr GemmConfig<double> kF64Generic = FASTCNN_GEMM_TILE(f64, 4x4, generic, 4, 4);
+#if defined(FASTCNN_HAVE_AVX2)
+constexpr GemmConfig<float> kF32Avx2 = FASTCNN_GEMM_TILE(f32, 6x16, avx2, 6, 16);
+constexpr GemmConfig<double> kF64Avx2 = FASTCNN_GEMM_TILE(f64, 6x8, avx2, 6, 8);
+#define FASTCNN_AVX2_TILE(cfg) &(cfg)
+#else
+#define FASTCNN_AVX2_TILE(cfg) nullptr
+#endif
+#if defined(FASTCNN_HAVE_AVX512)
+constexpr GemmConfig<float> kF32Avx512 = FASTCNN_GEMM_TILE(f32, 12x32, avx512, 12, 32);
+constexpr GemmConfig<double> kF64Avx512 = FASTCNN_GEMM_TILE(f64, 12x16, avx512, 12, 16);
+constexpr GemmConfig<float> kF32Avx512Short = FASTCNN_GEMM_TILE(f32, 8x32, avx512, 8, 32);
+constexpr GemmConfig<double> kF64Avx512Short = FASTCNN_GEMM_TILE(f64, 8x16, avx512, 8, 16);
+constexpr GemmConfig<float> kF32Avx512Narrow = FASTCNN_GEMM_TILE(f32, 8x16, avx512, 8, 16);
+constexpr GemmConfig<double> kF64Avx512Narrow = FASTCNN_GEMM_TILE(f64, 8x8, avx512, 8, 8);
+#define FASTCNN_AVX512_TILE(cfg) &(cfg)
+#else
+#define FASTCNN_AVX512_TILE(cfg) nullptr
+#endif
+
+constexpr Tiles<float> kF32Tiles{
+    &kF32Generic, FASTCNN_AVX2_TILE(kF32Avx2), FASTCNN_AVX512_TILE(kF32Avx512),
+    FASTCNN_AVX512_TILE(kF32Avx512Short), FASTCNN_AVX512_TILE(kF32Avx512Narrow)};
+constexpr Tiles<double> kF64Tiles{
+    &kF64Generic, FASTCNN_AVX2_TILE(kF64Avx2), FASTCNN_AVX512_TILE(kF64Avx512),
+    FASTCNN_AVX512_TILE(kF64Avx512Short), FASTCNN_AVX512_TILE(kF64Avx512Narrow)};
+
+template <class T>
+constexpr bool nr_fits(const Tiles<T>& t) {
+  for (const GemmConfig<T>* c : {t.generic, t.avx2, t.avx512, t.avx512_short, t.avx512_narrow}) {
+    if (c != nullptr && c->nr > kMaxNr) return false;
+  }
+  return true;
+}
+static_assert(nr_fits(kF32Tiles) && nr_fits(kF64Tiles), "kMaxNr");
+
+// FASTCNN_GEMM_BLOCKING=modelled (any case) sets the measured rows aside, so the tests can run
+// the modelled blocking on a CPU that has measured numbers; "measured" or unset: use them.
+bool use_measured_blocking() {
+  const char* env = std::getenv("FASTCNN_GEMM_BLOCKING");
+  std::string v = env != nullptr ? env : "";
+  for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (v.empty() || v == "measured") return true;
+  if (v == "modelled") return false;
+  throw std::invalid_argument("FASTCNN_GEMM_BLOCKING: unknown value '" + std::string(env) +
+                              "' (expected measured or modelled)");
+}
+
+// A tile with this CPU's blocking: the measured one if its microarchitecture has a row for the
+// tile (and they are in use), else the model's.
+template <class T>
+GemmConfig<T> with_blocking(const GemmConfig<T>* tile, const CpuInfo& cpu) {
+  GemmConfig<T> cfg = *tile;
+  const bool measured = use_measured_blocking();
+  for (const MeasuredBlocking& m : kMeasured) {
+    if (measured && m.arch == cpu.microarch && std::strcmp(m.kernel, cfg.name) == 0) {
+      cfg.mc = m.mc;
+      cfg.kc = m.kc;
+      cfg.nc = m.nc;
+      cfg.measured = true;
+      return cfg;
+    }
+  }
+  const GemmBlocking b = model_gemm_blocking(cfg.mr, cfg.nr, sizeof(T), cpu.caches);
+  cfg.mc = b.mc;
+  cfg.kc = b.kc;
+  cfg.nc = b.nc;
+  return cfg;
+}
+
+// The configurations in use, one per tile, built once; an ISA this build has no kernels for
+// falls back to generic.
+template <class T>
+struct Configs {
+  GemmConfig<T> generic, avx2, avx512, avx512_short, avx512_narrow;
+  bool have_avx2 = false, have_avx512 = false;
+  const GemmConfig<T>& operator[](Isa isa) const {
+    if (isa == Isa::avx512 && have_avx512) return avx512;
+    if (isa == Isa::avx2 && have_avx2) return avx2;
     return generic;
   }
 };
 
-#if defined(FASTCNN_HAVE_AVX2)
-constexpr GemmConfig<float> kF32Avx2 = FASTCNN_GEMM_CONFIG(f32, 6x16, avx2, 6, 16, 144, 256, 4080);
-constexpr GemmConfig<double> kF64Avx2 = FASTCNN_GEMM_CONFIG(f64, 6x8, avx2, 6, 8, 96, 256, 2040);
-#define FASTCNN_AVX2_CONFIG(cfg) &(cfg)
-#else
-#define FASTCNN_AVX2_CONFIG(cfg) nullptr
-#endif
-#if defined(FASTCNN_HAVE_AVX512)
-constexpr GemmConfig<float> kF32Avx512 =
-    FASTCNN_GEMM_CONFIG(f32, 12x32, avx512, 12, 32, 144, 256, 4096);
-constexpr GemmConfig<double> kF64Avx512 =
-    FASTCNN_GEMM_CONFIG(f64, 12x16, avx512, 12, 16, 96, 256, 2048);
-constexpr GemmConfig<float> kF32Avx512Short =
-    FASTCNN_GEMM_CONFIG(f32, 8x32, avx512, 8, 32, 128, 256, 4096);
-constexpr GemmConfig<double> kF64Avx512Short =
-    FASTCNN_GEMM_CONFIG(f64, 8x16, avx512, 8, 16, 96, 256, 2048);
-constexpr GemmConfig<float> kF32Avx512Narrow =
-    FASTCNN_GEMM_CONFIG(f32, 8x16, avx512, 8, 16, 128, 256, 4096);
-constexpr GemmConfig<double> kF64Avx512Narrow =
-    FASTCNN_GEMM_CONFIG(f64, 8x8, avx512, 8, 8, 96, 256, 2048);
-#define FASTCNN_AVX512_CONFIG(cfg) &(cfg)
-// The float32 or float64 one of a pair of configurations.
 template <class T>
-constexpr const GemmConfig<T>& for_dtype(const GemmConfig<float>& f, const GemmConfig<double>& d) {
+Configs<T> build_configs(const Tiles<T>& tiles, const CpuInfo& cpu) {
+  Configs<T> c;
+  c.generic = with_blocking(tiles.generic, cpu);
+  c.have_avx2 = tiles.avx2 != nullptr;
+  if (c.have_avx2) c.avx2 = with_blocking(tiles.avx2, cpu);
+  c.have_avx512 = tiles.avx512 != nullptr;
+  if (c.have_avx512) {
+    c.avx512 = with_blocking(tiles.avx512, cpu);
+    c.avx512_short = with_blocking(tiles.avx512_short, cpu);
+    c.avx512_narrow = with_blocking(tiles.avx512_narrow, cpu);
+  }
+  return c;
+}
+
+template <class T>
+const Configs<T>& configs() {
   if constexpr (std::is_same_v<T, float>) {
-    return f;
+    static const Configs<float> c = build_configs(kF32Tiles, cpu_info());
+    return c;
   } else {
-    return d;
+    static const Configs<double> c = build_configs(kF64Tiles, cpu_info());
+    return c;
   }
 }
-template <class T>
-constexpr const GemmConfig<T>& avx512_short_config() {
-  return for_dtype<T>(kF32Avx512Short, kF64Avx512Short);
-}
-template <class T>
-constexpr const GemmConfig<T>& avx512_narrow_config() {
-  return for_dtype<T>(kF32Avx512Narrow, kF64Avx512Narrow);
-}
-#else
-#define FASTCNN_AVX512_CONFIG(cfg) nullptr
-#endif
 
-constexpr GemmConfigs<float> kF32Configs{
-    FASTCNN_GEMM_CONFIG(f32, 4x8, generic, 4, 8, 128, 256, 4096), FASTCNN_AVX2_CONFIG(kF32Avx2),
-    FASTCNN_AVX512_CONFIG(kF32Avx512)};
-constexpr GemmConfigs<double> kF64Configs{
-    FASTCNN_GEMM_CONFIG(f64, 4x4, generic, 4, 4, 96, 256, 4096), FASTCNN_AVX2_CONFIG(kF64Avx2),
-    FASTCNN_AVX512_CONFIG(kF64Avx512)};
-
-constexpr bool nr_fits(const GemmConfig<float>& f, const GemmConfig<double>& d) {
-  return f.nr <= kMaxNr && d.nr <= kMaxNr;
-}
-static_assert(nr_fits(kF32Configs.generic, kF64Configs.generic), "kMaxNr");
-#if defined(FASTCNN_HAVE_AVX2)
-static_assert(nr_fits(kF32Avx2, kF64Avx2), "kMaxNr");
-#endif
-#if defined(FASTCNN_HAVE_AVX512)
-static_assert(nr_fits(kF32Avx512, kF64Avx512) && nr_fits(kF32Avx512Short, kF64Avx512Short) &&
-                  nr_fits(kF32Avx512Narrow, kF64Avx512Narrow),
-              "kMaxNr");
-#endif
+int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
 
 }  // namespace
 
+// The analytical model of Low et al. (2016, "Analytical modeling is enough for
+// high-performance BLIS"), simplified:
+//  - kc: the kc x NR B micro-panel stays in L1 while kc x MR A micro-panels stream through it.
+//    One way of L1 is left for C and the stack; of the others the A micro-panel gets
+//    floor((W - 1) * MR / (MR + NR)) ways and B the rest, so kc = those ways' bytes /
+//    (MR * elem). Rounded down to a multiple of 8, within [64, 1024].
+//  - mc: the mc x kc packed A block fills about half of L2 (the rest holds the B micro-panels
+//    and C passing through), rounded down to a multiple of MR.
+//  - nc: the kc x nc packed B panel, one per thread, fills about half of this core's share of
+//    L3 (its size over the logical processors sharing it), rounded down to a multiple of NR,
+//    within [16 NR, 8192] so the A block is reused over at least 16 micro-panels.
+GemmBlocking model_gemm_blocking(int mr, int nr, int elem_bytes, const CpuCaches& caches) {
+  const CacheLevel& l1 = caches.l1d;
+  const int64_t ways = std::max(l1.ways, 2);
+  const int64_t way_bytes = l1.size / ways;
+  const int64_t ways_a = (ways - 1) * mr / (mr + nr);
+  int64_t kc = ways_a >= 1 ? ways_a * way_bytes / (int64_t{mr} * elem_bytes)
+                           : (ways - 1) * way_bytes / (int64_t{mr + nr} * elem_bytes);
+  kc = std::clamp<int64_t>(round_down(kc, 8), 64, 1024);
+  const int64_t mc = std::max<int64_t>(mr, round_down(caches.l2.size / 2 / (kc * elem_bytes), mr));
+  const int64_t l3_share = caches.l3.size / std::max(caches.l3.sharing, 1);
+  const int64_t nc = std::clamp<int64_t>(round_down(l3_share / 2 / (kc * elem_bytes), nr),
+                                         int64_t{16} * nr, round_down(8192, nr));
+  return {mc, kc, nc};
+}
+
 template <>
 const GemmConfig<float>& gemm_config<float>(Isa isa) {
-  return kF32Configs[isa];
+  return configs<float>()[isa];
 }
 
 template <>
 const GemmConfig<double>& gemm_config<double>(Isa isa) {
-  return kF64Configs[isa];
+  return configs<double>()[isa];
 }
 
 template <class T>
@@ -135,18 +245,13 @@ template const GemmConfig<double>& gemm_config<double>();
 template <class T>
 const GemmConfig<T>& gemm_config_for(const GemmConfig<T>& active, int64_t M, int64_t N,
                                      int max_mr) {
-#if defined(FASTCNN_HAVE_AVX512)
-  if (&active == &gemm_config<T>(Isa::avx512) && N <= avx512_narrow_config<T>().nr) {
-    return avx512_narrow_config<T>();
+  const Configs<T>& c = configs<T>();
+  if (c.have_avx512 && &active == &c.avx512) {
+    if (N <= c.avx512_narrow.nr) return c.avx512_narrow;
+    if ((M <= 96 && round_up(M, 8) - M < round_up(M, active.mr) - M) || active.mr > max_mr) {
+      return c.avx512_short;
+    }
   }
-  if (&active == &gemm_config<T>(Isa::avx512) &&
-      ((M <= 96 && round_up(M, 8) - M < round_up(M, active.mr) - M) || active.mr > max_mr)) {
-    return avx512_short_config<T>();
-  }
-#endif
-  (void)M;
-  (void)N;
-  (void)max_mr;
   return active;
 }
 
@@ -157,13 +262,12 @@ template const GemmConfig<double>& gemm_config_for<double>(const GemmConfig<doub
 
 template <class T>
 std::vector<const GemmConfig<T>*> gemm_configs(Isa isa) {
-  std::vector<const GemmConfig<T>*> out{&gemm_config<T>(isa)};
-#if defined(FASTCNN_HAVE_AVX512)
-  if (&gemm_config<T>(isa) == &gemm_config<T>(Isa::avx512)) {
-    out.push_back(&avx512_short_config<T>());
-    out.push_back(&avx512_narrow_config<T>());
+  const Configs<T>& c = configs<T>();
+  std::vector<const GemmConfig<T>*> out{&c[isa]};
+  if (c.have_avx512 && &c[isa] == &c.avx512) {
+    out.push_back(&c.avx512_short);
+    out.push_back(&c.avx512_narrow);
   }
-#endif
   return out;
 }
 template std::vector<const GemmConfig<float>*> gemm_configs<float>(Isa);

@@ -62,7 +62,15 @@ struct GemmConfig {
   // L2, a kc x nc B panel in L3.
   int64_t mc = 0, kc = 0, nc = 0;
   const char* name = "";
+  bool measured = false;  // blocking measured on this microarchitecture, else modelled
 };
+
+// MC, KC, NC from the cache sizes by the analytical model of gemm.cpp (used for every CPU
+// whose blocking was not measured), for an mr x nr tile of elem_bytes-wide elements.
+struct GemmBlocking {
+  int64_t mc = 0, kc = 0, nc = 0;
+};
+GemmBlocking model_gemm_blocking(int mr, int nr, int elem_bytes, const CpuCaches& caches);
 
 // The configuration for the ISA active now (see common/cpu.h), and the one for a given ISA.
 template <class T>
