@@ -3,9 +3,9 @@
   pytest benchmarks/bench_gemm.py --benchmark-group-by=param:shape   # pytest-benchmark
   python benchmarks/bench_gemm.py                                    # a ratio table
 
-Shapes: squares, and the GEMMs of DeepConvNet's six convolutions at batch 100 written as
-im2col products (forward col(M x K) . W^T(K x N); backward-data dY . W; backward-weights
-col^T . dY).
+Shapes: squares, and the GEMMs of DeepConvNet's six convolutions at batch 100 (taken from a
+forward pass of the model) written as im2col products (forward col(M x K) . W^T(K x N);
+backward-data dY . W; backward-weights col^T . dY).
 """
 
 from __future__ import annotations
@@ -19,14 +19,22 @@ import fastcnn
 
 # (name, M, N, K, trans_a, trans_b)
 SQUARE = [(f"square{n}", n, n, n, False, False) for n in (256, 512, 1024, 2048)]
-_CONV = [
-    (78400, 9, 16),
-    (78400, 144, 16),
-    (19600, 144, 32),
-    (19600, 288, 32),
-    (4900, 288, 64),
-    (4900, 576, 64),
-]
+
+
+def _conv_products() -> list[tuple[int, int, int]]:
+    """(M, K, N) of each DeepConvNet convolution's im2col forward product at batch 100, from a
+    forward pass of the model (conv5 and conv6 run on 8x8), not from a table kept by hand."""
+    from fastcnn._bench import BATCH, network_shapes
+
+    out = []
+    for s in network_shapes()[0].values():
+        ho = (s.h + 2 * s.pad - s.size) // s.stride + 1
+        wo = (s.w + 2 * s.pad - s.size) // s.stride + 1
+        out.append((BATCH * ho * wo, s.c * s.size * s.size, s.k))
+    return out
+
+
+_CONV = _conv_products()
 DEEPCONVNET = []
 for _m, _k, _n in _CONV:
     DEEPCONVNET.append((f"fwd{_m}x{_k}x{_n}", _m, _n, _k, False, False))

@@ -332,10 +332,11 @@ def test_fastcnn_isa_selects_that_isas_configuration():
         assert json.loads(res.stdout) == fastcnn.config()["gemm"]
 
 
-# Run with the modelled blocking (on this Zen 4: kc 80 for the 12x32 tile, not 256): products
-# and convolutions spanning several K blocks and edge tiles still match numpy, with the same bits
-# on 1 and 2 threads, and every configuration reports the model's numbers.
-_MODELLED_CHECK = """
+# Run with another blocking (the modelled one: on Zen 4 kc 80 for the 12x32 tile, not 256; or
+# one set by hand, odd and tiny so that every loop has edges): products and convolutions
+# spanning several K blocks and edge tiles still match numpy, with the same bits on 1 and 2
+# threads, and every configuration reports the blocking asked for.
+_BLOCKING_CHECK = """
 import json
 import numpy as np
 import fastcnn
@@ -349,8 +350,14 @@ for isa in fastcnn.available_isas():
     fastcnn.set_isa(isa)
     for dtype, elem in (("float32", 4), ("float64", 8)):
         for c in fastcnn.config()["gemm"][dtype]:
-            model = _core._testing.model_gemm_blocking(c["mr"], c["nr"], elem, caches)
-            assert c["blocking"] == "modelled" and (c["mc"], c["kc"], c["nc"]) == model, c
+            if {by_hand}:
+                mr, nr = c["mr"], c["nr"]
+                want = (max(mr, 13 // mr * mr), 17, max(nr, 40 // nr * nr))
+                assert c["blocking"] == "FASTCNN_GEMM_BLOCKING", c
+            else:
+                want = _core._testing.model_gemm_blocking(c["mr"], c["nr"], elem, caches)
+                assert c["blocking"] == "modelled", c
+            assert (c["mc"], c["kc"], c["nc"]) == want, c
 rng = np.random.default_rng(0)
 for isa in fastcnn.available_isas():
     fastcnn.set_isa(isa)
@@ -374,18 +381,26 @@ print("ok")
 """
 
 
-def test_modelled_blocking_computes_the_same_results():
-    env = {**os.environ, "FASTCNN_GEMM_BLOCKING": "modelled"}
-    res = subprocess.run([sys.executable, "-c", _MODELLED_CHECK], env=env, capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+@pytest.mark.parametrize("blocking", ["modelled", "13,17,40"])
+def test_other_blockings_compute_the_same_results(blocking):
+    env = {**os.environ, "FASTCNN_GEMM_BLOCKING": blocking}
+    code = _BLOCKING_CHECK.replace("{by_hand}", str(blocking != "modelled"))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
 
 
-def test_bad_gemm_blocking_value_is_a_one_line_error():
-    env = {**os.environ, "FASTCNN_GEMM_BLOCKING": "fast"}
+_BAD_BLOCKINGS = ["fast", "1,2", "1,2,3,4", "0,256,4096", "144,,4096", "-1,2,3",
+                  "144,256,99999999", "1e3,256,4096", "144, 256, 4096"]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", _BAD_BLOCKINGS)
+def test_bad_gemm_blocking_value_is_a_one_line_error(value):
+    env = {**os.environ, "FASTCNN_GEMM_BLOCKING": value}
     res = subprocess.run([sys.executable, "-c", "import fastcnn; fastcnn.config()"], env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert res.returncode != 0 and "FASTCNN_GEMM_BLOCKING='fast'" in res.stderr
+    assert res.returncode != 0
+    assert f"FASTCNN_GEMM_BLOCKING: unknown value '{value}'" in res.stderr, res.stderr[-2000:]
 
 
 # ---- what is shown ------------------------------------------------------------------------

@@ -94,8 +94,9 @@ def gemm_configs() -> dict[str, list[dict[str, Any]]]:
     """Per dtype (``"float32"``, ``"float64"``), the GEMM configurations of the active ISA on
     this CPU: the main one first, then the tiles chosen for short or narrow products. Each is a
     dict of ``kernel`` (the micro-kernel's name), ``mr`` x ``nr`` (its tile), the cache blocking
-    ``mc``, ``kc``, ``nc``, and ``blocking``: ``"measured"`` (tuned on this microarchitecture)
-    or ``"modelled"`` (derived from the cache sizes)."""
+    ``mc``, ``kc``, ``nc``, and ``blocking``: ``"measured"`` (tuned on this microarchitecture),
+    ``"modelled"`` (derived from the cache sizes) or ``"FASTCNN_GEMM_BLOCKING"`` (set by hand as
+    ``MC,KC,NC`` in that variable, for tuning)."""
     return {str(k): [dict(c) for c in v] for k, v in _core.gemm_configs().items()}
 
 

@@ -27,8 +27,9 @@ VARIABLES: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "FASTCNN_ISA": (None, "the kernels' ISA at import (a name set_isa accepts)"),
     "FASTCNN_WINOGRAD": (_ON + _OFF, "whether 3x3 convolutions may use Winograd (default on)"),
     "FASTCNN_GEMM_BLOCKING": (
-        ("measured", "modelled"),
-        "the GEMM cache blocking: measured numbers where the CPU has them (default), or modelled",
+        None,
+        "the GEMM cache blocking: measured numbers where the CPU has them (default), modelled,"
+        " or MC,KC,NC set by hand for tuning (the core checks the value)",
     ),
     "FASTCNN_CONV_ALGORITHM": (
         None,

@@ -32,7 +32,7 @@ py::list config_list() {
     d["mc"] = cfg->mc;
     d["kc"] = cfg->kc;
     d["nc"] = cfg->nc;
-    d["blocking"] = cfg->measured ? "measured" : "modelled";
+    d["blocking"] = cfg->blocking;
     out.append(d);
   }
   return out;
@@ -119,7 +119,8 @@ void bind_common(py::module_& m) {
         return d;
       },
       "Per dtype, the active ISA's GEMM configurations (main first, then the tiles chosen for "
-      "short or narrow products): kernel, mr, nr, mc, kc, nc, blocking (measured|modelled).");
+      "short or narrow products): kernel, mr, nr, mc, kc, nc, blocking "
+      "(measured|modelled|FASTCNN_GEMM_BLOCKING).");
   py::dict build;
   build["compiler"] = __VERSION__;
 #if defined(FASTCNN_HAVE_AVX2)

@@ -116,30 +116,65 @@ constexpr bool nr_fits(const Tiles<T>& t) {
 }
 static_assert(nr_fits(kF32Tiles) && nr_fits(kF64Tiles), "kMaxNr");
 
-// FASTCNN_GEMM_BLOCKING=modelled (any case) sets the measured rows aside, so the tests can run
-// the modelled blocking on a CPU that has measured numbers; "measured" or unset: use them.
-bool use_measured_blocking() {
+int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
+
+// FASTCNN_GEMM_BLOCKING: unset or "measured" uses the measured rows where the CPU has them;
+// "modelled" (any case) sets them aside, so the tests can run the modelled blocking on a CPU
+// that has measured numbers; "MC,KC,NC" sets every tile's blocking by hand, for tuning on a new
+// CPU (MC and NC rounded down to the tile's MR and NR, at least one tile).
+struct BlockingChoice {
+  enum Kind { measured, modelled, fixed } kind = measured;
+  int64_t mc = 0, kc = 0, nc = 0;
+};
+
+BlockingChoice blocking_choice() {
   const char* env = std::getenv("FASTCNN_GEMM_BLOCKING");
   std::string v = env != nullptr ? env : "";
   for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  if (v.empty() || v == "measured") return true;
-  if (v == "modelled") return false;
-  throw std::invalid_argument("FASTCNN_GEMM_BLOCKING: unknown value '" + std::string(env) +
-                              "' (expected measured or modelled)");
+  if (v.empty() || v == "measured") return {};
+  if (v == "modelled") return {BlockingChoice::modelled};
+  BlockingChoice c{BlockingChoice::fixed};
+  int64_t* fields[] = {&c.mc, &c.kc, &c.nc};
+  const int64_t limits[] = {1 << 16, 1 << 14, 1 << 16};
+  size_t pos = 0;
+  bool ok = true;
+  for (int f = 0; f < 3 && ok; ++f) {
+    const size_t end = f < 2 ? v.find(',', pos) : v.size();
+    const std::string field = end == std::string::npos ? "" : v.substr(pos, end - pos);
+    ok = !field.empty() && field.size() <= 6 &&
+         field.find_first_not_of("0123456789") == std::string::npos;
+    if (ok) *fields[f] = std::stoll(field);
+    ok = ok && *fields[f] >= 1 && *fields[f] <= limits[f];
+    pos = end == std::string::npos ? end : end + 1;
+  }
+  if (!ok) {
+    throw std::invalid_argument("FASTCNN_GEMM_BLOCKING: unknown value '" + std::string(env) +
+                                "' (expected measured, modelled or MC,KC,NC: three positive "
+                                "integers, MC and NC at most 65536, KC at most 16384)");
+  }
+  return c;
 }
 
-// A tile with this CPU's blocking: the measured one if its microarchitecture has a row for the
-// tile (and they are in use), else the model's.
+// A tile with this CPU's blocking: set by hand, or the measured one if its microarchitecture
+// has a row for the tile (and they are in use), else the model's.
 template <class T>
 GemmConfig<T> with_blocking(const GemmConfig<T>* tile, const CpuInfo& cpu) {
   GemmConfig<T> cfg = *tile;
-  const bool measured = use_measured_blocking();
+  const BlockingChoice choice = blocking_choice();
+  if (choice.kind == BlockingChoice::fixed) {
+    cfg.mc = std::max<int64_t>(cfg.mr, round_down(choice.mc, cfg.mr));
+    cfg.kc = choice.kc;
+    cfg.nc = std::max<int64_t>(cfg.nr, round_down(choice.nc, cfg.nr));
+    cfg.blocking = "FASTCNN_GEMM_BLOCKING";
+    return cfg;
+  }
   for (const MeasuredBlocking& m : kMeasured) {
-    if (measured && m.arch == cpu.microarch && std::strcmp(m.kernel, cfg.name) == 0) {
+    if (choice.kind == BlockingChoice::measured && m.arch == cpu.microarch &&
+        std::strcmp(m.kernel, cfg.name) == 0) {
       cfg.mc = m.mc;
       cfg.kc = m.kc;
       cfg.nc = m.nc;
-      cfg.measured = true;
+      cfg.blocking = "measured";
       return cfg;
     }
   }
@@ -188,8 +223,6 @@ const Configs<T>& configs() {
     return c;
   }
 }
-
-int64_t round_down(int64_t v, int64_t m) { return v / m * m; }
 
 }  // namespace
 

@@ -62,7 +62,9 @@ struct GemmConfig {
   // L2, a kc x nc B panel in L3.
   int64_t mc = 0, kc = 0, nc = 0;
   const char* name = "";
-  bool measured = false;  // blocking measured on this microarchitecture, else modelled
+  // Where mc, kc, nc come from: "measured" on this microarchitecture, "modelled" from its caches,
+  // or "FASTCNN_GEMM_BLOCKING" (set by hand, for tuning).
+  const char* blocking = "modelled";
 };
 
 // MC, KC, NC from the cache sizes by the analytical model of gemm.cpp (used for every CPU
