@@ -126,3 +126,31 @@ def test_affine_bitwise_identical_for_any_thread_count(rng):
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
+
+
+# The checked geometries are remembered per (shapes, settings) for plain ints: the same call
+# again must give the same result, and a setting that only compares equal to a remembered one
+# (a bool, a float, a numpy integer) must still be checked (and refused or normalised) as
+# before; a call that failed must fail again.
+def test_remembered_geometries_do_not_skip_checks():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y, am = fast.max_pool2d_forward(x, 2, 2, 0)
+    y2, am2 = fast.max_pool2d_forward(x, np.int64(2), (2, 2), np.int32(0))
+    assert np.array_equal(y, y2) and np.array_equal(am, am2)
+    for bad in (True, 2.0):
+        with pytest.raises(TypeError):
+            fast.max_pool2d_forward(x, bad, 2, 0)
+    with pytest.raises(TypeError):
+        fast.conv2d_forward(x, w, None, stride=True, pad=1)
+    c1 = fast.conv2d_forward(x, w, None, stride=1, pad=1)
+    with pytest.raises(TypeError):
+        fast.conv2d_forward(x, w, None, stride=True, pad=1)
+    assert np.array_equal(c1, fast.conv2d_forward(x, w, None, stride=(1, 1), pad=(1, 1)))
+    for _ in range(2):  # an error is not remembered
+        with pytest.raises(ValueError, match="pad must be smaller than window"):
+            fast.max_pool2d_forward(x, 2, 2, 2)
+        with pytest.raises(ValueError, match="channels"):
+            fast.conv2d_forward(x[:, :2], w, None, stride=1, pad=1)
+    assert_close(c1, ref.conv2d_forward(x, w, None, stride=1, pad=1), np.float32)

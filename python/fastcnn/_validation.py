@@ -612,7 +612,46 @@ def check_geometry_size(g: Geometry2d, where: str, shapes: Text) -> None:
             )
 
 
+# Geometries already checked, by their arguments: a layer calls with the same shapes and
+# settings every step, and the checks below cost more than a small kernel (a pool of one image
+# takes a few microseconds). Only plain ints and pairs of them are keys: a bool, a float or a
+# numpy integer goes through the checks, whose errors and normalisation it needs. Frozen
+# results, so sharing them is safe; errors are never stored.
+_GEOMETRIES: dict[tuple, Geometry2d] = {}
+_GEOMETRIES_MAX = 512
+
+
+def _plain(value: Any) -> bool:
+    t = type(value)
+    if t is int:
+        return True
+    return t is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int
+
+
+def _remembered(key: tuple, settings: tuple, compute: Callable[[], Geometry2d]) -> Geometry2d:
+    """compute(), remembered under key when every one of settings is _plain."""
+    if not all(_plain(v) for v in settings):
+        return compute()
+    g = _GEOMETRIES.get(key)
+    if g is None:
+        g = compute()
+        if len(_GEOMETRIES) >= _GEOMETRIES_MAX:
+            _GEOMETRIES.clear()
+        _GEOMETRIES[key] = g
+    return g
+
+
 def _conv_geometry(
+    x: np.ndarray, w: np.ndarray, stride: IntOrPair, pad: IntOrPair, where: str
+) -> Geometry2d:
+    return _remembered(
+        ("conv", x.shape, w.shape, stride, pad),
+        (stride, pad),
+        lambda: _check_conv_geometry(x, w, stride, pad, where),
+    )
+
+
+def _check_conv_geometry(
     x: np.ndarray, w: np.ndarray, stride: IntOrPair, pad: IntOrPair, where: str
 ) -> Geometry2d:
     def shapes() -> str:
@@ -679,6 +718,21 @@ def check_conv2d_backward(
 
 
 def _pool_geometry(
+    shape: tuple[int, ...],
+    window: IntOrPair,
+    stride: IntOrPair,
+    pad: IntOrPair,
+    where: str,
+    shape_name: str,
+) -> Geometry2d:
+    return _remembered(
+        ("pool", tuple(shape), window, stride, pad),
+        (window, stride, pad),
+        lambda: _check_pool_geometry(shape, window, stride, pad, where, shape_name),
+    )
+
+
+def _check_pool_geometry(
     shape: tuple[int, ...],
     window: IntOrPair,
     stride: IntOrPair,
