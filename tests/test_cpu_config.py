@@ -277,7 +277,7 @@ def test_gemm_configs_match_the_kernels():
                 model = T.model_gemm_blocking(c["mr"], c["nr"], elem, caches)
                 assert (c["mc"], c["kc"], c["nc"]) == model
             else:
-                assert c["blocking"] == "measured"
+                assert c["blocking"] in ("measured", "FASTCNN_GEMM_BLOCKING")
 
 
 def _blocking(isa: str) -> dict[str, list[tuple]]:
@@ -307,6 +307,25 @@ def test_zen4_keeps_the_measured_blocking(isa):
     with _isa(isa):
         assert all(c["blocking"] == "measured" for v in fastcnn.config()["gemm"].values()
                    for c in v)  # fmt: skip
+
+
+# Sapphire Rapids' measured rows: the float32 AVX-512 tiles only; the rest is modelled.
+SPR_MEASURED_F32 = [
+    ("f32_gemm_ukernel_12x32__avx512", 144, 256, 4096),
+    ("f32_gemm_ukernel_8x32__avx512", 144, 256, 4096),
+    ("f32_gemm_ukernel_8x16__avx512", 144, 256, 4096),
+]
+
+
+@pytest.mark.skipif(fastcnn.config()["cpu"]["microarch"] != "spr", reason="not Sapphire Rapids")
+@pytest.mark.skipif("avx512" not in fastcnn.available_isas(), reason="no AVX-512 kernels")
+def test_sapphire_rapids_keeps_its_measured_float32_blocking():
+    blocking = _blocking("avx512")
+    assert blocking["float32"] == SPR_MEASURED_F32
+    with _isa("avx512"):
+        cfgs = fastcnn.config()["gemm"]
+    assert all(c["blocking"] == "measured" for c in cfgs["float32"])
+    assert all(c["blocking"] == "modelled" for c in cfgs["float64"])
 
 
 def test_blocking_does_not_depend_on_threads():
@@ -392,6 +411,14 @@ def test_other_blockings_compute_the_same_results(blocking):
 
 _BAD_BLOCKINGS = ["fast", "1,2", "1,2,3,4", "0,256,4096", "144,,4096", "-1,2,3",
                   "144,256,99999999", "1e3,256,4096", "144, 256, 4096"]  # fmt: skip
+
+
+def test_info_shows_a_blocking_set_by_hand():
+    env = {**os.environ, "FASTCNN_GEMM_BLOCKING": "96,128,2048"}
+    res = subprocess.run([sys.executable, "-m", "fastcnn", "info"], env=env, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "MC 96 KC 128 NC 2048 (set by FASTCNN_GEMM_BLOCKING)" in res.stdout, res.stdout
 
 
 @pytest.mark.parametrize("value", _BAD_BLOCKINGS)

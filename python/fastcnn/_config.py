@@ -272,7 +272,11 @@ def _cpu_lines(cpu: dict[str, Any]) -> list[str]:
 def _gemm_lines(gemm: dict[str, list[dict[str, Any]]], microarch: str) -> list[str]:
     """One show_config line per GEMM configuration (the main one of each dtype first): tile,
     blocking, where the blocking came from, the micro-kernel."""
-    source = {"measured": f"measured on {microarch}", "modelled": "modelled from the caches"}
+    source = {
+        "measured": f"measured on {microarch}",
+        "modelled": "modelled from the caches",
+        "FASTCNN_GEMM_BLOCKING": "set by FASTCNN_GEMM_BLOCKING",
+    }
     return [
         f"  {'gemm ' + dtype + ':':<17}{c['mr']}x{c['nr']} MC {c['mc']} KC {c['kc']} "
         f"NC {c['nc']} ({source[c['blocking']]}) {c['kernel']}"

@@ -8,9 +8,9 @@
 // blocking, chosen once at start-up from cpu_info() (common/cpu.h) and never from the thread
 // count, so a given CPU always blocks K the same way and results stay bitwise identical for
 // any number of threads:
-//  - measured (kMeasured): Zen 4, where the numbers were tuned (docs/performance.md);
+//  - measured (kMeasured): Zen 4, and Sapphire Rapids' float32 AVX-512 tiles, where the numbers
+//    were tuned (docs/performance.md);
 //  - modelled (model_gemm_blocking) from the cache sizes the CPU reports, everywhere else.
-//    No Intel machine was at hand: those numbers are the model's, not measurements.
 #include "gemm/gemm.h"
 
 #include <cctype>
@@ -49,6 +49,11 @@ namespace {
 // for the wide tiles (a 256 x 32 float B micro-panel alone is 32 KiB), yet measured fastest:
 // Zen 4's L2 feeds the streamed A micro-panels fast enough. The 4080 / 2040 of the AVX2 tiles
 // are multiples of their NR (16, 8).
+// Sapphire Rapids class (Intel family 6 model 0xA7 as KVM reports it, AMX and AVX512-FP16;
+// 48 KiB 12-way L1d, 2 MiB L2): the float32 AVX-512 tiles ranked by benchmarks/tune_gemm.py
+// (docs/performance.md), all three set together as one candidate. 144, 256, 4096 ran the GEMM
+// shapes 4-7 % faster (geometric mean of two runs) than the model's 1020, 256, 8192; KC 384 or
+// MC 240 were level with it. The float64 and AVX2 tiles keep the model's numbers (not measured).
 struct MeasuredBlocking {
   Microarch arch;
   const char* kernel;
@@ -65,6 +70,9 @@ constexpr MeasuredBlocking kMeasured[] = {
     {Microarch::zen4, "f64_gemm_ukernel_8x16__avx512", 96, 256, 2048},
     {Microarch::zen4, "f32_gemm_ukernel_8x16__avx512", 128, 256, 4096},
     {Microarch::zen4, "f64_gemm_ukernel_8x8__avx512", 96, 256, 2048},
+    {Microarch::spr, "f32_gemm_ukernel_12x32__avx512", 144, 256, 4096},
+    {Microarch::spr, "f32_gemm_ukernel_8x32__avx512", 144, 256, 4096},
+    {Microarch::spr, "f32_gemm_ukernel_8x16__avx512", 144, 256, 4096},
 };
 
 // The tiles of one dtype: one per ISA, plus AVX-512's short (8-row) and narrow (one-vector)
