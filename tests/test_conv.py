@@ -413,6 +413,33 @@ def test_non_finite_values_stay_where_the_reference_has_them(
             _assert_same_non_finite(got, want, dtype)
 
 
+@pytest.mark.skipif(fastcnn.get_isa() == "generic", reason="Winograd needs SIMD kernels")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("where", [0, 5, 16, 17, -1])
+@pytest.mark.parametrize("value", [np.inf, -np.inf, np.nan])
+def test_one_non_finite_weight_anywhere_keeps_winograd_away(dtype, where, value, rng):
+    """The finiteness check of the weights (which keeps Winograd's transforms from turning
+    inf - inf into NaN) sees a single inf or NaN wherever it is: the first element, inside a
+    vector, at a vector boundary, the last element (16 * 16 * 9 = 2304 weights: whole vectors
+    of 16; 3 * 5 * 9 = 135: the last 7 past them). Winograd pinned runs on finite weights and
+    hands these to a direct form."""
+    x = rng.standard_normal((4, 16, 12, 12)).astype(dtype)
+    for ws in ((16, 16, 3, 3), (5, 3, 3, 3)):
+        w = rng.standard_normal(ws).astype(dtype)
+        xx = x[:, : ws[1]]
+        with fastcnn.conv_algorithm("winograd_f2x2_3x3"):
+            fast.conv2d_forward(xx, w, None, 1, 1)
+            assert fastcnn.last_conv_algorithms()["forward"] == "winograd_f2x2_3x3"
+            w.reshape(-1)[where] = value
+            with np.errstate(invalid="ignore", over="ignore"):
+                _assert_same_non_finite(
+                    [fast.conv2d_forward(xx, w, None, 1, 1)],
+                    [ref.conv2d_forward(xx, w, None, 1, 1)],
+                    dtype,
+                )
+            assert "winograd" not in fastcnn.last_conv_algorithms()["forward"]
+
+
 def test_core_rejects_a_window_larger_than_the_padded_input():
     """The binding re-checks geometry: (h + 2*ph - r) // sh + 1 == 1 for h=1, r=2, sh=2 in
     C++'s truncating division, but the 2-row window does not fit a 1-row input."""

@@ -28,16 +28,25 @@ inline int64_t round_up(int64_t x, int64_t multiple) {
 }
 inline int64_t ceil_div(int64_t x, int64_t d) { return (x + d - 1) / d; }
 
-// A 64-byte-aligned, uninitialised array of T that frees itself.
-// True when no element of p[0:n] is NaN or infinite (x - x is 0 exactly for finite x and NaN
-// otherwise; the AND of comparisons vectorises).
+// True when no element of p[0:n] is NaN or infinite: x - x is +0 exactly for finite x and NaN
+// otherwise, so sums of it stay +0 until a NaN arrives and then stay NaN. Sixteen independent
+// sums vectorise with no reassociation (an AND of per-element compares compiled to scalar code:
+// 9 instructions an element, a measurable part of a one-image prediction's convolutions).
 template <class T>
 bool all_finite(const T* p, int64_t n) {
+  constexpr int kLanes = 16;
+  T acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int l = 0; l < kLanes; ++l) acc[l] += p[i + l] - p[i + l];
+  }
+  for (; i < n; ++i) acc[0] += p[i] - p[i];
   bool ok = true;
-  for (int64_t i = 0; i < n; ++i) ok &= (p[i] - p[i]) == T(0);
+  for (int l = 0; l < kLanes; ++l) ok &= acc[l] == T(0);
   return ok;
 }
 
+// A 64-byte-aligned, uninitialised array of T that frees itself.
 template <class T>
 class AlignedBuffer {
  public:
