@@ -41,17 +41,18 @@ class ConvShape(NamedTuple):
 def network_shapes(model: Any = None) -> tuple[dict[str, ConvShape], dict[str, tuple]]:
     """The convolutions and pools of ``model`` (default: DeepConvNet) as a forward pass runs
     them, in order: ({"conv1_1to16_28": ConvShape, ...}, {"pool1_16x28x28": (C, H, W, size,
-    stride), ...}). Taken from the layers' inputs after one forward pass of one image, not from
-    a table kept by hand (DeepConvNet's conv4 pads by 2, so conv5 and conv6 run on 8x8)."""
+    stride), ...}). Taken from each layer's input in an inference pass of one image through the
+    model's layers one by one, not from a table kept by hand (DeepConvNet's conv4 pads by 2,
+    so conv5 and conv6 run on 8x8)."""
     from fastcnn import layers as fast_layers
     from fastcnn import models
+    from fastcnn.models import _blocks
 
     model = models.DeepConvNet() if model is None else model
-    model.predict(np.zeros((1, *model.input_dim), dtype=model.dtype))
+    x: Any = np.zeros((1, *model.input_dim), dtype=model.dtype)
     convs: dict[str, ConvShape] = {}
     pools: dict[str, tuple] = {}
     for layer in model.layers.values():
-        x: Any = getattr(layer, "x", None)  # the input the forward pass kept
         if isinstance(layer, fast_layers.Convolution):
             _, c, h, w = x.shape
             k, _, size, _ = layer.W.shape
@@ -62,6 +63,9 @@ def network_shapes(model: Any = None) -> tuple[dict[str, ConvShape], dict[str, t
         elif isinstance(layer, fast_layers.Pooling):
             _, c, h, w = x.shape
             pools[f"pool{len(pools) + 1}_{c}x{h}x{w}"] = (c, h, w, layer.pool_h, layer.stride)
+        step = _blocks._Step(layer)
+        x = step.forward(x, False)
+        step.release()
     return convs, pools
 
 
