@@ -1,27 +1,36 @@
-"""Memory: what a network keeps between its forward and backward passes.
+"""Memory: what a network keeps between its forward and backward passes, and the kernels'
+per-thread scratch caches (common/memory.cpp).
 
 A model's chain keeps only what backward needs (a convolution's input, a ReLU's output, and
 after a ReLU + max pool only the pool's output and uint8 argmax) and frees it as backward goes;
-an inference forward keeps nothing. No timings anywhere.
+an inference forward keeps nothing. The scratch caches make a steady run of training steps
+allocate no scratch, stay within their bound after a call that needed more, go with their
+thread, and never mix up concurrent calls. No timings anywhere.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+import fastcnn
+from fastcnn import _config, models, optim
 from fastcnn import functional as F
-from fastcnn import models
+from fastcnn._env import _core
 from fastcnn.models import _blocks
 from fastcnn.reference import functional as R
 from fastcnn.reference import layers as ref_layers
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["fast", "reference"]
+T = _core._testing
 
 
 def _steps(chain: _blocks.Chain) -> list[Any]:
@@ -179,3 +188,88 @@ def test_relu_backward_commutes_with_max_pool_backward(mod, rng):
         )
         fused = mod.max_pool2d_backward(mod.relu_backward(dp, p), am, y.shape, win, stride, pad)
         assert fused.tobytes() == one_by_one.tobytes()
+
+
+# -- the kernels' scratch caches ------------------------------------------------------------------
+
+
+def _training_steps(model: Any, n: int, x: np.ndarray, t: np.ndarray) -> list[np.ndarray]:
+    adam = optim.Adam(lr=1e-3, backend=model.backend)
+    out = []
+    for _ in range(n):
+        loss, grads = model.loss_and_gradient(x, t)
+        adam.update(model.params, grads)
+        out += [np.array(loss), *(g.copy() for g in grads.values())]
+    return out
+
+
+def test_training_steps_reuse_their_scratch():
+    """After a first step, training steps take every scratch block from the cache: no
+    allocations at all (one thread, so every call's scratch is the calling thread's)."""
+    model = models.DeepConvNet(seed=0)
+    x, t = _batch(model, 16)
+    with fastcnn.threads(1):
+        _training_steps(model, 2, x, t)
+        before = T.workspace_stats()
+        _training_steps(model, 3, x, t)
+        after = T.workspace_stats()
+        T.workspace_release_thread_cache()  # the counters are all threads': take this one's
+        own = after["cached_bytes"] - T.workspace_stats()["cached_bytes"]
+    assert after["allocations"] == before["allocations"]
+    assert after["allocated_bytes"] == before["allocated_bytes"]
+    assert 0 < own <= after["cache_limit_bytes"]
+
+
+def test_a_call_needing_more_than_the_bound_leaves_only_the_bound():
+    """A weight gradient whose scratch exceeds one thread's cache bound (a 4+ MiB transformed
+    gradient): the blocks beyond the bound are freed, not kept."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 256, 8, 8), dtype=np.float32)
+    w = rng.standard_normal((256, 256, 3, 3), dtype=np.float32)
+    dy = rng.standard_normal((2, 256, 8, 8), dtype=np.float32)
+    with fastcnn.threads(1), fastcnn.conv_algorithm("winograd_f2x2_3x3"):
+        T.workspace_release_thread_cache()
+        before = T.workspace_stats()
+        F.conv2d_backward(dy, x, w, 1, 1)
+        after = T.workspace_stats()
+        T.workspace_release_thread_cache()
+        cleared = T.workspace_stats()
+    limit = before["cache_limit_bytes"]
+    assert after["allocated_bytes"] - before["allocated_bytes"] > limit  # it needed more
+    assert after["cached_bytes"] - before["cached_bytes"] <= limit
+    assert cleared["cached_bytes"] == before["cached_bytes"]
+
+
+def test_a_threads_cache_goes_with_it():
+    """Scratch cached by a Python thread is freed when the thread exits (one kernel thread:
+    no pool thread takes part, so only the exiting thread's cache changes)."""
+    model = models.DeepConvNet(seed=0)
+    x, t = _batch(model, 8)
+    with fastcnn.threads(1):
+        before = T.workspace_stats()
+        worker = threading.Thread(target=_training_steps, args=(model, 1, x, t))
+        worker.start()
+        worker.join()
+        # join() returns once the thread's Python part is done; its C++ thread-local state
+        # goes a moment later, when the OS thread exits.
+        deadline = time.monotonic() + 30
+        while T.workspace_stats()["cached_bytes"] != before["cached_bytes"]:
+            assert time.monotonic() < deadline, "the exited thread's cache was not freed"
+            time.sleep(0.01)
+    assert T.workspace_stats()["allocations"] > before["allocations"]  # it did take blocks
+
+
+def test_concurrent_training_steps_from_python_threads():
+    """Several Python threads train their own copy of a model at once, on two kernel threads
+    with every region split: each gets the bits one thread alone gets (scratch is the calling
+    thread's or a pool thread's, never shared by two calls)."""
+    x, t = _batch(models.DeepConvNet(), 6)
+    with fastcnn.threads(1):
+        want = _training_steps(models.DeepConvNet(seed=0), 2, x, t)
+
+    def train(_: int) -> bool:
+        got = _training_steps(models.DeepConvNet(seed=0), 2, x, t)
+        return all(a.tobytes() == b.tobytes() for a, b in zip(got, want))
+
+    with fastcnn.threads(2), _config.min_thread_work(0), ThreadPoolExecutor(4) as ex:
+        assert all(ex.map(train, range(6)))
