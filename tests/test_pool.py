@@ -44,6 +44,15 @@ def _compare_all(x, win, stride, pad, dy=None):
     assert dx.dtype == dx_ref.dtype and dx.shape == x.shape
     np.testing.assert_allclose(dx, dx_ref, rtol=RTOL[dt], atol=0)
 
+    # uint8 argmax (what a network keeps): the same maxima and indices, the same gradient bits.
+    y8, am8 = F.max_pool2d_forward(x, win, stride, pad, argmax_dtype=np.uint8)
+    am8_ref = R.max_pool2d_forward(x, win, stride, pad, argmax_dtype=np.uint8)[1]
+    assert am8.dtype == am8_ref.dtype == np.uint8
+    assert y8.tobytes() == y.tobytes()
+    np.testing.assert_array_equal(am8, am)
+    np.testing.assert_array_equal(am8_ref, am)
+    assert F.max_pool2d_backward(dy, am8, x.shape, win, stride, pad).tobytes() == dx.tobytes()
+
     a = F.avg_pool2d_forward(x, win, stride, pad)
     a_ref = R.avg_pool2d_forward(x, win, stride, pad)
     assert a.dtype == a_ref.dtype
@@ -280,3 +289,26 @@ def test_binding_checks_its_arrays():
         _core.avg_pool2d_backward(_DY, x, (2, 3, 6, 6, 3, 2, 2, 2, 2, 0, 0, 4, 3))
     with pytest.raises(TypeError):
         _core.avg_pool2d_backward(_DY, x, g[:12])
+
+
+def test_argmax_dtype_is_checked():
+    x = np.zeros((1, 1, 20, 20), np.float32)
+    for mod in (F, R):
+        with pytest.raises(ValueError, match="argmax_dtype must be int64 or uint8, got int32"):
+            mod.max_pool2d_forward(x, 2, 2, 0, argmax_dtype=np.int32)
+        with pytest.raises(ValueError, match="argmax_dtype must be int64 or uint8"):
+            mod.max_pool2d_forward(x, 2, 2, 0, argmax_dtype="bogus")
+        # 17 x 17 = 289 window elements: uint8 cannot hold their indices
+        with pytest.raises(ValueError, match="at most 256 elements, got window"):
+            mod.max_pool2d_forward(x, 17, 1, 0, argmax_dtype=np.uint8)
+        y, am = mod.max_pool2d_forward(x, 16, 1, 0, argmax_dtype=np.uint8)  # 256: fits
+        assert am.dtype == np.uint8 and y.shape == (1, 1, 5, 5)
+
+
+def test_kernel_rejects_uint8_argmax_for_a_large_window():
+    # The binding checks what the Python face guarantees: uint8 only for windows that fit.
+    x = np.zeros((1, 1, 20, 20), np.float32)
+    geom = (1, 1, 20, 20, 1, 17, 17, 1, 1, 0, 0, 4, 4)
+    with pytest.raises(ValueError, match="uint8 argmax needs a window of at most 256"):
+        _core.max_pool2d_forward(x, np.empty((1, 1, 4, 4), np.float32),
+                                 np.empty((1, 1, 4, 4), np.uint8), geom)  # fmt: skip

@@ -5,7 +5,8 @@ The procedure: every case is checked against the reference before it is timed; t
 best of N rounds (each round long enough for the clock), all backends timed in the same
 process, one after the other, so the ratios come from one run; torch uses fastcnn's thread
 count. Peak memory is measured per backend in a fresh subprocess as the growth of VmHWM
-(/proc/self/status) over a few training steps. This module is the one implementation;
+(/proc/self/status) over a few training steps, after the same start for every backend (the
+model built, one inference forward of the batch). This module is the one implementation;
 benchmarks/bench_layers.py is a pytest-benchmark front-end over it. Linux only for memory.
 """
 
@@ -41,17 +42,18 @@ class ConvShape(NamedTuple):
 def network_shapes(model: Any = None) -> tuple[dict[str, ConvShape], dict[str, tuple]]:
     """The convolutions and pools of ``model`` (default: DeepConvNet) as a forward pass runs
     them, in order: ({"conv1_1to16_28": ConvShape, ...}, {"pool1_16x28x28": (C, H, W, size,
-    stride), ...}). Taken from the layers' inputs after one forward pass of one image, not from
-    a table kept by hand (DeepConvNet's conv4 pads by 2, so conv5 and conv6 run on 8x8)."""
+    stride), ...}). Taken from each layer's input in an inference pass of one image through the
+    model's layers one by one, not from a table kept by hand (DeepConvNet's conv4 pads by 2,
+    so conv5 and conv6 run on 8x8)."""
     from fastcnn import layers as fast_layers
     from fastcnn import models
+    from fastcnn.models import _blocks
 
     model = models.DeepConvNet() if model is None else model
-    model.predict(np.zeros((1, *model.input_dim), dtype=model.dtype))
+    x: Any = np.zeros((1, *model.input_dim), dtype=model.dtype)
     convs: dict[str, ConvShape] = {}
     pools: dict[str, tuple] = {}
     for layer in model.layers.values():
-        x: Any = getattr(layer, "x", None)  # the input the forward pass kept
         if isinstance(layer, fast_layers.Convolution):
             _, c, h, w = x.shape
             k, _, size, _ = layer.W.shape
@@ -62,6 +64,9 @@ def network_shapes(model: Any = None) -> tuple[dict[str, ConvShape], dict[str, t
         elif isinstance(layer, fast_layers.Pooling):
             _, c, h, w = x.shape
             pools[f"pool{len(pools) + 1}_{c}x{h}x{w}"] = (c, h, w, layer.pool_h, layer.stride)
+        step = _blocks._Step(layer)
+        x = step.forward(x, False)
+        step.release()
     return convs, pools
 
 
@@ -253,9 +258,13 @@ def _torch_deep(torch: Any, model: Any) -> Any:
     )
 
 
-def training_step(backend: str, torch: Any = None) -> Callable[[], float] | None:
+def training_step(
+    backend: str, torch: Any = None, *, check: bool = True, warm_up: bool = False
+) -> Callable[[], float] | None:
     """A callable doing one DeepConvNet training step (forward, backward, Adam update) on a fixed
-    batch of 100, or None for "torch" when torch is None."""
+    batch of 100, or None for "torch" when torch is None. check: first compare torch's logits
+    with those of the numpy reference layers. warm_up: first run one inference forward of the
+    batch on the backend itself (what the memory measurement does for every backend alike)."""
     from fastcnn import models, optim
 
     x, t = _batch()
@@ -265,16 +274,20 @@ def training_step(backend: str, torch: Any = None) -> Callable[[], float] | None
         model = models.DeepConvNet(backend="reference", seed=0)
         net = _torch_deep(torch, model)
         net.eval()
-        with torch.no_grad():
-            got = net(torch.from_numpy(x)).numpy()
-        # torch's inference-mode dropout is the identity, DeepConvNet's scales by 1 - ratio:
-        # compare with the model's layers run without their dropout layers.
-        want = x
-        for layer in model.layers.values():
-            if type(layer).__name__ != "Dropout":
-                want = layer.forward(want)
-        if not np.allclose(got, want, atol=1e-3, rtol=1e-3):
-            raise AssertionError("bench: the torch DeepConvNet's logits differ from fastcnn's")
+        if check:
+            with torch.no_grad():
+                got = net(torch.from_numpy(x)).numpy()
+            # torch's inference-mode dropout is the identity, DeepConvNet's scales by
+            # 1 - ratio: compare with the model's layers run without their dropout layers.
+            want = x
+            for layer in model.layers.values():
+                if type(layer).__name__ != "Dropout":
+                    want = layer.forward(want)
+            if not np.allclose(got, want, atol=1e-3, rtol=1e-3):
+                raise AssertionError("bench: the torch DeepConvNet's logits differ from fastcnn's")
+        if warm_up:
+            with torch.no_grad():
+                net(torch.from_numpy(x))
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -291,6 +304,8 @@ def training_step(backend: str, torch: Any = None) -> Callable[[], float] | None
     be = {"fastcnn": "fast", "reference": "reference"}[backend]
     model = models.DeepConvNet(backend=be, seed=0)
     adam = optim.Adam(lr=1e-3, backend=be)
+    if warm_up:
+        model.predict(x)
 
     def step() -> float:
         loss, grads = model.loss_and_gradient(x, t)
@@ -346,7 +361,12 @@ def _memory_child(backend: str, steps: int, threads: int) -> None:
 
     fastcnn.set_num_threads(threads)
     torch = import_torch() if backend == "torch" else None
-    step = training_step(backend, torch)
+    # Every backend does the same before the baseline: build the model, run one inference
+    # forward of the batch on itself. Not torch's logits check (run where the step is timed):
+    # it also runs the numpy reference layers' forward, whose tens of MiB of freed arrays
+    # torch's step then reused, so its growth read 10-31 MiB, against 41-74 MiB after its own
+    # inference forward alone.
+    step = training_step(backend, torch, check=False, warm_up=True)
     assert step is not None
     before = _status_kib("VmHWM")
     rss_before = _status_kib("VmRSS")
@@ -359,9 +379,9 @@ def _memory_child(backend: str, steps: int, threads: int) -> None:
 
 def peak_memory(backend: str, steps: int = 3) -> dict[str, int] | None:
     """In a fresh Python process (VmHWM is per process and survives nothing), build the
-    DeepConvNet training step of ``backend`` and run ``steps`` steps: returns the high-water
-    mark before the first step, after the last, and the growth (KiB). None: torch missing, or
-    no /proc (not Linux)."""
+    DeepConvNet training step of ``backend``, run one inference forward of the batch, then
+    ``steps`` steps: returns the high-water mark before the first step, after the last, and the
+    growth (KiB). None: torch missing, or no /proc (not Linux)."""
     if not os.path.exists("/proc/self/status"):
         return None
     if backend == "torch" and import_torch() is None:

@@ -7,6 +7,8 @@ here, and each function is one ``_core`` call. Results match the reference bit f
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fastcnn import _validation as V
@@ -24,19 +26,26 @@ IntOrPair = V.IntOrPair
 
 
 def max_pool2d_forward(
-    x: np.ndarray, window: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0
+    x: np.ndarray,
+    window: IntOrPair,
+    stride: IntOrPair = 1,
+    pad: IntOrPair = 0,
+    argmax_dtype: Any = np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling. x is (N,C,H,W); returns y (N,C,P,Q) (x's dtype) and argmax (N,C,P,Q) int64.
+    """Max pooling. x is (N,C,H,W); returns y (N,C,P,Q) (x's dtype) and argmax (N,C,P,Q) of
+    argmax_dtype: int64, or uint8 for windows of at most 256 elements.
 
     window, stride, pad are an int or an (h, w) pair with 0 <= pad < window per axis.
     argmax[n,c,p,q] = r*window_w + s of the max inside its window; ties go to the first max in
     row-major order; the first NaN counts as the max; padding never wins.
     """
-    x, g = V.check_pool2d_forward(x, window, stride, pad, "max_pool2d_forward")
+    where = "max_pool2d_forward"
+    x, g = V.check_pool2d_forward(x, window, stride, pad, where)
+    dt = V.check_argmax_dtype(argmax_dtype, g, where)
     if g.empty:  # an empty result (or, for an empty image, windows of padding only)
-        return _reference.max_pool2d_forward(x, g.window, g.stride, g.pad)
+        return _reference.max_pool2d_forward(x, g.window, g.stride, g.pad, dt)
     y = np.empty(g.y_shape, dtype=x.dtype)
-    argmax = np.empty(g.y_shape, dtype=np.int64)
+    argmax = np.empty(g.y_shape, dtype=dt)
     _core.max_pool2d_forward(V.kernel_array(x), y, argmax, g.astuple())
     return y, argmax
 
@@ -61,7 +70,9 @@ def max_pool2d_backward(
     if g.empty:
         return _reference.max_pool2d_backward(dy, argmax, g.x_shape, g.window, g.stride, g.pad)
     dx = np.empty(g.x_shape, dtype=dy.dtype)
-    am = V.kernel_array(argmax, np.int64)
+    # The kernels read int64 or uint8 indices (uint8 where it holds the window); others convert.
+    compact = V.smallest_argmax_dtype(g.r * g.s)
+    am = V.kernel_array(argmax, compact if argmax.dtype == compact else np.int64)
     try:
         _core.max_pool2d_backward(V.kernel_array(dy), am, dx, g.astuple())
     except ValueError:  # the kernel found an argmax out of range: the reference's message

@@ -48,6 +48,8 @@ __all__ = [
     "check_pool2d_forward",
     "check_pool2d_backward",
     "check_max_pool2d_backward",
+    "check_argmax_dtype",
+    "smallest_argmax_dtype",
     "check_affine_forward",
     "check_affine_backward",
     "check_unary_forward",
@@ -790,6 +792,37 @@ def check_max_pool2d_backward(
     if check_range:
         check_argmax_range(argmax, g, where)
     return dy, argmax, g
+
+
+ARGMAX_DTYPES = (np.dtype(np.int64), np.dtype(np.uint8))
+UINT8_MAX_WINDOW = 256  # the most window elements whose indices uint8 holds
+
+
+def smallest_argmax_dtype(window_elements: int) -> np.dtype:
+    """uint8 where it holds a window's indices (an eighth of int64's memory: what a network
+    keeps for its backward pass), else int64."""
+    return ARGMAX_DTYPES[1] if window_elements <= UINT8_MAX_WINDOW else ARGMAX_DTYPES[0]
+
+
+def check_argmax_dtype(argmax_dtype: Any, g: Geometry2d, where: str) -> np.dtype:
+    """The dtype max_pool2d_forward returns argmax in: int64 (the default, numpy's argmax
+    dtype) or uint8, for windows of at most UINT8_MAX_WINDOW elements."""
+    try:
+        dt = None if argmax_dtype is None else np.dtype(argmax_dtype)
+    except TypeError:
+        dt = None
+    if dt not in ARGMAX_DTYPES:
+        got = dt.name if dt is not None else repr(argmax_dtype)
+        raise ValueError(_msg(where, f"argmax_dtype must be int64 or uint8, got {got}"))
+    if smallest_argmax_dtype(g.r * g.s) != np.uint8 and dt == np.uint8:
+        raise ValueError(
+            _msg(
+                where,
+                f"argmax_dtype uint8 holds windows of at most {UINT8_MAX_WINDOW} elements, got "
+                f"window {g.window} ({g.r * g.s} elements)",
+            )
+        )
+    return dt
 
 
 def check_argmax_range(argmax: np.ndarray, g: Geometry2d, where: str) -> None:

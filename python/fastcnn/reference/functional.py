@@ -206,20 +206,27 @@ def conv2d_backward(
 
 
 def max_pool2d_forward(
-    x: np.ndarray, window: IntOrPair, stride: IntOrPair = 1, pad: IntOrPair = 0
+    x: np.ndarray,
+    window: IntOrPair,
+    stride: IntOrPair = 1,
+    pad: IntOrPair = 0,
+    argmax_dtype: Any = np.int64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling. x is (N,C,H,W); returns y (N,C,P,Q) and argmax (N,C,P,Q) int64.
+    """Max pooling. x is (N,C,H,W); returns y (N,C,P,Q) and argmax (N,C,P,Q) of argmax_dtype:
+    int64, or uint8 for windows of at most 256 elements (an eighth of the memory).
 
     window, stride, pad are an int or an (h, w) pair with 0 <= pad < window per axis, so every
     window holds at least one real element (padding is -inf and never wins).
     argmax[n,c,p,q] = r*window_w + s of the max inside its window; ties go to the first max in
     that row-major order. A NaN counts as the max (the first NaN wins), so NaN propagates.
     """
-    x, g = V.check_pool2d_forward(x, window, stride, pad, "max_pool2d_forward")
+    where = "max_pool2d_forward"
+    x, g = V.check_pool2d_forward(x, window, stride, pad, where)
+    dt = V.check_argmax_dtype(argmax_dtype, g, where)
     windows = _unfold(x, g, pad_value=-np.inf).reshape(g.n, g.c, g.r * g.s, g.p, g.q)
     argmax = windows.argmax(axis=2)
     y = np.take_along_axis(windows, argmax[:, :, None], axis=2)[:, :, 0]
-    return y, argmax.astype(np.int64, copy=False)
+    return y, argmax.astype(dt, copy=False)
 
 
 def max_pool2d_backward(

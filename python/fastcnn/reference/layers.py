@@ -46,6 +46,18 @@ class Layer:
     """
 
     F: ModuleType = _reference_functional
+    # The attributes forward sets for backward (one entry per layer class): what release()
+    # drops.
+    forward_state: tuple[str, ...] = ()
+
+    def release(self) -> None:
+        """Drop what the last forward saved for backward; backward then raises until the next
+        forward. A model's chain calls this as soon as a layer's backward has run (and after
+        an inference forward), so each layer's activations are freed as the backward pass goes
+        instead of living until the next forward replaces them. Layers used on their own keep
+        their state, as the classic layers do."""
+        for name in self.forward_state:
+            setattr(self, name, None)
 
     def _saved(self, value: Any) -> Any:
         """A value the last forward saved for backward; a clear error if there was none."""
@@ -59,6 +71,8 @@ class Layer:
 
 class Convolution(Layer):
     """2-D convolution layer. W is (K,C,R,S), b is (K,); x is (N,C,H,W) -> y (N,K,P,Q)."""
+
+    forward_state = ("x",)
 
     def __init__(
         self, W: np.ndarray, b: np.ndarray, stride: IntOrPair = 1, pad: IntOrPair = 0
@@ -86,6 +100,8 @@ class Convolution(Layer):
 
 class Pooling(Layer):
     """Max pooling layer over (pool_h, pool_w) windows. x (N,C,H,W) -> y (N,C,P,Q)."""
+
+    forward_state = ("x", "arg_max")
 
     def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 2, pad: IntOrPair = 0) -> None:
         # stride defaults to 2, as in the classic code's Pooling
@@ -117,6 +133,8 @@ class Pooling(Layer):
 class AvgPooling(Layer):
     """Average pooling layer (padding counts as zeros). x (N,C,H,W) -> y (N,C,P,Q)."""
 
+    forward_state = ("x_shape",)
+
     def __init__(self, pool_h: int, pool_w: int, stride: IntOrPair = 2, pad: IntOrPair = 0) -> None:
         self.pool_h = pool_h
         self.pool_w = pool_w
@@ -137,6 +155,8 @@ class AvgPooling(Layer):
 
 class Affine(Layer):
     """Fully connected layer. W is (D, M), b is (M,); x (N, ...) is flattened to (N, D)."""
+
+    forward_state = ("x", "original_x_shape")
 
     def __init__(self, W: np.ndarray, b: np.ndarray) -> None:
         self.W = W
@@ -161,6 +181,8 @@ class Affine(Layer):
 class Relu(Layer):
     """ReLU. ``mask`` (x <= 0) is derived from the saved input on demand."""
 
+    forward_state = ("x",)
+
     def __init__(self) -> None:
         self.x: np.ndarray | None = None
 
@@ -180,6 +202,8 @@ class Relu(Layer):
 class Sigmoid(Layer):
     """Logistic sigmoid; keeps its output in ``out`` for the backward pass."""
 
+    forward_state = ("out",)
+
     def __init__(self) -> None:
         self.out: np.ndarray | None = None
 
@@ -196,6 +220,8 @@ class SoftmaxWithLoss(Layer):
 
     forward returns the batch-mean loss (a Python float); ``y`` holds the probabilities.
     """
+
+    forward_state = ("y", "t")
 
     def __init__(self) -> None:
         self.loss: float | None = None
@@ -222,6 +248,8 @@ class Dropout(Layer):
     code written for the classic layers sees the same masks and the same random stream after
     ``np.random.seed(...)``.
     """
+
+    forward_state = ("mask",)
 
     def __init__(self, dropout_ratio: float = 0.5, seed: int | None = None) -> None:
         self.dropout_ratio = dropout_ratio
@@ -254,6 +282,7 @@ class Dropout(Layer):
 
 class _BatchNormBase(Layer):
     _spatial = False
+    forward_state = ("input_shape", "x", "saved_mean", "saved_inv_std")
 
     def __init__(
         self,

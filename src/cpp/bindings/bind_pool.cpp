@@ -15,6 +15,22 @@ Geometry2d pool_geometry(const GeometryTuple& geom, const char* where) {
   return g;
 }
 
+// Calls f(I{}) with I = int64_t or uint8_t, argmax's dtype; uint8 only for windows of at most
+// 256 elements, so that every index fits.
+template <class F>
+void dispatch_argmax(const py::array& argmax, const Geometry2d& g, const char* where, F&& f) {
+  if (is_dtype<int64_t>(argmax)) {
+    f(int64_t{});
+  } else if (is_dtype<uint8_t>(argmax)) {
+    const std::string what = std::string(where) + ": a uint8 argmax needs a window of at most ";
+    require(g.r * g.s <= 256, what + "256 elements");
+    f(uint8_t{});
+  } else {
+    throw py::type_error(std::string(where) + ": argmax must be int64 or uint8, got " +
+                         std::string(py::str(argmax.dtype())));
+  }
+}
+
 }  // namespace
 
 void bind_pool(py::module_& m) {
@@ -25,15 +41,19 @@ void bind_pool(py::module_& m) {
         const Geometry2d g = pool_geometry(geom, where);
         dispatch_float(x, where, [&](auto t) {
           using T = decltype(t);
-          const T* px = data_of<T>(x, x_dims(g), where, "x");
-          T* py_ = mutable_data_of<T>(y, y_dims(g), where, "y");
-          int64_t* am = mutable_data_of<int64_t>(argmax, y_dims(g), where, "argmax");
-          py::gil_scoped_release release;
-          max_pool2d_forward<T>(g, px, py_, am);
+          dispatch_argmax(argmax, g, where, [&](auto i) {
+            using I = decltype(i);
+            const T* px = data_of<T>(x, x_dims(g), where, "x");
+            T* py_ = mutable_data_of<T>(y, y_dims(g), where, "y");
+            I* am = mutable_data_of<I>(argmax, y_dims(g), where, "argmax");
+            py::gil_scoped_release release;
+            max_pool2d_forward<T, I>(g, px, py_, am);
+          });
         });
       },
       py::arg("x"), py::arg("y"), py::arg("argmax"), py::arg("geom"),
-      "y, argmax = max pooling of x (N,C,H,W) into preallocated (N,C,P,Q) arrays.");
+      "y, argmax = max pooling of x (N,C,H,W) into preallocated (N,C,P,Q) arrays (argmax int64 "
+      "or uint8).");
 
   m.def(
       "max_pool2d_backward",
@@ -42,21 +62,27 @@ void bind_pool(py::module_& m) {
         const Geometry2d g = pool_geometry(geom, where);
         dispatch_float(dy, where, [&](auto t) {
           using T = decltype(t);
-          const T* pdy = data_of<T>(dy, y_dims(g), where, "dy");
-          const int64_t* am = data_of<int64_t>(argmax, y_dims(g), where, "argmax");
-          T* pdx = mutable_data_of<T>(dx, x_dims(g), where, "dx");
-          py::gil_scoped_release release;
-          // argmax comes from the caller: every index is checked before one is used to write.
-          const int64_t count = g.n * g.c * g.p * g.q, window = g.r * g.s;
-          bool in_range = true;
-          for (int64_t i = 0; i < count; ++i) in_range &= am[i] >= 0 && am[i] < window;
-          require(in_range, std::string(where) + ": argmax values must be in [0, " +
-                                std::to_string(window) + ")");
-          max_pool2d_backward<T>(g, pdy, am, pdx);
+          dispatch_argmax(argmax, g, where, [&](auto i) {
+            using I = decltype(i);
+            const T* pdy = data_of<T>(dy, y_dims(g), where, "dy");
+            const I* am = data_of<I>(argmax, y_dims(g), where, "argmax");
+            T* pdx = mutable_data_of<T>(dx, x_dims(g), where, "dx");
+            py::gil_scoped_release release;
+            // argmax comes from the caller: every index is checked before one is used to write.
+            const int64_t count = g.n * g.c * g.p * g.q, window = g.r * g.s;
+            bool in_range = true;
+            for (int64_t e = 0; e < count; ++e) {
+              const auto a = static_cast<int64_t>(am[e]);
+              in_range &= a >= 0 && a < window;
+            }
+            require(in_range, std::string(where) + ": argmax values must be in [0, " +
+                                  std::to_string(window) + ")");
+            max_pool2d_backward<T, I>(g, pdy, am, pdx);
+          });
         });
       },
       py::arg("dy"), py::arg("argmax"), py::arg("dx"), py::arg("geom"),
-      "dx (N,C,H,W) = dy (N,C,P,Q) routed to the argmax of each window.");
+      "dx (N,C,H,W) = dy (N,C,P,Q) routed to the argmax (int64 or uint8) of each window.");
 
   m.def(
       "avg_pool2d_forward",

@@ -1,7 +1,8 @@
 // fastcnn._core._testing: a PRIVATE binding for the kernel-level tests (tests/test_ukernels.py,
-// tests/test_cpu_config.py), not public API and not stable. It runs the CPU-description pure
-// functions (CPUID decoding, microarchitecture classification, the blocking model) on given
-// values, and calls one GEMM micro-kernel of one registered configuration,
+// tests/test_cpu_config.py, tests/test_memory.py), not public API and not stable. It runs the
+// CPU-description pure functions (CPUID decoding, microarchitecture classification, the
+// blocking model) on given values, reads the scratch caches' counters, and calls one GEMM
+// micro-kernel of one registered configuration,
 // one convolution kernel of one ISA, or one Winograd weight transform on flat numpy buffers,
 // after checking that every element the kernel may touch lies inside the buffers it is given:
 // a wrong test gets a ValueError or TypeError, never a write outside an array. Blocking,
@@ -16,6 +17,7 @@
 #include "bindings/bindings.h"
 #include "common/cpu.h"
 #include "common/memory.h"
+#include "common/tuning.h"
 #include "conv/conv_kernels.h"
 #include "conv/winograd.h"
 #include "gemm/ukernel.h"
@@ -567,6 +569,22 @@ void bind_testing(py::module_& m) {
       "_testing",
       "PRIVATE, for fastcnn's kernel tests only (not public API): single micro-kernel and "
       "convolution-kernel calls on flat buffers, every index checked against the buffers.");
+  t.def(
+      "workspace_stats",
+      [] {
+        const workspace::Stats st = workspace::stats();
+        py::dict out;
+        out["allocations"] = st.allocations;
+        out["allocated_bytes"] = st.allocated_bytes;
+        out["cached_bytes"] = st.cached_bytes;
+        out["cache_limit_bytes"] = tuning::kWorkspaceCacheBytes;
+        return out;
+      },
+      "The scratch caches' counters (common/memory.cpp): blocks and bytes taken from malloc "
+      "since start-up, the bytes all threads' caches hold now, and each thread's bound.");
+  t.def(
+      "workspace_release_thread_cache", [] { workspace::release_thread_cache(); },
+      "Frees the calling thread's cached scratch blocks.");
   t.def(
       "gemm_ukernels",
       [] {

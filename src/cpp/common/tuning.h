@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 
 namespace fastcnn::tuning {
@@ -105,5 +106,14 @@ constexpr int64_t kWinogradWeightsMinBlockTiles = 64;
 // are at most 0.6 of F(2x2)'s (36 per 4x4 tile against 16 per 2x2 tile, edge tiles whole).
 constexpr int64_t kWinogradF4ForwardMinTiles = 256;
 constexpr double kWinogradF4MaxMultiplies = 0.6;
+
+// Each thread's scratch cache (common/memory.cpp) keeps at most this many bytes of freed
+// blocks, in at most kWorkspaceCacheSlots blocks; a larger block is freed when released. 4 MiB
+// holds what DeepConvNet's training step at batch 100 takes on one thread (3.9 MiB on the
+// calling thread, with conv6's weight-gradient partial sums 2.25 MiB of it). Blocks of
+// kWorkspaceMapBytes or more are mapped on their own, outside malloc's heap.
+constexpr std::size_t kWorkspaceCacheBytes = std::size_t{4} << 20;
+constexpr int kWorkspaceCacheSlots = 32;
+constexpr std::size_t kWorkspaceMapBytes = std::size_t{64} << 10;
 
 }  // namespace fastcnn::tuning

@@ -159,15 +159,20 @@ bool forward(const Geometry2d& g, int64_t M, const T* x, const T* w, const T* b,
   const ConvKernels<T> kernels = conv_kernels<T>();
 
   AlignedBuffer<T> u(checked_mul(points * C, K, "conv2d Winograd weights"));
-  std::vector<PrepackedPanels<T>> upack(static_cast<std::size_t>(points));
   // Weights: ~6 flops per transformed value of a filter plane; then a packed copy of U per
-  // point.
+  // point, all in one buffer allocated here (a block allocated on a helper thread would join
+  // this thread's scratch cache when freed, and the helper allocate again on every call).
+  const int64_t upanel = prepacked_size(K, cfg.nr, C);
+  AlignedBuffer<T> upacked(checked_mul(points, upanel, "conv2d Winograd packed weights"));
+  std::vector<PanelBlocks<T>> upack(static_cast<std::size_t>(points));
   const double planes = static_cast<double>(K * C);
   parallel_for(K, Work{6.0 * points * planes, (9 + points) * sizeof(T) * planes},
                [&](int64_t k0, int64_t k1) { transform(g, w, k0, k1, u.data()); });
   parallel_for(points, Work{0, 2.0 * points * sizeof(T) * planes}, [&](int64_t x0, int64_t x1) {
-    for (int64_t xi = x0; xi < x1; ++xi)
-      upack[xi] = prepack_b(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K);
+    for (int64_t xi = x0; xi < x1; ++xi) {
+      upack[xi] = prepack_b_into(cfg, StridedMatrix<T>{u.data() + xi * C * K, K, 1}, C, K,
+                                 upacked.data() + xi * upanel);
+    }
   });
 
   const int64_t rows = g.n * plan.th;

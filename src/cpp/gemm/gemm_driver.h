@@ -47,7 +47,15 @@ constexpr bool kInPlaceA = std::is_same_v<PackA, InPlaceA<T>>;
 // thread and every call that multiplies by it: a convolution's weights, used for every image of
 // a batch. Layout (A's, and B's with rows and columns swapped): for each KC block pc in order,
 // the ceil(M/MR) micro-panels of rows [0, M), each kc x MR; so block (ic, pc) starts at
-// data + pc * mpad + ic * kc.
+// data + pc * mpad + ic * kc. PanelBlocks reads that layout wherever it lies; PrepackedPanels
+// also owns it.
+template <class T>
+struct PanelBlocks {
+  const T* data = nullptr;
+  int64_t mpad = 0;
+  const T* block(int64_t ic, int64_t pc, int64_t kc) const { return data + pc * mpad + ic * kc; }
+};
+
 template <class T>
 struct PrepackedPanels {
   AlignedBuffer<T> data;
@@ -60,17 +68,29 @@ struct PrepackedPanels {
 template <class T, class PackA>
 constexpr bool kPrepacked = std::is_same_v<PackA, PrepackedPanels<T>>;
 
-// Packs an operand once in the PrepackedPanels layout: `width` rows of A (or columns of B) in
-// micro-panels of `panel` lanes, K deep, blocked by kc; pack(pc, kc, dst) packs one KC block.
+// Elements of an operand `width` rows (of A; columns of B) wide and K deep in that layout,
+// with micro-panels of `panel` lanes.
+inline int64_t prepacked_size(int64_t width, int panel, int64_t K) {
+  return round_up(std::max<int64_t>(width, 1), panel) * std::max<int64_t>(K, 1);
+}
+
+// Packs an operand in the PrepackedPanels layout into dst (prepacked_size elements): `width`
+// rows of A (or columns of B) in micro-panels of `panel` lanes, K deep, blocked by kc;
+// pack(pc, kc, dst) packs one KC block.
+template <class T, class Pack>
+PanelBlocks<T> pack_blocks_into(int64_t width, int panel, int64_t K, int64_t kc_max, Pack&& pack,
+                                T* dst) {
+  const int64_t mpad = round_up(std::max<int64_t>(width, 1), panel);
+  for (int64_t pc = 0; pc < K; pc += kc_max) pack(pc, std::min(kc_max, K - pc), dst + pc * mpad);
+  return {dst, mpad};
+}
+
 template <class T, class Pack>
 PrepackedPanels<T> prepack_blocks(int64_t width, int panel, int64_t K, int64_t kc_max,
                                   Pack&& pack) {
   PrepackedPanels<T> packed;
-  packed.mpad = round_up(std::max<int64_t>(width, 1), panel);
-  packed.data.reset(packed.mpad * std::max<int64_t>(K, 1));
-  for (int64_t pc = 0; pc < K; pc += kc_max) {
-    pack(pc, std::min(kc_max, K - pc), packed.data.data() + pc * packed.mpad);
-  }
+  packed.data.reset(prepacked_size(width, panel, K));
+  packed.mpad = pack_blocks_into<T>(width, panel, K, kc_max, pack, packed.data.data()).mpad;
   return packed;
 }
 
@@ -84,7 +104,16 @@ PrepackedPanels<T> prepack_a(const GemmConfig<T>& cfg, const StridedMatrix<T>& a
 }
 
 // Packs all of B (K x N) once, the same way: block(j0, pc, kc) is the kc x NR micro-panel of
-// columns [j0, j0 + NR) in KC block pc.
+// columns [j0, j0 + NR) in KC block pc. prepack_b_into packs it into dst (prepacked_size(N,
+// cfg.nr, K) elements), for many operands in one buffer.
+template <class T>
+PanelBlocks<T> prepack_b_into(const GemmConfig<T>& cfg, const StridedMatrix<T>& b, int64_t K,
+                              int64_t N, T* dst) {
+  return pack_blocks_into<T>(
+      N, cfg.nr, K, cfg.kc,
+      [&](int64_t pc, int64_t kc, T* out) { pack_b(b, cfg.nr, pc, kc, 0, N, out); }, dst);
+}
+
 template <class T>
 PrepackedPanels<T> prepack_b(const GemmConfig<T>& cfg, const StridedMatrix<T>& b, int64_t K,
                              int64_t N) {

@@ -68,9 +68,8 @@ void for_each_plane(const Geometry2d& g, Plane&& plane) {
 // Backward rows have no compares across elements and vectorise as plain loops.
 constexpr int64_t kBlock = 8;
 
-template <class T>
-void max_block(const T* __restrict x0, const T* __restrict x1, T* __restrict y,
-               int64_t* __restrict am) {
+template <class T, class I>
+void max_block(const T* __restrict x0, const T* __restrict x1, T* __restrict y, I* __restrict am) {
   for (int64_t q = 0; q < kBlock; ++q) {
     // Offsets 0..3 = (0,0), (0,1), (1,0), (1,1). `best == best` is false once best is NaN.
     T best = x0[2 * q];
@@ -86,12 +85,12 @@ void max_block(const T* __restrict x0, const T* __restrict x1, T* __restrict y,
     best = take ? d : best;
     idx = take ? 3 : idx;
     y[q] = best;
-    am[q] = idx;
+    am[q] = static_cast<I>(idx);
   }
 }
 
-template <class T>
-void max_backward_row(const T* __restrict dy, const int64_t* __restrict am, T* __restrict d0,
+template <class T, class I>
+void max_backward_row(const T* __restrict dy, const I* __restrict am, T* __restrict d0,
                       T* __restrict d1, int64_t Q) {
   for (int64_t q = 0; q < Q; ++q) {
     const T v = T(0) + dy[q];  // 0 + dy as in the reference (turns -0 into +0)
@@ -136,19 +135,19 @@ void for_blocks(int64_t Q, Block&& block) {
   block(Q - kBlock);
 }
 
-template <class T>
-void max_forward_2x2s2(const Geometry2d& g, const T* x, T* y, int64_t* am) {
+template <class T, class I>
+void max_forward_2x2s2(const Geometry2d& g, const T* x, T* y, I* am) {
   const int64_t W = g.w, Q = g.q;
   for (int64_t p = 0; p < g.p; ++p) {
     const T* x0 = x + 2 * p * W;
     const T* x1 = x0 + W;
     T* yr = y + p * Q;
-    int64_t* ar = am + p * Q;
+    I* ar = am + p * Q;
     if (Q >= kBlock) {
       for_blocks(Q, [&](int64_t q) { max_block(x0 + 2 * q, x1 + 2 * q, yr + q, ar + q); });
     } else {  // a short row (7x7 input: Q = 3) is staged through zero-padded buffers
       T t0[2 * kBlock] = {}, t1[2 * kBlock] = {}, ty[kBlock];
-      int64_t ta[kBlock];
+      I ta[kBlock];
       std::copy(x0, x0 + 2 * Q, t0);
       std::copy(x1, x1 + 2 * Q, t1);
       max_block(t0, t1, ty, ta);
@@ -186,8 +185,8 @@ void zero_uncovered_2x2s2(const Geometry2d& g, T* dx) {
   std::fill(dx + 2 * g.p * g.w, dx + g.h * g.w, T(0));
 }
 
-template <class T>
-void max_backward_2x2s2(const Geometry2d& g, const T* dy, const int64_t* am, T* dx) {
+template <class T, class I>
+void max_backward_2x2s2(const Geometry2d& g, const T* dy, const I* am, T* dx) {
   const int64_t W = g.w, Q = g.q;
   for (int64_t p = 0; p < g.p; ++p) {
     T* d0 = dx + 2 * p * W;
@@ -210,8 +209,8 @@ void avg_backward_2x2s2(const Geometry2d& g, const T* dy, T* dx) {
 
 // ---- max forward -----------------------------------------------------------------------------
 
-template <class T>
-void max_forward_general(const Geometry2d& g, const T* x, T* y, int64_t* am) {
+template <class T, class I>
+void max_forward_general(const Geometry2d& g, const T* x, T* y, I* am) {
   for (int64_t p = 0; p < g.p; ++p) {
     const int64_t i0 = p * g.sh - g.ph;
     const int64_t r_lo = std::max<int64_t>(0, -i0), r_hi = std::min(g.r, g.h - i0);
@@ -233,20 +232,20 @@ void max_forward_general(const Geometry2d& g, const T* x, T* y, int64_t* am) {
       }
     done:
       y[p * g.q + q] = best;
-      am[p * g.q + q] = idx;
+      am[p * g.q + q] = static_cast<I>(idx);
     }
   }
 }
 
 // ---- max backward ----------------------------------------------------------------------------
 
-template <class T>
-void max_backward_general(const Geometry2d& g, const T* dy, const int64_t* am, T* dx) {
+template <class T, class I>
+void max_backward_general(const Geometry2d& g, const T* dy, const I* am, T* dx) {
   std::fill(dx, dx + g.h * g.w, T(0));
   const int64_t rs = g.r * g.s;
   for (int64_t p = g.p - 1; p >= 0; --p) {
     for (int64_t q = g.q - 1; q >= 0; --q) {
-      const int64_t a = am[p * g.q + q];
+      const int64_t a = static_cast<int64_t>(am[p * g.q + q]);
       if (a < 0 || a >= rs) continue;  // Python rejects these; never index with them
       const int64_t i = p * g.sh + a / g.s - g.ph;
       const int64_t j = q * g.sw + a % g.s - g.pw;
@@ -313,8 +312,8 @@ void avg_backward_general(const Geometry2d& g, const T* dy, T* dx, T* share) {
 
 }  // namespace
 
-template <class T>
-void max_pool2d_forward(const Geometry2d& g, const T* x, T* y, int64_t* argmax) {
+template <class T, class I>
+void max_pool2d_forward(const Geometry2d& g, const T* x, T* y, I* argmax) {
   const int64_t HW = g.h * g.w, PQ = g.p * g.q;
   const bool fast = is_2x2_stride2(g);
   for_each_plane<T>(g, [&](int64_t i) {
@@ -326,8 +325,8 @@ void max_pool2d_forward(const Geometry2d& g, const T* x, T* y, int64_t* argmax) 
   });
 }
 
-template <class T>
-void max_pool2d_backward(const Geometry2d& g, const T* dy, const int64_t* argmax, T* dx) {
+template <class T, class I>
+void max_pool2d_backward(const Geometry2d& g, const T* dy, const I* argmax, T* dx) {
   const int64_t HW = g.h * g.w, PQ = g.p * g.q;
   const bool fast = is_2x2_stride2(g);
   for_each_plane<T>(g, [&](int64_t i) {
@@ -367,15 +366,19 @@ void avg_pool2d_backward(const Geometry2d& g, const T* dy, T* dx) {
   });
 }
 
-#define FASTCNN_INSTANTIATE_POOL(T)                                                      \
-  template void max_pool2d_forward<T>(const Geometry2d&, const T*, T*, int64_t*);        \
-  template void max_pool2d_backward<T>(const Geometry2d&, const T*, const int64_t*, T*); \
-  template void avg_pool2d_forward<T>(const Geometry2d&, const T*, T*);                  \
+#define FASTCNN_INSTANTIATE_MAX_POOL(T, I)                                     \
+  template void max_pool2d_forward<T, I>(const Geometry2d&, const T*, T*, I*); \
+  template void max_pool2d_backward<T, I>(const Geometry2d&, const T*, const I*, T*);
+#define FASTCNN_INSTANTIATE_POOL(T)                                     \
+  FASTCNN_INSTANTIATE_MAX_POOL(T, int64_t)                              \
+  FASTCNN_INSTANTIATE_MAX_POOL(T, uint8_t)                              \
+  template void avg_pool2d_forward<T>(const Geometry2d&, const T*, T*); \
   template void avg_pool2d_backward<T>(const Geometry2d&, const T*, T*);
 
 FASTCNN_INSTANTIATE_POOL(float)
 FASTCNN_INSTANTIATE_POOL(double)
 
 #undef FASTCNN_INSTANTIATE_POOL
+#undef FASTCNN_INSTANTIATE_MAX_POOL
 
 }  // namespace fastcnn
