@@ -19,7 +19,7 @@ import pytest
 
 import fastcnn
 from fastcnn import _ops
-from fastcnn._bench import import_torch
+from fastcnn._bench_peers import import_torch
 from fastcnn.reference import functional as R
 
 CASES = [

@@ -17,7 +17,7 @@ import pytest
 
 import fastcnn
 from fastcnn import _pool
-from fastcnn._bench import import_torch
+from fastcnn._bench_peers import import_torch
 from fastcnn.reference import functional as R
 
 # (name, x shape); all pools are window 2, stride 2, no padding.

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import fastcnn
 from fastcnn import cli, models
 from fastcnn.datasets import EMBEDDED_DIR, mnist_source
 
@@ -262,24 +263,49 @@ def test_python_m_fastcnn_info():
 
 
 def test_bench_quick(capsys):
-    rc, out, err = run(capsys, "bench", "--quick", "--no-torch")
+    argv = ["bench", "--quick", "--no-torch", "--no-tensorflow"]
+    isa = "avx2" in fastcnn.available_isas()
+    rc, out, err = run(capsys, *argv, *(["--isa", "avx2"] if isa else []))
     assert rc == 0, err
     for case in ("conv1_1to16_28", "conv6_64to64_8", "pool1_16x28x28"):
         assert case in out
     training, _, inference = out.partition("DeepConvNet inference")
+    training, _, limited = training.partition("with every framework limited to")
     rows = {line.split()[0]: line.split() for line in training.splitlines() if line.strip()}
     assert float(rows["fastcnn"][2]) == 1.0  # time/fastcnn
     assert float(rows["reference"][1]) > 0 and float(rows["fastcnn"][4]) > 0  # ms, MiB
-    assert "torch" not in rows
+    assert "torch" not in rows and "tensorflow" not in rows
+    assert "torch eager: left out" not in training  # not asked for: no note
+    # the measured FMA peak, each convolution pass's % of it and the six convolutions' limit
+    peak = next(line.split() for line in training.splitlines() if line.startswith("# FMA peak"))
+    assert float(peak[3]) > 0 and peak[4] == "GFLOP/s:"
+    header = next(line for line in training.splitlines() if "fast ms" in line)
+    assert header.split().count("%peak") == 2
+    # layer, fwd ms, ref ms, ref/fast, %peak, bwd ms, ref ms, ref/fast, %peak, algorithms
+    for name in ("conv1_1to16_28", "conv2_16to16_28"):
+        assert 0 < float(rows[name][4]) and 0 < float(rows[name][8])
+    assert rows["pool1_16x28x28"][4] == rows["pool1_16x28x28"][8] == "-"  # no FMA count
+    assert "x the limit" in training and "GFLOP useful in the algorithms used" in training
     # which algorithm each pass ran: conv1 (one channel) direct, conv2 Winograd at batch 100
     # (F(4x4) forward and backward-data, F(2x2) weight gradient)
     assert rows["conv1_1to16_28"][-5:] == ["cols", "/", "col2im", "/", "pixels"]
     assert rows["conv2_16to16_28"][-5:] == ["wino4", "/", "wino4", "/", "wino"]
+    # --isa avx2: fastcnn's step in a process limited to AVX2, beside this one's
+    if isa:
+        lines = [line.split() for line in limited.splitlines() if line.strip()]
+        assert lines[1][:3] == ["backend", f"{fastcnn.get_isa()}", "ms/step"]
+        assert lines[2][0] == "fastcnn" and float(lines[2][1]) > 0 and float(lines[2][2]) > 0
+        assert "FMA peak, measured:" in limited and "avx2" in limited
     # inference: fastcnn and ONNX Runtime (a test dependency), checked, then timed
     rows = {line.split()[0]: line.split() for line in inference.splitlines()[2:] if line}
     assert set(rows) == {"fastcnn", "onnxruntime"}
     assert float(rows["fastcnn"][4]) == 1.0 and float(rows["fastcnn"][3]) > 0  # ratio, img/s
     assert float(rows["onnxruntime"][5]) > 0  # batch-1 latency, us
+
+
+def test_bench_refuses_an_isa_this_machine_lacks(capsys):
+    rc, out, err = run(capsys, "bench", "--quick", "--isa", "avx1024")
+    assert rc == 2 and "not an ISA this machine runs" in err and out == ""
 
 
 @pytest.mark.skipif(not FULL, reason="FASTCNN_DATA_DIR (the full MNIST) is not set")

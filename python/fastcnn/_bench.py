@@ -1,17 +1,22 @@
 """``fastcnn bench``: DeepConvNet's layers and its whole training step, fastcnn vs the numpy
-reference vs PyTorch's CPU path (when torch is importable), batch 100, float32.
+reference vs its peers when they are importable (PyTorch's CPU path for the layers; PyTorch
+eager, PyTorch channels_last and TensorFlow for the step), batch 100, float32, with each
+convolution pass's share of the measured FMA peak.
 
 The procedure: every case is checked against the reference before it is timed; times are the
 best of N rounds (each round long enough for the clock), all backends timed in the same
-process, one after the other, so the ratios come from one run; torch uses fastcnn's thread
+process, one after the other, so the ratios come from one run; the peers use fastcnn's thread
 count. Peak memory is measured per backend in a fresh subprocess as the growth of VmHWM
 (/proc/self/status) over a few training steps, after the same start for every backend (the
-model built, one inference forward of the batch). This module is the one implementation;
-benchmarks/bench_layers.py is a pytest-benchmark front-end over it. Linux only for memory.
+model built, one inference forward of the batch); ``isa`` repeats the step comparison in a
+subprocess with every framework limited to that ISA (_bench_isa). This module is the one
+implementation; benchmarks/bench_layers.py is a pytest-benchmark front-end over it. Linux only
+for memory.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,6 +27,10 @@ from functools import partial
 from typing import Any, NamedTuple, TextIO, cast
 
 import numpy as np
+
+from fastcnn import _bench_isa
+from fastcnn._bench_peak import FLOPS_RULE, fma_peak, layer_flops
+from fastcnn._bench_peers import PEERS, import_frameworks, peer_step
 
 BATCH = 100
 
@@ -74,20 +83,9 @@ CONVS, POOLS = network_shapes()
 POOL = next(iter(POOLS))  # the first pool, the largest
 POOL_SHAPE = (BATCH, *POOLS[POOL][:3])
 CASES = (*CONVS, POOL)
-BACKENDS = ("fastcnn", "reference", "torch")
+BACKENDS = ("fastcnn", "reference", "torch")  # the layer table's
+STEP_BACKENDS = ("fastcnn", "reference", *PEERS)  # the training-step table's
 Pair = tuple[Callable[[], Any], Callable[[], Any]]
-
-
-def import_torch() -> Any:
-    """torch with fastcnn's thread count, or None when it is not installed."""
-    try:
-        import torch
-    except ImportError:
-        return None
-    import fastcnn
-
-    torch.set_num_threads(fastcnn.get_num_threads())
-    return torch
 
 
 def best_time(
@@ -220,7 +218,7 @@ def layer_case(name: str, torch: Any = None) -> dict[str, Pair]:
 
 # ---------------------------------------------------------------------------------------------
 # The whole DeepConvNet training step: fastcnn.models.DeepConvNet + fastcnn.optim.Adam on each
-# backend, and an equivalent torch nn.Sequential with the same weights + torch.optim.Adam.
+# backend, and the same network with the same weights in each peer (_bench_peers).
 # ---------------------------------------------------------------------------------------------
 
 
@@ -229,78 +227,21 @@ def _batch() -> tuple[np.ndarray, np.ndarray]:
     return rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH)
 
 
-def _torch_deep(torch: Any, model: Any) -> Any:
-    """nn.Sequential equal to the DeepConvNet ``model`` (weights copied). Dropout differs in
-    form (torch scales at training time, DeepConvNet at inference) but not in cost."""
-    nn = torch.nn
-    p = model.params
-    mods: list[Any] = []
-    for i, cp in enumerate(model.conv_params, 1):
-        w = p[f"W{i}"]
-        conv = nn.Conv2d(w.shape[1], w.shape[0], cp["filter_size"], cp["stride"], cp["pad"])
-        with torch.no_grad():
-            conv.weight.copy_(torch.from_numpy(w))
-            conv.bias.copy_(torch.from_numpy(p[f"b{i}"]))
-        mods += [conv, nn.ReLU()]
-        if i % 2 == 0:
-            mods.append(nn.MaxPool2d(2, 2))
-    fcs = []
-    for i in (7, 8):
-        w = p[f"W{i}"]
-        fc = nn.Linear(w.shape[0], w.shape[1])
-        with torch.no_grad():
-            fc.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
-            fc.bias.copy_(torch.from_numpy(p[f"b{i}"]))
-        fcs.append(fc)
-    ratio = model.dropout_ratio
-    return nn.Sequential(
-        *mods, nn.Flatten(), fcs[0], nn.ReLU(), nn.Dropout(ratio), fcs[1], nn.Dropout(ratio)
-    )
-
-
 def training_step(
-    backend: str, torch: Any = None, *, check: bool = True, warm_up: bool = False
+    backend: str, frameworks: dict | None = None, *, check: bool = True, warm_up: bool = False
 ) -> Callable[[], float] | None:
     """A callable doing one DeepConvNet training step (forward, backward, Adam update) on a fixed
-    batch of 100, or None for "torch" when torch is None. check: first compare torch's logits
-    with those of the numpy reference layers. warm_up: first run one inference forward of the
-    batch on the backend itself (what the memory measurement does for every backend alike)."""
+    batch of 100 for ``backend`` (one of STEP_BACKENDS), or None for a peer whose framework is
+    not in ``frameworks`` (_bench_peers.import_frameworks). Every backend starts from the same
+    weights (DeepConvNet, seed 0). check: first compare a peer's logits with those of the numpy
+    reference layers. warm_up: first run one inference forward of the batch on the backend
+    itself (what the memory measurement does for every backend alike)."""
     from fastcnn import models, optim
 
     x, t = _batch()
-    if backend == "torch":
-        if torch is None:
-            return None
+    if backend in PEERS:
         model = models.DeepConvNet(backend="reference", seed=0)
-        net = _torch_deep(torch, model)
-        net.eval()
-        if check:
-            with torch.no_grad():
-                got = net(torch.from_numpy(x)).numpy()
-            # torch's inference-mode dropout is the identity, DeepConvNet's scales by
-            # 1 - ratio: compare with the model's layers run without their dropout layers.
-            want = x
-            for layer in model.layers.values():
-                if type(layer).__name__ != "Dropout":
-                    want = layer.forward(want)
-            if not np.allclose(got, want, atol=1e-3, rtol=1e-3):
-                raise AssertionError("bench: the torch DeepConvNet's logits differ from fastcnn's")
-        if warm_up:
-            with torch.no_grad():
-                net(torch.from_numpy(x))
-        net.train()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        xt, tt = torch.from_numpy(x), torch.from_numpy(t)
-
-        def torch_step() -> float:
-            opt.zero_grad()
-            loss = loss_fn(net(xt), tt)
-            loss.backward()
-            opt.step()
-            return float(loss.detach().item())
-
-        return torch_step
+        return peer_step(backend, frameworks or {}, model, x, t, check=check, warm_up=warm_up)
     be = {"fastcnn": "fast", "reference": "reference"}[backend]
     model = models.DeepConvNet(backend=be, seed=0)
     adam = optim.Adam(lr=1e-3, backend=be)
@@ -360,13 +301,14 @@ def _memory_child(backend: str, steps: int, threads: int) -> None:
     import fastcnn
 
     fastcnn.set_num_threads(threads)
-    torch = import_torch() if backend == "torch" else None
+    framework = PEERS.get(backend)
+    frameworks, _ = import_frameworks(framework == "torch", framework == "tensorflow")
     # Every backend does the same before the baseline: build the model, run one inference
-    # forward of the batch on itself. Not torch's logits check (run where the step is timed):
+    # forward of the batch on itself. Not a peer's logits check (run where the step is timed):
     # it also runs the numpy reference layers' forward, whose tens of MiB of freed arrays
     # torch's step then reused, so its growth read 10-31 MiB, against 41-74 MiB after its own
     # inference forward alone.
-    step = training_step(backend, torch, check=False, warm_up=True)
+    step = training_step(backend, frameworks, check=False, warm_up=True)
     assert step is not None
     before = _status_kib("VmHWM")
     rss_before = _status_kib("VmRSS")
@@ -381,10 +323,10 @@ def peak_memory(backend: str, steps: int = 3) -> dict[str, int] | None:
     """In a fresh Python process (VmHWM is per process and survives nothing), build the
     DeepConvNet training step of ``backend``, run one inference forward of the batch, then
     ``steps`` steps: returns the high-water mark before the first step, after the last, and the
-    growth (KiB). None: torch missing, or no /proc (not Linux)."""
+    growth (KiB). None: the peer's framework is missing, or no /proc (not Linux)."""
     if not os.path.exists("/proc/self/status"):
         return None
-    if backend == "torch" and import_torch() is None:
+    if backend in PEERS and importlib.util.find_spec(PEERS[backend]) is None:
         return None
     import fastcnn
 
@@ -399,7 +341,7 @@ def peak_memory(backend: str, steps: int = 3) -> dict[str, int] | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The table
+# The tables
 # ---------------------------------------------------------------------------------------------
 
 
@@ -410,31 +352,60 @@ def _table(header: list[str], rows: list[list[str]], out: TextIO) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(r, widths)), file=out, flush=True)
 
 
+def _percent(flops: float, seconds: float, gflops: float) -> str:
+    return f"{100 * flops / seconds / (gflops * 1e9):.0f}" if flops > 0 else "-"
+
+
 def main(
     quick: bool = False,
     torch: bool = True,
     memory: bool = True,
     inference: bool = True,
+    tensorflow: bool = True,
+    isa: str | None = None,
     out: TextIO | None = None,
 ) -> dict[str, Any]:
-    """Print the layer table, the training-step table and (``inference``) the inference table;
-    return the measurements (seconds)."""
+    """Print the layer table (with each convolution pass's % of the measured FMA peak), the
+    training-step table (fastcnn, the reference and the peers installed), with ``isa`` the
+    step table of every framework limited to that ISA beside it (_bench_isa), and
+    (``inference``) the inference table; return the measurements (seconds, GFLOP/s)."""
     import fastcnn
 
+    if isa is not None:
+        _bench_isa.check_isa(isa)  # before anything runs
     out = out if out is not None else sys.stdout
-    tmod = import_torch() if torch else None
-    fast_reps, fast_min = (3, 0.02) if quick else (9, 0.05)
-    ref_reps, ref_min = (1, 0.0) if quick else (3, 0.0)
+    frameworks, notes = import_frameworks(torch, tensorflow)
+    tmod = frameworks.get("torch")
+    versions = [f"{name} {mod.__version__}" for name, mod in frameworks.items()]
+    versions += [f"{name} {why}" for name, why in notes.items()]
     print(
         f"# fastcnn {fastcnn.__version__}, isa {fastcnn.get_isa()}, "
         f"winograd {'on' if fastcnn.get_winograd() else 'off'}, "
         f"{fastcnn.get_num_threads()} threads, batch {BATCH}, float32; "
-        + (f"torch {tmod.__version__}" if tmod is not None else "torch not installed")
+        + "; ".join(versions)
         + ("; --quick" if quick else ""),
         file=out,
     )
-    print("# times are best-of-N wall clock; ratios > 1 mean fastcnn is faster\n", file=out)
-    results: dict[str, Any] = {"layers": {}, "step": {}, "memory": {}}
+    print("# times are best-of-N wall clock; ratios > 1 mean fastcnn is faster", file=out)
+    results: dict[str, Any] = {}
+    results["layers"], results["limit"], peak = _layer_table(tmod, quick, out)
+    results["peak"] = peak
+    results["step"], results["memory"] = _step_table(frameworks, notes, quick, memory, out)
+    if isa is not None:
+        results["isa"] = _isa_table(isa, results["step"], peak, quick, torch, tensorflow, out)
+    if inference:
+        results["inference"] = _inference_table(tmod, quick, out)
+    return results
+
+
+def _layer_table(
+    tmod: Any, quick: bool, out: TextIO
+) -> tuple[dict[str, Any], dict[str, float], dict[str, Any]]:
+    """The per-layer table; returns ({layer: its times, algorithms and useful FLOPs}, the six
+    convolutions' limit: useful FLOPs, the time they take at the peak and the time measured,
+    the FMA peak: the better of two measurements, before and after the layers are timed)."""
+    fast_reps, fast_min = (3, 0.02) if quick else (9, 0.05)
+    ref_reps, ref_min = (1, 0.0) if quick else (3, 0.0)
     # Each backend is timed as a block (all layers, then the next backend) with a pause in
     # between: fastcnn, numpy's BLAS and torch each keep a thread pool whose
     # threads spin for a while after a parallel region, and interleaving the backends call by
@@ -443,6 +414,8 @@ def main(
     # time, so a slow spell of the shared machine does not land on one backend alone.
     cases = {name: layer_case(name, tmod) for name in CASES}
     algorithms = {name: _algorithms_of(cases[name]["fastcnn"]) for name in CONVS}
+    flops = {name: layer_flops(CONVS[name], BATCH, algorithms[name]) for name in CONVS}
+    peak = fma_peak(quick=quick)
     t: dict[tuple[str, str, str], float] = {}
     rounds = 1 if quick else 2
     for rnd in range(rounds):
@@ -462,19 +435,28 @@ def main(
     for name in CASES:  # torch's backward was timed together with its forward
         if (name, "torch", "b") in t:
             t[name, "torch", "b"] = max(t[name, "torch", "b"] - t[name, "torch", "f"], 1e-9)
+    peak = max(peak, fma_peak(quick=quick), key=lambda p: p["gflops"])
+    print(f"\n# FMA peak {peak['gflops']:.0f} GFLOP/s: {peak['isa']} on {peak['threads']} "
+          f"threads, measured ({peak['chains']} independent multiply-add chains of "
+          f"{peak['lanes']} floats per thread, on registers; the better of two runs, before and "
+          "after the layers were timed)", file=out)  # fmt: skip
+    print(f"# %peak = useful FLOPs / time / FMA peak; {FLOPS_RULE}", file=out)
+    layers: dict[str, Any] = {}
     rows = []
     for name in CASES:
-        results["layers"][name] = {f"{b}_{d}": v for (n, b, d), v in t.items() if n == name}
+        layers[name] = {f"{b}_{d}": v for (n, b, d), v in t.items() if n == name}
         if name in algorithms:
-            results["layers"][name]["algorithms"] = algorithms[name]
+            layers[name]["algorithms"] = algorithms[name]
+            layers[name]["flops_f"], layers[name]["flops_b"] = flops[name]
         row = [name]
-        for d in "fb":
+        for i, d in enumerate("fb"):
             fast = t[name, "fastcnn", d]
             ref = t[name, "reference", d]
             row += [f"{fast * 1e3:.2f}", f"{ref * 1e3:.1f}", f"{ref / fast:.1f}"]
             if tmod is not None:
                 tt = t[name, "torch", d]
                 row += [f"{tt * 1e3:.2f}", f"{tt / fast:.2f}"]
+            row.append(_percent(flops[name][i], fast, peak["gflops"]) if name in flops else "-")
         a = algorithms.get(name)
         names = [a[k] or "-" for k in _PASSES] if a else []
         row.append(" / ".join(_SHORT.get(n, n) for n in names) if names else "-")
@@ -484,13 +466,25 @@ def main(
         header += [f"{d} fast ms", "ref ms", "ref/fast"]
         if tmod is not None:
             header += ["torch ms", "torch/fast"]
+        header.append("%peak")
     header.append("fwd / dx / dW algorithm")
     _table(header, rows, out)
     print(f"  ({', '.join(f'{v} = {k}' for k, v in _SHORT.items())})", file=out)
+    useful = sum(f + b for f, b in flops.values())
+    measured = sum(t[name, "fastcnn", d] for name in CONVS for d in "fb")
+    at_peak = useful / (peak["gflops"] * 1e9)
+    print(f"  the {len(CONVS)} convolutions, forward + backward: {useful / 1e9:.2f} GFLOP useful "
+          f"in the algorithms used, {at_peak * 1e3:.2f} ms at the FMA peak (the limit); measured "
+          f"{measured * 1e3:.2f} ms = {measured / at_peak:.2f}x the limit", file=out)  # fmt: skip
+    return layers, {"flops": useful, "limit_s": at_peak, "measured_s": measured}, peak
 
-    check_training_step()
+
+def time_steps(step_fns: dict[str, Callable[[], float] | None], quick: bool) -> dict[str, float]:
+    """Best seconds per training step of each backend that has a step (None: left out), in the
+    order given. Each is timed as a block with a pause before it; without ``quick`` the blocks
+    run twice, alternating, each keeping its best (the reference once)."""
+    fast_reps, ref_reps, rounds = (3, 1, 1) if quick else (9, 3, 2)
     steps: dict[str, float] = {}
-    step_fns = {backend: training_step(backend, tmod) for backend in BACKENDS}
     for rnd in range(rounds):
         for backend, step in step_fns.items():
             if step is None or (backend == "reference" and rnd > 0):
@@ -501,38 +495,111 @@ def main(
             else:
                 sec = best_time(step, repeat=fast_reps, min_time=0.1 if quick else 0.3)
             steps[backend] = min(steps.get(backend, sec), sec)
-    results["step"] = steps
+    return steps
+
+
+def torch_best(steps: dict[str, float]) -> str | None:
+    """The fastest of the torch configurations in ``steps`` (None: torch did not run)."""
+    timed = [name for name in PEERS if PEERS[name] == "torch" and name in steps]
+    return min(timed, key=steps.__getitem__) if timed else None
+
+
+def _versus(steps: dict[str, float]) -> str:
+    """fastcnn's step time as a fraction of torch's best and of TensorFlow's, as a line."""
+    parts = []
+    best = torch_best(steps)
+    if best is not None:
+        parts.append(f"{steps['fastcnn'] / steps[best]:.2f}x torch's best ({best})")
+    if "tensorflow" in steps:
+        parts.append(f"{steps['fastcnn'] / steps['tensorflow']:.2f}x tensorflow's")
+    return "fastcnn's step takes " + ", ".join(parts) if parts else ""
+
+
+def _step_table(
+    frameworks: dict[str, Any], notes: dict[str, str], quick: bool, memory: bool, out: TextIO
+) -> tuple[dict[str, float], dict[str, dict[str, int] | None]]:
+    """The training-step table: fastcnn, the reference and each peer installed, with time
+    ratios to fastcnn and to torch's best configuration, and peak memory; returns (seconds per
+    step, memory per backend)."""
+    check_training_step()
+    steps = time_steps({b: training_step(b, frameworks) for b in STEP_BACKENDS}, quick)
     mem: dict[str, dict[str, int] | None] = {}
     for backend in steps:
         mem[backend] = peak_memory(backend, steps=1 if quick else 3) if memory else None
-    results["memory"] = mem
+    best = torch_best(steps)
     rows = []
     for backend, sec in steps.items():
         m = mem[backend]
-        rows.append(
-            [
-                backend,
-                f"{sec * 1e3:.1f}",
-                f"{sec / steps['fastcnn']:.2f}",
-                f"{BATCH / sec:.0f}",
-                f"{m['growth_kib'] / 1024:.0f}" if m else "-",
-                f"{m['peak_kib'] / 1024:.0f}" if m else "-",
-            ]
-        )
+        row = [backend, f"{sec * 1e3:.1f}", f"{sec / steps['fastcnn']:.2f}"]
+        if best is not None:
+            row.append(f"{sec / steps[best]:.2f}")
+        row += [f"{BATCH / sec:.0f}", f"{m['growth_kib'] / 1024:.0f}" if m else "-",
+                f"{m['peak_kib'] / 1024:.0f}" if m else "-"]  # fmt: skip
+        rows.append(row)
     print(
-        "\nDeepConvNet training step (forward, backward, Adam), batch 100"
+        "\nDeepConvNet training step (forward, backward, Adam), batch 100, the same weights on "
+        "every backend"
         + (", peak memory from a fresh process per backend" if memory else "")
         + ":",
         file=out,
     )
-    _table(
-        ["backend", "ms/step", "time/fastcnn", "images/s", "step peak growth MiB", "peak MiB"],
-        rows,
-        out,
-    )
-    if inference:
-        results["inference"] = _inference_table(tmod, quick, out)
-    return results
+    header = ["backend", "ms/step", "time/fastcnn"]
+    header += ["time/torch best"] if best is not None else []
+    header += ["images/s", "step peak growth MiB", "peak MiB"]
+    _table(header, rows, out)
+    versus = _versus(steps)
+    if versus:
+        print(f"  {versus}", file=out)
+    for peer, framework in PEERS.items():
+        if framework in notes:
+            print(f"  {peer}: left out, {framework} {notes[framework]}", file=out)
+    return steps, mem
+
+
+def _isa_table(
+    isa: str,
+    steps: dict[str, float],
+    peak: dict[str, Any],
+    quick: bool,
+    torch: bool,
+    tensorflow: bool,
+    out: TextIO,
+) -> dict[str, Any]:
+    """The training step with every framework limited to ``isa`` (a subprocess), beside this
+    process's (default-ISA) step times; returns the subprocess's measurements."""
+    import fastcnn
+
+    pair = _bench_isa.run_isa_steps(isa, quick=quick, torch=torch, tensorflow=tensorflow)
+    here, there = fastcnn.get_isa(), pair["isa"]
+    env = " ".join(f"{k}={v}" for k, v in _bench_isa.ISA_ENVIRONMENT[isa].items())
+    print(f"\nDeepConvNet training step with every framework limited to {isa} (a process with "
+          f"{env}), beside this one's ({here}):", file=out)  # fmt: skip
+    best_here, best_there = torch_best(steps), torch_best(pair["steps"])
+    rows = []
+    for backend in (b for b in STEP_BACKENDS if b in pair["steps"]):
+        row = [backend]
+        for st, best in ((steps, best_here), (pair["steps"], best_there)):
+            sec = st.get(backend)
+            row.append(f"{sec * 1e3:.1f}" if sec is not None else "-")
+            if best is not None:
+                row.append(f"{sec / st[best]:.2f}" if sec is not None else "-")
+        rows.append(row)
+    header = ["backend"]
+    for name, best in ((here, best_here), (there, best_there)):
+        header.append(f"{name} ms/step")
+        header += ["time/torch best"] if best is not None else []
+    _table(header, rows, out)
+    versus = _versus(pair["steps"])
+    if versus:
+        print(f"  {there}: {versus}", file=out)
+    print(f"  FMA peak, measured: {here} {peak['gflops']:.0f} GFLOP/s, {there} "
+          f"{pair['peak']['gflops']:.0f} GFLOP/s", file=out)  # fmt: skip
+    if pair.get("torch_capability"):
+        print(f"  torch's CPU capability in that process: {pair['torch_capability']}", file=out)
+    if "tensorflow" in pair["steps"]:
+        print("  (tensorflow: ONEDNN_MAX_CPU_ISA limits its oneDNN kernels; its Eigen kernels "
+              "run as its build compiled them)", file=out)  # fmt: skip
+    return pair
 
 
 def _inference_table(torch: Any, quick: bool, out: TextIO) -> dict[str, dict[int, float]]:

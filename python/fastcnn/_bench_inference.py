@@ -28,7 +28,7 @@ def _inputs() -> dict[int, np.ndarray]:
 def _torch_runs(torch: Any, model: Any) -> dict[str, Run]:
     """torch's DeepConvNet in inference form: its dropout layers as DeepConvNet's inference
     scaling by 1 - ratio, so the logits are the same."""
-    from fastcnn._bench import _torch_deep
+    from fastcnn._bench_peers import _torch_deep
 
     class Scale(torch.nn.Module):
         def __init__(self, factor: float) -> None:

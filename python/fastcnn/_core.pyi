@@ -142,3 +142,8 @@ def adam_update(
     eps: _Float,
     /,
 ) -> None: ...
+
+# bind_peak.cpp: the measured float32 multiply-add peak of one ISA on all threads (for the
+# bench): {"isa": str, "gflops": float, "seconds": float, "flops": float, "threads": int,
+# "chains": int, "lanes": int, "checksum": float}.
+def fma_peak(isa: str, min_seconds: _Float = 0.05, repeat: _Int = 5) -> dict[str, Any]: ...

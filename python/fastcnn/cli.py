@@ -578,7 +578,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     _set_threads(args.threads)
     _bench.main(quick=args.quick, torch=not args.no_torch, memory=not args.no_memory,
-                inference=not args.no_inference)  # fmt: skip
+                inference=not args.no_inference, tensorflow=not args.no_tensorflow,
+                isa=args.isa)  # fmt: skip
     return 0
 
 
@@ -835,18 +836,28 @@ def build_parser() -> argparse.ArgumentParser:
     # bench
     p = sub.add_parser(
         "bench",
-        help="time fastcnn against the numpy reference (and PyTorch when installed)",
-        description="DeepConvNet's layers at batch 100 (forward, backward) and its whole "
-        "training step: fastcnn vs the numpy reference vs PyTorch (when importable, same "
-        "thread count), best-of-N wall times and ratios, each backend's peak memory for "
-        "training steps in a fresh process, and inference (predict on batch 100 and on one "
-        "image) against PyTorch and ONNX Runtime when they are installed.",
+        help="time fastcnn against the numpy reference, PyTorch and TensorFlow (when installed)",
+        description="DeepConvNet's layers at batch 100 (forward, backward, and each "
+        "convolution pass's %% of the FMA peak measured on this CPU) and its whole training "
+        "step: fastcnn vs the numpy reference vs PyTorch eager (NCHW and channels_last) and "
+        "TensorFlow (a tf.function step), each when importable, with fastcnn's thread count; "
+        "best-of-N wall times and ratios, each backend's peak memory for training steps in a "
+        "fresh process, and inference (predict on batch 100 and on one image) against PyTorch "
+        "and ONNX Runtime when they are installed.",
     )
     p.add_argument("--quick", action="store_true", help="fewer repeats; the reference once")
     p.add_argument("--threads", type=_positive(int))
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--no-tensorflow", action="store_true", help="leave TensorFlow out")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
     p.add_argument("--no-inference", action="store_true", help="skip the inference table")
+    p.add_argument(
+        "--isa",
+        metavar="ISA",
+        help="also time the training step in a process where fastcnn (FASTCNN_ISA), PyTorch "
+        "(ATEN_CPU_CAPABILITY) and oneDNN (ONEDNN_MAX_CPU_ISA) are all limited to ISA "
+        "(generic, avx2, avx512), printed beside the default ISA's",
+    )
     p.set_defaults(func=_cmd_bench)
     return parser
 

@@ -28,6 +28,7 @@ void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_pool(py::module_& m);
 void bind_ops(py::module_& m);
+void bind_peak(py::module_& m);
 void bind_testing(py::module_& m);  // fastcnn._core._testing, private (kernel tests)
 
 // cpu_info()["caches"]'s dict (bind_common.cpp), also returned by the _testing hooks.

@@ -12,5 +12,6 @@ PYBIND11_MODULE(_core, m) {
   fastcnn::bind::bind_conv(m);
   fastcnn::bind::bind_pool(m);
   fastcnn::bind::bind_ops(m);
+  fastcnn::bind::bind_peak(m);
   fastcnn::bind::bind_testing(m);
 }
