@@ -1,6 +1,7 @@
 """Where a DeepConvNet training step's time goes: each step of the model's chain (a fused
-conv + ReLU counts as one), forward and backward, the loss, and the Adam update, timed inside
-real training steps (batch 100, float32), with the total of an untimed step beside it.
+conv + ReLU, or conv + ReLU + max-pool, counts as one), forward and backward, the loss, and
+the Adam update, timed inside real training steps (batch 100, float32), with the total of an
+untimed step beside it.
 
   python benchmarks/step_profile.py [--steps 30] [--threads N] [--batch 100]
 
@@ -25,7 +26,7 @@ from fastcnn import models, optim
 
 
 def _name(step: Any, layers: dict[str, Any]) -> str:
-    inner = [getattr(step, "conv", None), getattr(step, "relu", None), getattr(step, "layer", None)]
+    inner = [getattr(step, a, None) for a in ("conv", "relu", "pool", "layer")]
     names = [n for n, layer in layers.items() if any(layer is s for s in inner if s is not None)]
     return "+".join(names)
 
