@@ -11,6 +11,8 @@ thread, and never mix up concurrent calls. No timings anywhere.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -203,18 +205,48 @@ def _training_steps(model: Any, n: int, x: np.ndarray, t: np.ndarray) -> list[np
     return out
 
 
+_STEADY_STEPS = """
+import json
+import numpy as np
+import fastcnn
+from fastcnn import models, optim
+from fastcnn._env import _core
+
+T = _core._testing
+model = models.DeepConvNet(seed=0)
+rng = np.random.default_rng(0)
+x = rng.random((16, *model.input_dim), dtype=np.float32)
+t = rng.integers(0, model.output_size, 16)
+adam = optim.Adam(lr=1e-3)
+fastcnn.set_num_threads(1)
+
+
+def steps(n):
+    for _ in range(n):
+        _, grads = model.loss_and_gradient(x, t)
+        adam.update(model.params, grads)
+
+
+steps(2)
+before = T.workspace_stats()
+steps(3)
+after = T.workspace_stats()
+T.workspace_release_thread_cache()
+print(json.dumps({"before": before, "after": after, "released": T.workspace_stats()}))
+"""
+
+
 def test_training_steps_reuse_their_scratch():
     """After a first step, training steps take every scratch block from the cache: no
-    allocations at all (one thread, so every call's scratch is the calling thread's)."""
-    model = models.DeepConvNet(seed=0)
-    x, t = _batch(model, 16)
-    with fastcnn.threads(1):
-        _training_steps(model, 2, x, t)
-        before = T.workspace_stats()
-        _training_steps(model, 3, x, t)
-        after = T.workspace_stats()
-        T.workspace_release_thread_cache()  # the counters are all threads': take this one's
-        own = after["cached_bytes"] - T.workspace_stats()["cached_bytes"]
+    allocations at all (one thread, so every call's scratch is the calling thread's). In a
+    fresh process: the counters are the whole process's, and what earlier tests left in this
+    one (threads, cached blocks) is no part of a steady run of steps."""
+    res = subprocess.run([sys.executable, "-c", _STEADY_STEPS], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    stats = json.loads(res.stdout.strip().splitlines()[-1])
+    before, after = stats["before"], stats["after"]
+    own = after["cached_bytes"] - stats["released"]["cached_bytes"]
     assert after["allocations"] == before["allocations"]
     assert after["allocated_bytes"] == before["allocated_bytes"]
     assert 0 < own <= after["cache_limit_bytes"]
