@@ -41,6 +41,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "last_conv_algorithms": ("fastcnn._config", "last_conv_algorithms"),
     "config": ("fastcnn._config", "config"),
     "show_config": ("fastcnn._config", "show_config"),
+    "keep_freed_memory": ("fastcnn._malloc", "keep_freed_memory"),
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         winograd,
     )
     from fastcnn._gemm import gemm  # noqa: F401
+    from fastcnn._malloc import keep_freed_memory  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

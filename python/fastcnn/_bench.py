@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, TextIO, cast
 
 import numpy as np
 
-from fastcnn import _bench_isa
+from fastcnn import _bench_isa, _malloc
 from fastcnn._bench_peak import FLOPS_RULE, fma_peak, layer_flops
 from fastcnn._bench_peers import PEERS, import_frameworks, peer_step
 
@@ -339,7 +339,8 @@ def peak_memory(backend: str, steps: int = 3) -> dict[str, int] | None:
         "from fastcnn import _bench; "
         f"_bench._memory_child({backend!r}, {int(steps)}, {fastcnn.get_num_threads()})"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    env = {**os.environ, **_malloc.child_environment()}  # the same malloc policy as here
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"bench: the memory process for {backend} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -391,7 +392,11 @@ def main(
         + ("; --quick" if quick else ""),
         file=out,
     )
-    print("# times are best-of-N wall clock; ratios > 1 mean fastcnn is faster", file=out)
+    kept = _malloc.kept_limit_mib()
+    policy = (f"malloc keeps up to {kept} MiB of freed memory (fastcnn.keep_freed_memory), for "
+              "every backend" if kept is not None else "malloc at its defaults")  # fmt: skip
+    print(f"# times are best-of-N wall clock; ratios > 1 mean fastcnn is faster; {policy}",
+          file=out)  # fmt: skip
     results: dict[str, Any] = {}
     results["layers"], results["limit"], peak = _layer_table(tmod, quick, out)
     results["peak"] = peak

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from typing import Any
 
+from fastcnn import _malloc
+
 # Per fastcnn ISA, the environment that limits each framework to it (generic: ATen's portable
 # kernels and oneDNN's SSE4.1 ones, the least either offers on x86-64).
 ISA_ENVIRONMENT = {
@@ -69,7 +71,7 @@ def run_isa_steps(
         "from fastcnn import _bench_isa; "
         f"_bench_isa._child({quick!r}, {torch!r}, {tensorflow!r}, {fastcnn.get_num_threads()})"
     )
-    env = {**os.environ, **ISA_ENVIRONMENT[isa]}
+    env = {**os.environ, **_malloc.child_environment(), **ISA_ENVIRONMENT[isa]}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"bench --isa {isa}: the limited process failed:\n{proc.stderr}")

@@ -877,6 +877,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
     args.argv = argv
+    # The command is an application: it may set the process's malloc policy (fastcnn._malloc),
+    # which a library call never does by itself.
+    from fastcnn import _malloc
+
+    _malloc.keep_freed_memory()
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a reader that left shows here, as BrokenPipeError, not at exit
