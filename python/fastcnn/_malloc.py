@@ -18,7 +18,6 @@ call, up to ``limit_mib`` beyond what it uses. Elsewhere than glibc it does noth
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 # mallopt parameters (glibc's malloc.h)

@@ -814,7 +814,7 @@ def check_argmax_dtype(argmax_dtype: Any, g: Geometry2d, where: str) -> np.dtype
     if dt not in ARGMAX_DTYPES:
         got = dt.name if dt is not None else repr(argmax_dtype)
         raise ValueError(_msg(where, f"argmax_dtype must be int64 or uint8, got {got}"))
-    if smallest_argmax_dtype(g.r * g.s) != np.uint8 and dt == np.uint8:
+    if dt == np.uint8 and g.r * g.s > UINT8_MAX_WINDOW:
         raise ValueError(
             _msg(
                 where,

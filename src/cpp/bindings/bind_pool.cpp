@@ -2,6 +2,8 @@
 // Python (fastcnn._pool) validates arguments, computes the geometry and allocates outputs; this
 // file only re-checks what the kernels rely on (dtype, contiguity, shapes), releases the GIL
 // and calls. geom is the 13-tuple (n, c, h, w, k, r, s, sh, sw, ph, pw, p, q).
+#include <limits>
+
 #include "bindings/bindings.h"
 #include "pool/pool.h"
 
@@ -15,15 +17,17 @@ Geometry2d pool_geometry(const GeometryTuple& geom, const char* where) {
   return g;
 }
 
-// Calls f(I{}) with I = int64_t or uint8_t, argmax's dtype; uint8 only for windows of at most
-// 256 elements, so that every index fits.
+// Calls f(I{}) with I = int64_t or uint8_t, argmax's dtype; uint8 only for windows whose every
+// index it holds.
 template <class F>
 void dispatch_argmax(const py::array& argmax, const Geometry2d& g, const char* where, F&& f) {
+  constexpr int64_t kUint8MaxWindow = int64_t{std::numeric_limits<uint8_t>::max()} + 1;
   if (is_dtype<int64_t>(argmax)) {
     f(int64_t{});
   } else if (is_dtype<uint8_t>(argmax)) {
-    const std::string what = std::string(where) + ": a uint8 argmax needs a window of at most ";
-    require(g.r * g.s <= 256, what + "256 elements");
+    require(g.r * g.s <= kUint8MaxWindow, std::string(where) +
+                                              ": a uint8 argmax needs a window of at most " +
+                                              std::to_string(kUint8MaxWindow) + " elements");
     f(uint8_t{});
   } else {
     throw py::type_error(std::string(where) + ": argmax must be int64 or uint8, got " +

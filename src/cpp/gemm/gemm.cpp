@@ -166,9 +166,9 @@ BlockingChoice blocking_choice() {
 // A tile with this CPU's blocking: set by hand, or the measured one if its microarchitecture
 // has a row for the tile (and they are in use), else the model's.
 template <class T>
-GemmConfig<T> with_blocking(const GemmConfig<T>* tile, const CpuInfo& cpu) {
+GemmConfig<T> with_blocking(const GemmConfig<T>* tile, const CpuInfo& cpu,
+                            const BlockingChoice& choice) {
   GemmConfig<T> cfg = *tile;
-  const BlockingChoice choice = blocking_choice();
   if (choice.kind == BlockingChoice::fixed) {
     cfg.mc = std::max<int64_t>(cfg.mr, round_down(choice.mc, cfg.mr));
     cfg.kc = choice.kc;
@@ -209,14 +209,15 @@ struct Configs {
 template <class T>
 Configs<T> build_configs(const Tiles<T>& tiles, const CpuInfo& cpu) {
   Configs<T> c;
-  c.generic = with_blocking(tiles.generic, cpu);
+  const BlockingChoice choice = blocking_choice();  // the variable read once per dtype
+  c.generic = with_blocking(tiles.generic, cpu, choice);
   c.have_avx2 = tiles.avx2 != nullptr;
-  if (c.have_avx2) c.avx2 = with_blocking(tiles.avx2, cpu);
+  if (c.have_avx2) c.avx2 = with_blocking(tiles.avx2, cpu, choice);
   c.have_avx512 = tiles.avx512 != nullptr;
   if (c.have_avx512) {
-    c.avx512 = with_blocking(tiles.avx512, cpu);
-    c.avx512_short = with_blocking(tiles.avx512_short, cpu);
-    c.avx512_narrow = with_blocking(tiles.avx512_narrow, cpu);
+    c.avx512 = with_blocking(tiles.avx512, cpu, choice);
+    c.avx512_short = with_blocking(tiles.avx512_short, cpu, choice);
+    c.avx512_narrow = with_blocking(tiles.avx512_narrow, cpu, choice);
   }
   return c;
 }
