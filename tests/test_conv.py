@@ -784,3 +784,26 @@ def test_winograd4_switched_off_does_not_run_even_pinned(rng):
     with fastcnn.winograd(False), fastcnn.conv_algorithm(W4):
         ran = _passes_ran(rng, (2, 16, 9, 9), (16, 16, 3, 3), 1, 1)
     assert W4 not in ran.values()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("relu", [False, True])
+def test_zero_windows_give_exactly_the_bias(dtype, relu, conv_algorithm, rng):
+    # Outputs whose 3x3 input window is all zeros are exactly the bias in the direct form (the
+    # oracle). A rounding residue there (F(4x4)'s dense transforms leave one when other inputs
+    # of the tile are not zero) flips a following ReLU: with a zero bias, DeepConvNet's bias
+    # gradients at initialisation differed from the reference by 20 %. Half of each image is
+    # background, as in MNIST, and the other half sparse, as after a ReLU.
+    x = np.maximum(rng.standard_normal((6, 32, 8, 8)), 0).astype(dtype)
+    x[:, :, :3] = 0
+    w = rng.standard_normal((64, 32, 3, 3)).astype(dtype)
+    for b in (np.zeros(64, dtype), rng.standard_normal(64).astype(dtype)):
+        if relu:
+            y = fast.conv2d_relu_forward(x, w, b, 1, 1)
+        else:
+            y = fast.conv2d_forward(x, w, b, 1, 1)
+        window = ref.conv2d_forward((x != 0).astype(np.float64), np.ones((1, 32, 3, 3)), None, 1, 1)
+        empty = np.broadcast_to(window == 0, y.shape)
+        expect = np.broadcast_to((np.maximum(b, 0) if relu else b)[None, :, None, None], y.shape)
+        assert empty.any()
+        assert np.array_equal(y[empty], expect[empty])

@@ -144,6 +144,45 @@ struct TileBlock {
   }
 };
 
+// Outputs [p0, p1) of image n whose 3x3 input window (padding included) is all zeros are set
+// to exactly what the direct form gives there, the bias (relu'd). F(2x2)'s transforms keep such
+// outputs exactly zero (each of its transformed points reads only its own window's inputs),
+// but F(4x4)'s dense ones leave rounding residue of either sign when other inputs of the tile
+// are not zero. Zero windows are common (image backgrounds, ReLU outputs), and a residue
+// there flips a following ReLU or moves a max pool's argmax against the oracle: a bias
+// gradient then differs by whole pixels' gradients (20 % on DeepConvNet at initialisation).
+template <class T>
+void exact_zero_windows(const Geometry2d& g, const T* x, const T* b, bool relu, int64_t n,
+                        int64_t p0, int64_t p1, T* y) {
+  const int64_t C = g.c, H = g.h, W = g.w, P = g.p, Q = g.q;
+  const int64_t h0 = p0 - g.ph, rows = p1 - p0 + 2;  // input rows h0 .. h0 + rows - 1
+  std::vector<uint8_t> any(static_cast<std::size_t>(rows * W), 0);  // OR over channels
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t h = h0 + r;
+      if (h < 0 || h >= H) continue;
+      const T* xr = x + ((n * C + c) * H + h) * W;
+      uint8_t* ar = any.data() + r * W;
+      for (int64_t w = 0; w < W; ++w) ar[w] |= static_cast<uint8_t>(xr[w] != T(0));
+    }
+  }
+  std::vector<uint8_t> col(static_cast<std::size_t>(W));
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* a = any.data() + (p - p0) * W;  // rows p - ph .. p - ph + 2
+    for (int64_t w = 0; w < W; ++w) col[w] = a[w] | a[W + w] | a[2 * W + w];
+    for (int64_t q = 0; q < Q; ++q) {
+      bool nonzero = false;
+      for (int64_t w = std::max<int64_t>(q - g.pw, 0); w < std::min(q - g.pw + 3, W); ++w) {
+        nonzero = nonzero || col[w] != 0;
+      }
+      if (nonzero) continue;
+      for (int64_t k = 0; k < g.k; ++k) {
+        y[((n * g.k + k) * P + p) * Q + q] = output_value(T(0), b != nullptr ? b[k] : T(0), relu);
+      }
+    }
+  }
+}
+
 // conv2d_forward (see conv.h) by Winograd F(M x M, 3x3) for finite weights w: transform(g, w,
 // k0, k1, u) writes the transformed filters k0 <= k < k1 as u[xi*C*K + c*K + k]; input and
 // output are the tile transforms (conv_kernels.h). Declines (returns false, with y partly
@@ -214,6 +253,7 @@ bool forward(const Geometry2d& g, int64_t M, const T* x, const T* w, const T* b,
           finite[part] = 0;
           return;
         }
+        if (M > 2) exact_zero_windows(g, x, b, relu, s.n, p0, p1, y);
       }
     }
   });
