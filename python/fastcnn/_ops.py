@@ -151,15 +151,18 @@ def softmax_cross_entropy_backward(p: np.ndarray, t: np.ndarray, dout: float = 1
 # ---------------------------------------------------------------------------------------------
 
 
-def dropout_mask(shape: int | tuple[int, ...], ratio: float, seed: int) -> np.ndarray:
+def dropout_mask(
+    shape: int | tuple[int, ...], ratio: float, seed: int, *, offset: int = 0
+) -> np.ndarray:
     """Bool keep-mask of ``shape``; each element is dropped with probability ``ratio``.
 
     Exactly fastcnn.reference.dropout_mask: key = splitmix64(seed); element i (C order) is
-    kept when float64(splitmix64(key + i) >> 11) * 2**-53 >= ratio.
+    kept when float64(splitmix64(key + offset + i) >> 11) * 2**-53 >= ratio.
     """
     shape, ratio, seed = V.check_dropout_mask(shape, ratio, seed)
+    offset = V.check_offset(offset, "dropout_mask")
     keep = np.empty(shape, dtype=np.bool_)
-    _core.dropout_mask(keep, ratio, seed)
+    _core.dropout_mask(keep, ratio, seed, offset)
     return keep
 
 
@@ -170,16 +173,19 @@ def dropout_forward(
     *,
     seed: int | None = None,
     mask: np.ndarray | None = None,
+    offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Classic (non-inverted) dropout. x is any shape; returns (y, mask).
 
-    Training: exactly one of ``seed`` (mask = dropout_mask(x.shape, ratio, seed), generated in
+    Training: exactly one of ``seed`` (mask = dropout_mask(x.shape, ratio, seed, offset=offset),
+    generated in
     the same pass as y) or ``mask`` (a bool array of x.shape) must be given; y = x * mask, with
     no rescaling. Inference (train=False): y = x * (1 - ratio) and mask is None. y has x's dtype.
     """
     x, ratio, train, seed, mask = V.check_dropout_forward(x, ratio, train, seed, mask)
+    offset = V.check_offset(offset, "dropout_forward")
     if x.ndim == 0:
-        return R.dropout_forward(x, ratio, train, seed=seed, mask=mask)
+        return R.dropout_forward(x, ratio, train, seed=seed, mask=mask, offset=offset)
     y = np.empty(x.shape, dtype=x.dtype)
     if not train:
         _core.scale_forward(_c(x), 1.0 - ratio, y)
@@ -187,7 +193,7 @@ def dropout_forward(
     if mask is None:
         assert seed is not None  # check_dropout_forward: exactly one of seed and mask
         mask = np.empty(x.shape, dtype=np.bool_)
-        _core.dropout_forward(_c(x), ratio, seed, mask, y)
+        _core.dropout_forward(_c(x), ratio, seed, mask, y, offset)
     else:
         _core.dropout_apply(_c(x), _c(mask), y)
     return y, mask

@@ -974,6 +974,16 @@ def check_softmax_xent_backward(
     return p, t, labels, dout, result_dtype(p) if labels else result_dtype(p, t)
 
 
+def check_offset(offset: Any, where: str) -> int:
+    """A dropout stream offset: an int in [0, 2**64)."""
+    if not _is_int(offset):
+        raise TypeError(_msg(where, f"offset must be an int, got {type(offset).__name__}"))
+    offset = int(offset)
+    if not 0 <= offset < 2**64:
+        raise ValueError(_msg(where, f"offset must be in [0, 2**64), got {offset}"))
+    return offset
+
+
 def check_dropout_mask(
     shape: Any, ratio: Any, seed: Any, where: str = "dropout_mask"
 ) -> tuple[tuple[int, ...], float, int]:

@@ -16,7 +16,7 @@ from fastcnn.datasets._fetch import DatasetNotFoundError, cache_dir
 from fastcnn.datasets._folder import TEST_FRACTION, FolderError, FolderSource
 from fastcnn.datasets._idx import MAX_DATA_BYTES, IDXError, read_idx, read_idx_header, write_idx
 from fastcnn.datasets._idx_sets import IDXSource
-from fastcnn.datasets._loader import Augment, DataLoader, shift_rotate
+from fastcnn.datasets._loader import Augment, DataLoader, shard_rows, shift_rotate
 from fastcnn.datasets._mnist import (
     EMBEDDED_DIR,
     MNISTNotFoundError,
@@ -73,6 +73,7 @@ __all__ = [
     "mnist_source",
     "read_idx",
     "read_idx_header",
+    "shard_rows",
     "shift_rotate",
     "verify_mnist",
     "write_idx",

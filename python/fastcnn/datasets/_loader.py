@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Augment", "DataLoader", "shift_rotate"]
+__all__ = ["Augment", "DataLoader", "shard_rows", "shift_rotate"]
 
 
 def _check_int(value: Any, name: str, where: str, low: int) -> int:
@@ -23,6 +23,15 @@ def _check_int(value: Any, name: str, where: str, low: int) -> int:
     if value < low:
         raise ValueError(f"{where}: {name} must be >= {low}, got {name}={value}")
     return int(value)
+
+
+def shard_rows(n: int, rank: int, size: int) -> tuple[int, int]:
+    """The rows [lo, hi) of ``n`` that rank ``rank`` of ``size`` takes: contiguous, in rank
+    order, the first n % size ranks one row more than the others (some get none when
+    n < size). The shards of all ranks are 0..n-1 exactly, each row once."""
+    base, extra = divmod(n, size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
 
 
 def _as_square_images(x: np.ndarray, where: str) -> tuple[np.ndarray, int]:
@@ -53,8 +62,9 @@ def shift_rotate(x: np.ndarray, shifts: Any, angles: Any) -> np.ndarray:
     (down, right) pixel offsets; ``angles`` is (B,) degrees, positive = anticlockwise as
     displayed (row 0 at the top). Image b is rotated about its centre ((H-1)/2, (W-1)/2), then
     shifted; all channels of an image get the same transform. Sampling is bilinear with zero
-    outside the image, and results are clipped to [min(0, x.min()), max(0, x.max())], so
-    normalised pixels stay in [0, 1]. A zero angle with integer shifts moves pixels exactly;
+    outside the image, and each image (each channel of it) is clipped to
+    [min(0, its min), max(0, its max)], so normalised pixels stay in [0, 1] and an image's
+    result never depends on the other images of the batch. A zero angle with integer shifts moves pixels exactly;
     integer dtypes are rounded back.
     """
     where = "shift_rotate"
@@ -133,8 +143,9 @@ def shift_rotate(x: np.ndarray, shifts: Any, angles: Any) -> np.ndarray:
     bot += top
     out = bot
 
-    lo = min(imgs.min(), 0)
-    hi = max(imgs.max(), 0)
+    planes = imgs.reshape(m, -1)
+    lo = np.minimum(planes.min(axis=1), 0).astype(ct)[:, None, None]
+    hi = np.maximum(planes.max(axis=1), 0).astype(ct)[:, None, None]
     if x.dtype.kind in "iu":
         np.rint(out, out=out)
     np.clip(out, lo, hi, out=out)
@@ -185,13 +196,27 @@ class Augment:
         angles = rng.uniform(-self.max_rotation, self.max_rotation, size=n)
         return shifts, angles
 
-    def __call__(self, x: np.ndarray, *, epoch: int = 0, batch: int = 0) -> np.ndarray:
-        """Return an augmented copy of the batch ``x`` (see ``shift_rotate`` for layouts)."""
+    def __call__(
+        self,
+        x: np.ndarray,
+        *,
+        epoch: int = 0,
+        batch: int = 0,
+        rows: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """Return an augmented copy of the batch ``x`` (see ``shift_rotate`` for layouts).
+
+        ``rows`` = (lo, n): x is rows lo:lo+len(x) of a batch of n images (a data-parallel
+        shard), augmented exactly as those rows of the whole batch would be."""
         x = np.asarray(x)
         if x.ndim < 2:
             raise ValueError(f"Augment: x must be a batch of images, got x.shape={x.shape}")
-        shifts, angles = self.params(x.shape[0], epoch=epoch, batch=batch)
-        return shift_rotate(x, shifts, angles)
+        lo, n = (0, x.shape[0]) if rows is None else rows
+        if not 0 <= lo <= lo + x.shape[0] <= n:
+            raise ValueError(f"Augment: rows {rows} do not hold a batch of {x.shape[0]} images")
+        shifts, angles = self.params(n, epoch=epoch, batch=batch)
+        hi = lo + x.shape[0]
+        return shift_rotate(x, shifts[lo:hi], angles[lo:hi])
 
 
 class DataLoader:
@@ -203,6 +228,11 @@ class DataLoader:
     0..N-1. The last partial batch is kept unless ``drop_last``. ``augment`` (an Augment or
     any callable ``f(xb, epoch=, batch=)``) transforms each image batch; labels are untouched.
     Batches are fresh arrays (fancy-indexed copies), safe to modify.
+
+    ``shard`` = (rank, size): data-parallel training. Batch i is then this rank's rows
+    (``shard_rows``) of the global batch i that one process would get, augmented as those rows
+    of it are; ``rows(i)`` says where they sit in it. The union of all ranks' batches is the
+    single-process batch.
     """
 
     def __init__(
@@ -215,6 +245,7 @@ class DataLoader:
         seed: int = 0,
         augment: Augment | None = None,
         drop_last: bool = False,
+        shard: tuple[int, int] | None = None,
     ) -> None:
         where = "DataLoader"
         self.x = np.asarray(x)
@@ -238,6 +269,13 @@ class DataLoader:
             )
         self.augment = augment
         self.drop_last = bool(drop_last)
+        if shard is None:
+            shard = (0, 1)
+        rank, size = shard
+        self.size = _check_int(size, "shard size", where, 1)
+        self.rank = _check_int(rank, "shard rank", where, 0)
+        if self.rank >= self.size:
+            raise ValueError(f"{where}: shard rank {rank} is not below the size {size}")
         self._epoch = 0
 
     @property
@@ -269,11 +307,21 @@ class DataLoader:
         self._epoch += 1
         return self._batches(epoch)
 
+    def rows(self, batch: int) -> tuple[int, int]:
+        """(lo, n): batch ``batch`` holds rows lo.. of the global batch of n samples (lo = 0
+        and n its own length without a shard)."""
+        n = min(self.batch_size, self.n_samples - batch * self.batch_size)
+        return shard_rows(n, self.rank, self.size)[0], n
+
     def _batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         idx = self.order(epoch)
         for i in range(len(self)):
             sel = idx[i * self.batch_size : (i + 1) * self.batch_size]
-            xb = self.x[sel]
-            if self.augment is not None:
-                xb = self.augment(xb, epoch=epoch, batch=i)
-            yield xb, self.t[sel]
+            lo, hi = shard_rows(len(sel), self.rank, self.size)
+            if self.augment is None:
+                xb = self.x[sel[lo:hi]]
+            elif isinstance(self.augment, Augment):  # draws for the global batch, applies ours
+                xb = self.augment(self.x[sel[lo:hi]], epoch=epoch, batch=i, rows=(lo, len(sel)))
+            else:  # any other callable sees the whole global batch, as in one process
+                xb = self.augment(self.x[sel], epoch=epoch, batch=i)[lo:hi]
+            yield xb, self.t[sel[lo:hi]]

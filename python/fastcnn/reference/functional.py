@@ -445,18 +445,23 @@ def _splitmix64_inplace(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def dropout_mask(shape: int | tuple[int, ...], ratio: float, seed: int) -> np.ndarray:
+def dropout_mask(
+    shape: int | tuple[int, ...], ratio: float, seed: int, *, offset: int = 0
+) -> np.ndarray:
     """Bool keep-mask of ``shape``; each element is dropped with probability ``ratio``.
 
     Definition (uint64 wrapping arithmetic): key = splitmix64(seed); for the C-order flat index
-    i, u_i = float64(splitmix64(key + i) >> 11) * 2**-53 and keep_i = (u_i >= ratio), where
-    splitmix64(z): z += 0x9E3779B97F4A7C15; z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+    i, u_i = float64(splitmix64(key + offset + i) >> 11) * 2**-53 and keep_i = (u_i >= ratio),
+    where splitmix64(z): z += 0x9E3779B97F4A7C15; z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EB; return z ^ (z >> 31).
-    ratio is in [0, 1]; seed is an int in [0, 2**64).
+    ratio is in [0, 1]; seed and offset are ints in [0, 2**64). ``offset`` places the array in
+    a larger one's stream: rows lo:hi of a batch's mask are the mask of those rows alone with
+    offset = lo * (elements per row), which is how a data-parallel shard draws its part.
     """
     shape, ratio, seed = V.check_dropout_mask(shape, ratio, seed)
+    offset = V.check_offset(offset, "dropout_mask")
     z = np.arange(math.prod(shape), dtype=np.uint64)
-    z += np.uint64(_splitmix64_int(seed))
+    z += np.uint64((_splitmix64_int(seed) + offset) & ((1 << 64) - 1))
     _splitmix64_inplace(z)
     u = (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
     return (u >= ratio).reshape(shape)
@@ -469,10 +474,12 @@ def dropout_forward(
     *,
     seed: int | None = None,
     mask: np.ndarray | None = None,
+    offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Classic (non-inverted) dropout. x is any shape; returns (y, mask).
 
-    Training: exactly one of ``seed`` (mask = dropout_mask(x.shape, ratio, seed)) or ``mask``
+    Training: exactly one of ``seed`` (mask = dropout_mask(x.shape, ratio, seed, offset=offset))
+    or ``mask``
     (a bool array of x.shape) must be given; y = x * mask, with no rescaling.
     Inference (train=False): y = x * (1 - ratio) and mask is None (seed and mask are ignored).
     y has x's dtype.
@@ -482,7 +489,7 @@ def dropout_forward(
         return x * (1.0 - ratio), None
     if mask is None:
         assert seed is not None  # check_dropout_forward: exactly one of seed and mask
-        mask = dropout_mask(x.shape, ratio, seed)
+        mask = dropout_mask(x.shape, ratio, seed, offset=offset)
     return x * mask, mask
 
 

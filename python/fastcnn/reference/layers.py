@@ -247,6 +247,11 @@ class Dropout(Layer):
     classic code does, ``np.random.rand(*x.shape) > dropout_ratio`` from numpy's global RNG, so
     code written for the classic layers sees the same masks and the same random stream after
     ``np.random.seed(...)``.
+
+    ``first_row`` (0 by default) is the row of a larger batch this layer's input starts at: a
+    data-parallel rank that runs rows lo:hi of a global batch sets it to lo, and its seeded
+    mask is then exactly those rows of the mask the whole batch would get (dropout_mask's
+    offset), so the ranks together drop what one process would.
     """
 
     forward_state = ("mask",)
@@ -255,6 +260,7 @@ class Dropout(Layer):
         self.dropout_ratio = dropout_ratio
         self.seed = None if seed is None else V.check_seed(seed, "Dropout")
         self.calls = 0  # training-mode forwards so far; part of the reproducible state
+        self.first_row = 0
         self.mask: np.ndarray | None = None
 
     def _next_seed(self) -> int:
@@ -273,7 +279,11 @@ class Dropout(Layer):
             self.calls += 1
             y, self.mask = self.F.dropout_forward(x, self.dropout_ratio, True, mask=mask)
             return y
-        y, self.mask = self.F.dropout_forward(x, self.dropout_ratio, True, seed=self._next_seed())
+        shape = np.shape(x)
+        offset = self.first_row * math.prod(shape[1:]) if shape else 0
+        y, self.mask = self.F.dropout_forward(
+            x, self.dropout_ratio, True, seed=self._next_seed(), offset=offset
+        )
         return y
 
     def backward(self, dout: np.ndarray) -> np.ndarray:

@@ -216,19 +216,21 @@ void bind_ops(py::module_& m) {
 
   m.def(
       "dropout_mask",
-      [](py::array& keep, double ratio, uint64_t seed) {
+      [](py::array& keep, double ratio, uint64_t seed, uint64_t offset) {
         constexpr const char* where = "dropout_mask";
         require(ratio >= 0.0 && ratio <= 1.0, std::string(where) + ": ratio must be in [0, 1]");
         uint8_t* pk = mutable_mask_of(keep, dims_of(keep), where);
         py::gil_scoped_release release;
-        dropout_mask(size_of(keep), ratio, seed, pk);
+        dropout_mask(size_of(keep), ratio, seed, offset, pk);
       },
-      py::arg("keep"), py::arg("ratio"), py::arg("seed"),
-      "Fills the bool array keep with the reference's splitmix64 keep-mask.");
+      py::arg("keep"), py::arg("ratio"), py::arg("seed"), py::arg("offset") = 0,
+      "Fills the bool array keep with the reference's splitmix64 keep-mask, from stream index\n"
+      "offset.");
 
   m.def(
       "dropout_forward",
-      [](const py::array& x, double ratio, uint64_t seed, py::array& keep, py::array& y) {
+      [](const py::array& x, double ratio, uint64_t seed, py::array& keep, py::array& y,
+         uint64_t offset) {
         constexpr const char* where = "dropout_forward";
         require(ratio >= 0.0 && ratio <= 1.0, std::string(where) + ": ratio must be in [0, 1]");
         dispatch_float(x, where, [&](auto tag) {
@@ -238,11 +240,12 @@ void bind_ops(py::module_& m) {
           uint8_t* pk = mutable_mask_of(keep, d, where);
           T* py_ = mutable_data_of<T>(y, d, where, "y");
           py::gil_scoped_release release;
-          dropout_forward<T>(size_of(x), px, ratio, seed, pk, py_);
+          dropout_forward<T>(size_of(x), px, ratio, seed, offset, pk, py_);
         });
       },
       py::arg("x"), py::arg("ratio"), py::arg("seed"), py::arg("keep"), py::arg("y"),
-      "keep = dropout_mask(x.shape, ratio, seed) and y = x * keep, in one pass.");
+      py::arg("offset") = 0,
+      "keep = dropout_mask(x.shape, ratio, seed, offset) and y = x * keep, in one pass.");
 
   m.def(
       "dropout_apply",

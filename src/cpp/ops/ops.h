@@ -42,10 +42,12 @@ void softmax_xent_backward_targets(int64_t N, int64_t M, const T* p, const T* t,
 
 // ---- dropout (dropout.cpp): flat arrays of n elements; masks are bytes holding 0 or 1 ------
 // keep[i] = u_i >= ratio with u_i the reference's splitmix64 counter stream (see dropout.cpp).
-void dropout_mask(int64_t n, double ratio, uint64_t seed, uint8_t* keep);
+// Element i uses stream index offset + i (a shard of a larger array: see dropout.cpp).
+void dropout_mask(int64_t n, double ratio, uint64_t seed, uint64_t offset, uint8_t* keep);
 // keep as above and y = x * keep, in one pass.
 template <class T>
-void dropout_forward(int64_t n, const T* x, double ratio, uint64_t seed, uint8_t* keep, T* y);
+void dropout_forward(int64_t n, const T* x, double ratio, uint64_t seed, uint64_t offset,
+                     uint8_t* keep, T* y);
 // y = x * T(keep != 0): the masked forward pass and the backward pass.
 template <class T>
 void dropout_apply(int64_t n, const T* x, const uint8_t* keep, T* y);
