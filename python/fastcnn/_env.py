@@ -38,6 +38,11 @@ VARIABLES: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "FASTCNN_DEBUG": (_ON + _OFF, "the CLI shows tracebacks (default off)"),
     "FASTCNN_DATA_DIR": (None, "a directory with the four MNIST files"),
     "FASTCNN_CACHE_DIR": (None, "the cache root (MNIST downloads)"),
+    "FASTCNN_DIST_TIMEOUT": (
+        None,
+        "seconds a data-parallel rank waits for the others before it stops the job (default"
+        " 30; fastcnn.distributed checks the value)",
+    ),
 }
 
 

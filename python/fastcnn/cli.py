@@ -203,10 +203,29 @@ _FIXED_ON_RESUME = (
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from fastcnn.distributed import DistributedError, _launch
+
+    comm = _launch.communicator(args.threads)  # None unless mpirun started several ranks
+    if comm is None:
+        _set_threads(args.threads)
+        return _train(args, None)
+    comm.stop_on_terminate()
+    try:
+        return _train(args, comm)
+    except DistributedError as exc:  # raised on every rank alike: said once
+        if comm.is_root:
+            print(f"fastcnn train: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except BaseException as exc:  # this rank alone: the others would wait for it
+        comm.abort(f"error: {_one_line(exc)}", EXIT_ERROR)
+        raise
+
+
+def _train(args: argparse.Namespace, comm: Any) -> int:
     from fastcnn import train
     from fastcnn.datasets import Augment
 
-    _set_threads(args.threads)
+    say = print if comm is None or comm.is_root else _quiet
     command = ["fastcnn", *args.argv]
     if args.resume is not None:
         given = [
@@ -221,9 +240,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "--data-dir, --subset and --no-progress may be given)"
             )
         resume = Path(args.resume)
-        if not resume.is_file():
+        if not resume.is_file() and (comm is None or comm.is_root):
             raise CLIError(f"{resume}: no such checkpoint file")
         out = Path(args.out) if args.out else resume.parent
+        if comm is not None:
+            from fastcnn.distributed import _launch
+
+            resume = _launch.shared_file(comm, resume)
         if args.dataset is None and args.data_dir is not None:  # the files of the run's dataset
             from fastcnn.train._data import recorded_dataset
 
@@ -238,9 +261,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             out_dir=out,
             progress=not args.no_progress,
             command=command,
+            comm=comm,
         )
-        print(
-            f"resuming {resume}: epoch {trainer.epoch + 1}, batch {trainer.batch} "
+        say(
+            f"resuming {args.resume}: epoch {trainer.epoch + 1}, batch {trainer.batch} "
             f"(iteration {trainer.iteration}) of {trainer.epochs} epochs"
         )
     else:
@@ -279,8 +303,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             limit_batches=args.limit_batches,
             command=command,
+            comm=comm,
         )
-    _print_run_header(trainer, out)
+    if comm is not None:
+        comm.stop_on_terminate(f"; the last checkpoint is kept in {out}")
+    if comm is None or comm.is_root:
+        _print_run_header(trainer, out)
     try:
         trainer.fit()
     except train.TrainingInterrupted as exc:
@@ -289,6 +317,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"fastcnn: resume with: fastcnn train --resume {exc.checkpoint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """print, on the ranks that do not print (all but rank 0)."""
 
 
 def _train_model(
@@ -348,8 +380,8 @@ def _print_run_header(trainer: Any, out: Path) -> None:
     aug = cfg["augment"]
     lines = [
         f"data:      {trainer.source_info.get('description', trainer.source_info['kind'])}",
-        f"model:     {trainer.net.describe()}, {fastcnn.get_num_threads()} threads, "
-        f"isa {fastcnn.get_isa()}",
+        f"model:     {trainer.net.describe()}, {fastcnn.get_num_threads()} threads"
+        f"{' per rank' if trainer.comm is not None else ''}, isa {fastcnn.get_isa()}",
         f"training:  {trainer.epochs} epochs x {trainer.batches_per_epoch} batches of "
         f"{trainer.batch_size}, {cfg['optimizer']} lr {trainer.base_lr:g}, schedule {sched_text}, "
         + (

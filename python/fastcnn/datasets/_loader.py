@@ -64,8 +64,8 @@ def shift_rotate(x: np.ndarray, shifts: Any, angles: Any) -> np.ndarray:
     shifted; all channels of an image get the same transform. Sampling is bilinear with zero
     outside the image, and each image (each channel of it) is clipped to
     [min(0, its min), max(0, its max)], so normalised pixels stay in [0, 1] and an image's
-    result never depends on the other images of the batch. A zero angle with integer shifts moves pixels exactly;
-    integer dtypes are rounded back.
+    result never depends on the other images of the batch. A zero angle with integer shifts
+    moves pixels exactly; integer dtypes are rounded back.
     """
     where = "shift_rotate"
     x = np.asarray(x)

@@ -6,7 +6,8 @@ Everything random comes from the seed (batch order and augmentation from (seed, 
 dropout masks from the model), so a run is reproducible and a resumed run sees exactly the
 batches an uninterrupted one would. A validation split (held out from the training images)
 is evaluated every epoch and chooses (early stopping, the best epoch); the test set once, at
-the end. No distributed training, no mixed precision.
+the end. On several MPI ranks (``comm=``, fastcnn.distributed) each trains on its rows of every
+global batch with the results of one process (_parallel). No mixed precision.
 
 The modules, one concern each: _trainer (the Trainer and its loop), _net (the one interface
 to a fastcnn model or an object with the classic protocol), _settings (the defaults table and
@@ -14,7 +15,8 @@ the arguments checked), _state (the run state a checkpoint restores), _checkpoin
 (checkpoints and resume), _data (the data checked, its source recorded), _evaluate, _report,
 _schedules (schedules by name), _split (the validation split), _gradients (weight decay,
 clipping), _final (the end of a run: the test, the final files), _progress (the bar or plain
-lines), _log (log.json), _plots, _results (what fit returns or raises), _stop (Ctrl-C).
+lines), _log (log.json), _plots, _results (what fit returns or raises), _stop (Ctrl-C),
+_parallel (data-parallel runs).
 """
 
 from __future__ import annotations

@@ -50,6 +50,12 @@ def _softmax(scores: np.ndarray, maybe_proba: bool) -> np.ndarray:
     return s
 
 
+def proba_loss(proba: np.ndarray, t: np.ndarray) -> float:
+    """The mean cross-entropy of class probabilities ``proba`` (N, M) for labels ``t``."""
+    n = len(t)
+    return float(-np.log(np.maximum(proba[np.arange(n), t], 1e-300)).mean())
+
+
 def evaluate(
     model: Any,
     x: np.ndarray,
@@ -88,5 +94,5 @@ def evaluate(
         loss = loss_sum / n
     else:
         assert proba is not None
-        loss = float(-np.log(np.maximum(proba[np.arange(n), t], 1e-300)).mean())
+        loss = proba_loss(proba, t)
     return EvalResult(loss, accuracy, proba)

@@ -35,7 +35,7 @@ def finish(trainer: Trainer) -> TrainResult:
     last = trainer.session.last_full_eval
     final = last[1] if last is not None and last[0] == trainer.state.iteration else None
     if final is None:
-        final = evaluate(trainer.model, trainer.x_test, trainer.t_test)
+        final = trainer.evaluate_set(trainer.x_test, trainer.t_test)
         assert final is not None
     report = _report(final, trainer.t_test, trainer.source_info.get("classes"))
     stop = trainer.early_stop()

@@ -35,8 +35,11 @@ class FastcnnNet:
         m = self.model
         return f"{m.name} ({m.num_params():,} params, {m.dtype.name}), backend {m.backend}"
 
-    def step(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray], int]:
-        """(loss, grads, correct) of one training batch, before the update."""
+    def step(
+        self, x: np.ndarray, t: np.ndarray, rows: tuple[int, int] | None = None
+    ) -> tuple[float, dict[str, np.ndarray], int]:
+        """(loss, grads, correct) of one training batch, before the update. ``rows`` (lo, n):
+        where the batch sits in a global one; one process always has the whole batch."""
         loss, grads = self.model.loss_and_gradient(x, t)
         correct = int((self.model.last_layer.y.argmax(axis=1) == t).sum())
         return loss, grads, correct
@@ -78,7 +81,9 @@ class ClassicNet:
         n = sum(math.prod(v.shape) for v in self.params.values())
         return f"{self.name} ({n:,} params, {self.dtype.name}; not a fastcnn model)"
 
-    def step(self, x: np.ndarray, t: np.ndarray) -> tuple[float, dict[str, np.ndarray], int]:
+    def step(
+        self, x: np.ndarray, t: np.ndarray, rows: tuple[int, int] | None = None
+    ) -> tuple[float, dict[str, np.ndarray], int]:
         loss = float(self.model.loss(x, t))
         if self._predict is not None:
             correct = int((np.asarray(self._predict(x)).argmax(axis=1) == t).sum())

@@ -23,7 +23,7 @@ import numpy as np
 from fastcnn import models as _models
 from fastcnn import optim as _optim
 from fastcnn.datasets import Augment, DataLoader, DatasetSource
-from fastcnn.train import _checkpoint, _settings
+from fastcnn.train import _checkpoint, _parallel, _settings
 from fastcnn.train._data import Data, check_data, source_info
 from fastcnn.train._evaluate import EvalResult, evaluate
 from fastcnn.train._final import BEST_NAME, CHECKPOINT_NAME, EPOCHS_CSV_NAME, LOG_NAME, finish
@@ -100,6 +100,11 @@ class Trainer:
     - ``limit_batches``: run only the first N batches of each epoch (smoke tests).
     - ``callbacks``: functions ``f(trainer, info)`` called after every iteration with
       info = {"epoch", "batch", "iteration", "loss", "lr"}.
+    - ``comm``: a ``fastcnn.distributed.Communicator`` of several ranks: data-parallel
+      training (_parallel.py). Every rank builds the same Trainer; each trains on its rows of
+      every global batch of ``batch_size`` and evaluates its rows of each set, and all take
+      the same steps. Only rank 0 writes ``out_dir`` and prints; the others ignore
+      ``out_dir``, ``progress``, ``verbose`` and ``callbacks``.
     """
 
     def __init__(
@@ -131,8 +136,12 @@ class Trainer:
         limit_batches: int | None = None,
         callbacks: Sequence[Callable[[Trainer, dict[str, Any]], None]] = (),
         command: Sequence[str] | None = None,
+        comm: Any = None,
     ) -> None:
-        self.net = as_net(model)
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        if self.comm is not None and not self.comm.is_root:
+            out_dir, progress, verbose, callbacks = None, False, False, ()
+        self.net: Any = as_net(model)
         self.model = model
         self.epochs = _settings.positive_int(epochs, "epochs")
         self.batch_size = _settings.positive_int(batch_size, "batch_size")
@@ -189,8 +198,11 @@ class Trainer:
             schedule, self.epochs, warmup
         )
         self.augment = _settings.make_augment(augment, self.seed)
+        shard = None if self.comm is None else (self.comm.rank, self.comm.size)
         self.loader = DataLoader(self.x_train, self.t_train, self.batch_size, shuffle=True,
-                                 seed=self.seed, augment=self.augment)  # fmt: skip
+                                 seed=self.seed, augment=self.augment, shard=shard)  # fmt: skip
+        if self.comm is not None:
+            self.net = _parallel.DataParallelNet(self.net, self.comm)
         self.batches_per_epoch = len(self.loader)
         if self.limit_batches is not None:
             self.batches_per_epoch = min(self.batches_per_epoch, self.limit_batches)
@@ -342,6 +354,8 @@ class Trainer:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         session = self.session
+        if self.comm is not None:
+            _parallel.start(self, self.comm)
         session.begin()
         try:
             interrupted = False
@@ -434,16 +448,18 @@ class Trainer:
                 lr = self._lr_at(epoch, i)
                 session.in_step = True
                 self.optimizer.lr = lr
-                loss, grads, correct = self.net.step(xb, tb)
+                rows = self.loader.rows(i)
+                n = rows[1]  # the global batch's images (this rank's are len(tb))
+                loss, grads, correct = self.net.step(xb, tb, rows)
                 norm = self._update(grads)
                 session.in_step = False
                 s.batch = i + 1
                 s.iteration += 1
                 clipped = norm is not None and norm > self.clip_norm  # type: ignore[operator]
-                s.partial.add(loss, correct, len(tb), time.perf_counter() - t0, norm, clipped)
+                s.partial.add(loss, correct, n, time.perf_counter() - t0, norm, clipped)
                 if (s.iteration - 1) % self.log_every == 0:
                     s.iteration_losses.append(float(loss))
-                recent.append(correct / len(tb))
+                recent.append(correct / n)
                 if not math.isfinite(loss):
                     raise self._diverged(f"loss {loss}", f"epoch {epoch + 1}, batch {i + 1}")
                 if bar is not None:
@@ -487,10 +503,12 @@ class Trainer:
         """Evaluate after an epoch's last batch and record its history line; False if
         stopped by Ctrl-C during the evaluation."""
         t0 = time.perf_counter()
+        if self.comm is not None:
+            _parallel.end_epoch(self, self.comm)
         stop = self.session.stop
         results: dict[str, EvalResult] = {}
         for key, (x, t) in self.eval_sets.items():
-            result = evaluate(self.model, x, t, should_stop=lambda: stop.requested)
+            result = self.evaluate_set(x, t, should_stop=lambda: stop.requested)
             if result is None:
                 return False
             results[key] = result
@@ -527,6 +545,14 @@ class Trainer:
         if self.verbose:
             self.display.write(epoch_line(record, self.epochs))
         return True
+
+    def evaluate_set(
+        self, x: np.ndarray, t: np.ndarray, should_stop: Callable[[], bool] | None = None
+    ) -> EvalResult | None:
+        """``evaluate`` of the model on (x, t); on several ranks each evaluates its rows."""
+        if self.comm is not None:
+            return _parallel.evaluate_split(self.comm, self.model, x, t)
+        return evaluate(self.model, x, t, should_stop=should_stop)
 
     def _diverged(self, what: str, where: str) -> TrainingDiverged:
         kept = self.good_checkpoint

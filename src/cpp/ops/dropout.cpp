@@ -1,7 +1,7 @@
 // Dropout (classic, non-inverted) with the reference's counter-based RNG, float and double.
-// The mask bit of flat element i depends only on (seed, offset + i, ratio), never on which thread or
-// block computes it, so masks are bit-identical to fastcnn.reference.dropout_mask for any
-// shape and thread count. Leaves out inverted dropout: the reference has none.
+// The mask bit of flat element i depends only on (seed, offset + i, ratio), never on which thread
+// or block computes it, so masks are bit-identical to fastcnn.reference.dropout_mask for any shape
+// and thread count. Leaves out inverted dropout: the reference has none.
 //
 // Layout contract: x, y and keep are n contiguous elements (C order of the caller's shape);
 // keep holds one byte per element, 0 or 1 (numpy bool).
@@ -42,7 +42,8 @@ inline uint8_t keep_bit(uint64_t key, uint64_t i, uint64_t threshold) {
 void dropout_mask(int64_t n, double ratio, uint64_t seed, uint64_t offset, uint8_t* keep) {
   const uint64_t key = splitmix64(seed), threshold = keep_threshold(ratio);
   ops_detail::parallel_elements(n, ops_detail::element_work(1, 1, 10), [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) keep[i] = keep_bit(key, offset + static_cast<uint64_t>(i), threshold);
+    for (int64_t i = b; i < e; ++i)
+      keep[i] = keep_bit(key, offset + static_cast<uint64_t>(i), threshold);
   });
 }
 
@@ -78,9 +79,9 @@ void scale_forward(int64_t n, const T* x, double scale, T* y) {
                                 });
 }
 
-#define FASTCNN_INSTANTIATE_DROPOUT(T)                                                 \
+#define FASTCNN_INSTANTIATE_DROPOUT(T)                                                           \
   template void dropout_forward<T>(int64_t, const T*, double, uint64_t, uint64_t, uint8_t*, T*); \
-  template void dropout_apply<T>(int64_t, const T*, const uint8_t*, T*);               \
+  template void dropout_apply<T>(int64_t, const T*, const uint8_t*, T*);                         \
   template void scale_forward<T>(int64_t, const T*, double, T*);
 FASTCNN_INSTANTIATE_DROPOUT(float)
 FASTCNN_INSTANTIATE_DROPOUT(double)
