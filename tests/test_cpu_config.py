@@ -46,7 +46,8 @@ SPR_CACHES = {
     "l3": {"size": 105 * MIB, "line": 64, "ways": 15, "sharing": 128},
     "source": "cpuid",
 }
-# The Zen 4 development machine's AMD leaf 0x8000001D as read (EPYC Zen 4: 32 KiB L1d/L1i, 1 MiB L2, 32 MiB L3).
+# The Zen 4 development machine's AMD leaf 0x8000001D as read (EPYC Zen 4: 32 KiB L1d/L1i,
+# 1 MiB L2, 32 MiB L3).
 ZEN4_LEAF_8000001D = [
     (0x00000121, 0x01C0003F, 0x0000003F, 0),
     (0x00000122, 0x01C0003F, 0x0000003F, 0),
@@ -331,19 +332,30 @@ def test_zen4_keeps_the_measured_blocking(isa):
                    for c in v)  # fmt: skip
 
 
-# Sapphire Rapids' measured rows: the float32 AVX-512 tiles only; the rest is modelled.
-SPR_MEASURED_F32 = [
-    ("f32_gemm_ukernel_12x32__avx512", 144, 256, 4096),
-    ("f32_gemm_ukernel_8x32__avx512", 144, 256, 4096),
-    ("f32_gemm_ukernel_8x16__avx512", 144, 256, 4096),
-]
+# The classes with measured rows for the float32 AVX-512 tiles only (the rest is modelled).
+MEASURED_F32 = {
+    "spr": [
+        ("f32_gemm_ukernel_12x32__avx512", 144, 256, 4096),
+        ("f32_gemm_ukernel_8x32__avx512", 144, 256, 4096),
+        ("f32_gemm_ukernel_8x16__avx512", 144, 256, 4096),
+    ],
+    "zen5": [
+        ("f32_gemm_ukernel_12x32__avx512", 144, 384, 4096),
+        ("f32_gemm_ukernel_8x32__avx512", 144, 384, 4096),
+        ("f32_gemm_ukernel_8x16__avx512", 144, 384, 4096),
+    ],
+}
+HERE = fastcnn.config()["cpu"]["microarch"]
 
 
-@pytest.mark.skipif(fastcnn.config()["cpu"]["microarch"] != "spr", reason="not Sapphire Rapids")
+@pytest.mark.parametrize(
+    "arch",
+    [pytest.param(a, marks=pytest.mark.skipif(HERE != a, reason=f"not {a}")) for a in MEASURED_F32],
+)
 @pytest.mark.skipif("avx512" not in fastcnn.available_isas(), reason="no AVX-512 kernels")
-def test_sapphire_rapids_keeps_its_measured_float32_blocking():
+def test_keeps_its_measured_float32_blocking(arch):
     blocking = _blocking("avx512")
-    assert blocking["float32"] == SPR_MEASURED_F32
+    assert blocking["float32"] == MEASURED_F32[arch]
     with _isa("avx512"):
         cfgs = fastcnn.config()["gemm"]
     assert all(c["blocking"] == "measured" for c in cfgs["float32"])

@@ -85,8 +85,9 @@ def cpu_info() -> dict[str, Any]:
     folded in), ``microarch`` (the class whose GEMM configuration is used: ``"zen5"``,
     ``"zen4"``, ``"zen3"``, ``"spr"``, ``"skx"``, ``"haswell"`` or ``"generic"``) and
     ``caches``: ``"l1d"``, ``"l2"``, ``"l3"`` as dicts of ``size`` (bytes), ``line`` (bytes),
-    ``ways`` and ``sharing`` (logical processors sharing it), plus ``"source"``: where the sizes came from (``"cpuid"``,
-    ``"sysfs"``, ``"default"``, or e.g. ``"cpuid+default"`` when some levels were assumed)."""
+    ``ways`` and ``sharing`` (logical processors sharing it), plus ``"source"``: where the
+    sizes came from (``"cpuid"``, ``"sysfs"``, ``"default"``, or e.g. ``"cpuid+default"`` when
+    some levels were assumed)."""
     return dict(_core.cpu_info())
 
 
