@@ -1,6 +1,7 @@
 """The CPU description and the per-microarchitecture GEMM configuration: CPUID and sysfs cache
 decoding on synthetic values, the microarchitecture classes, the blocking model on known
-caches, what ``config()`` / ``fastcnn info`` report, and that Zen 4 keeps its measured numbers."""
+caches, what ``config()`` / ``fastcnn info`` report, and that the measured classes keep their
+numbers."""
 
 from __future__ import annotations
 
@@ -45,11 +46,21 @@ SPR_CACHES = {
     "l3": {"size": 105 * MIB, "line": 64, "ways": 15, "sharing": 128},
     "source": "cpuid",
 }
-# This machine's AMD leaf 0x8000001D as read (EPYC Zen 4: 32 KiB L1d/L1i, 1 MiB L2, 32 MiB L3).
+# The Zen 4 development machine's AMD leaf 0x8000001D as read (EPYC Zen 4: 32 KiB L1d/L1i,
+# 1 MiB L2, 32 MiB L3).
 ZEN4_LEAF_8000001D = [
     (0x00000121, 0x01C0003F, 0x0000003F, 0),
     (0x00000122, 0x01C0003F, 0x0000003F, 0),
     (0x00000143, 0x01C0003F, 0x000007FF, 2),
+    (0x00004163, 0x03C0003F, 0x00007FFF, 1),
+    (0, 0, 0, 0),
+]
+# The Zen 5 machine's, as read (EPYC family 0x1A model 2: 48 KiB 12-way L1d, 32 KiB L1i, 1 MiB
+# 16-way L2, 32 MiB L3).
+ZEN5_LEAF_8000001D = [
+    (0x00000121, 0x02C0003F, 0x0000003F, 0),
+    (0x00000122, 0x01C0003F, 0x0000003F, 0),
+    (0x00000143, 0x03C0003F, 0x000003FF, 2),
     (0x00004163, 0x03C0003F, 0x00007FFF, 1),
     (0, 0, 0, 0),
 ]
@@ -97,10 +108,18 @@ def test_caches_from_cpuid_sapphire_rapids():
     assert T.caches_from_cpuid(SPR_LEAF4) == SPR_CACHES
 
 
-def test_caches_from_cpuid_zen4_as_read_here():
+def test_caches_from_cpuid_zen4_as_read_there():
     c = T.caches_from_cpuid(ZEN4_LEAF_8000001D)
     assert [c[k]["size"] for k in ("l1d", "l2", "l3")] == [32 * KIB, 1 * MIB, 32 * MIB]
     assert c["l3"]["sharing"] == 2 and c["l1d"]["ways"] == 8
+
+
+def test_caches_from_cpuid_zen5_as_read_there():
+    c = T.caches_from_cpuid(ZEN5_LEAF_8000001D)
+    assert [c[k]["size"] for k in ("l1d", "l2", "l3")] == [48 * KIB, 1 * MIB, 32 * MIB]
+    assert [c[k]["ways"] for k in ("l1d", "l2", "l3")] == [12, 16, 16]
+    # the model's float32 12x32 blocking there: 3 of 12 ways for A -> kc 256
+    assert T.model_gemm_blocking(12, 32, 4, c) == (504, 256, 8192)
 
 
 def test_caches_from_cpuid_stops_at_the_end_and_skips_what_it_does_not_use():
@@ -152,7 +171,8 @@ def test_sysfs_agrees_with_cpuid_here():
 @pytest.mark.parametrize(
     ("eax", "family", "model"),
     [
-        (0x00A10F11, 0x19, 0x11),  # AMD EPYC 9004 (Genoa, Zen 4): this machine
+        (0x00B00F21, 0x1A, 0x02),  # AMD EPYC 9005 (Turin, Zen 5)
+        (0x00A10F11, 0x19, 0x11),  # AMD EPYC 9004 (Genoa, Zen 4)
         (0x00830F10, 0x17, 0x31),  # AMD EPYC 7002 (Rome, Zen 2)
         (0x000806F8, 6, 0x8F),  # Intel Xeon 4th gen (Sapphire Rapids)
         (0x00050654, 6, 0x55),  # Intel Xeon Scalable (Skylake-SP)
@@ -168,24 +188,27 @@ AVX2 = {"avx2": True, "fma": True}
 AVX512 = {**AVX2, "avx512f": True}
 
 
-@pytest.mark.parametrize(
-    ("vendor", "family", "features", "microarch"),
-    [
-        ("AuthenticAMD", 0x19, AVX512, "zen4"),  # Genoa, Raphael
-        ("AuthenticAMD", 0x19, AVX2, "zen3"),  # Milan, Vermeer
-        ("AuthenticAMD", 0x17, AVX2, "zen3"),  # Rome, Naples
-        ("HygonGenuine", 0x18, AVX2, "zen3"),  # Dhyana (Zen 1)
-        ("AuthenticAMD", 0x1A, AVX512, "generic"),  # Zen 5: not classified yet
-        ("AuthenticAMD", 0x15, AVX2, "generic"),  # Excavator
-        ("GenuineIntel", 6, {**AVX512, "avx512fp16": True, "amx-tile": True}, "spr"),
-        ("GenuineIntel", 6, {**AVX512, "amx-tile": True}, "spr"),
-        ("GenuineIntel", 6, AVX512, "skx"),  # Skylake-SP .. Ice Lake-SP
-        ("GenuineIntel", 6, AVX2, "haswell"),
-        ("GenuineIntel", 6, {"avx2": True}, "generic"),  # AVX2 without FMA: no AVX2 kernels
-        ("GenuineIntel", 0xF, AVX2, "generic"),
-        ("", 0, {}, "generic"),  # not x86
-    ],
-)
+# vendor, family, features -> class: every class fastcnn has, with the CPUs that get it.
+CLASSIFICATION = [
+    ("AuthenticAMD", 0x1A, AVX512, "zen5"),  # Turin, Granite Ridge
+    ("AuthenticAMD", 0x1A, AVX2, "generic"),  # family 0x1A without AVX-512: not measured
+    ("AuthenticAMD", 0x19, AVX512, "zen4"),  # Genoa, Raphael
+    ("AuthenticAMD", 0x19, AVX2, "zen3"),  # Milan, Vermeer
+    ("AuthenticAMD", 0x17, AVX2, "zen3"),  # Rome, Naples
+    ("HygonGenuine", 0x18, AVX2, "zen3"),  # Dhyana (Zen 1)
+    ("AuthenticAMD", 0x1B, AVX512, "generic"),  # a later family: not classified yet
+    ("AuthenticAMD", 0x15, AVX2, "generic"),  # Excavator
+    ("GenuineIntel", 6, {**AVX512, "avx512fp16": True, "amx-tile": True}, "spr"),
+    ("GenuineIntel", 6, {**AVX512, "amx-tile": True}, "spr"),
+    ("GenuineIntel", 6, AVX512, "skx"),  # Skylake-SP .. Ice Lake-SP
+    ("GenuineIntel", 6, AVX2, "haswell"),
+    ("GenuineIntel", 6, {"avx2": True}, "generic"),  # AVX2 without FMA: no AVX2 kernels
+    ("GenuineIntel", 0xF, AVX2, "generic"),
+    ("", 0, {}, "generic"),  # not x86
+]
+
+
+@pytest.mark.parametrize(("vendor", "family", "features", "microarch"), CLASSIFICATION)
 def test_classify_microarch(vendor, family, features, microarch):
     assert T.classify_microarch(vendor, family, features) == microarch
 
@@ -256,7 +279,7 @@ def test_cpu_info_shape():
     assert info == fastcnn.config()["cpu"]
     assert fastcnn.gemm_configs() == fastcnn.config()["gemm"]
     assert set(info) == {"vendor", "family", "model", "microarch", "caches"}
-    assert info["microarch"] in {"zen4", "zen3", "spr", "skx", "haswell", "generic"}
+    assert info["microarch"] in {row[3] for row in CLASSIFICATION}
     caches = info["caches"]
     for level in ("l1d", "l2", "l3"):  # always filled: read, or the documented defaults
         assert caches[level]["size"] > 0 and caches[level]["line"] > 0
@@ -309,19 +332,30 @@ def test_zen4_keeps_the_measured_blocking(isa):
                    for c in v)  # fmt: skip
 
 
-# Sapphire Rapids' measured rows: the float32 AVX-512 tiles only; the rest is modelled.
-SPR_MEASURED_F32 = [
-    ("f32_gemm_ukernel_12x32__avx512", 144, 256, 4096),
-    ("f32_gemm_ukernel_8x32__avx512", 144, 256, 4096),
-    ("f32_gemm_ukernel_8x16__avx512", 144, 256, 4096),
-]
+# The classes with measured rows for the float32 AVX-512 tiles only (the rest is modelled).
+MEASURED_F32 = {
+    "spr": [
+        ("f32_gemm_ukernel_12x32__avx512", 144, 256, 4096),
+        ("f32_gemm_ukernel_8x32__avx512", 144, 256, 4096),
+        ("f32_gemm_ukernel_8x16__avx512", 144, 256, 4096),
+    ],
+    "zen5": [
+        ("f32_gemm_ukernel_12x32__avx512", 144, 384, 4096),
+        ("f32_gemm_ukernel_8x32__avx512", 144, 384, 4096),
+        ("f32_gemm_ukernel_8x16__avx512", 144, 384, 4096),
+    ],
+}
+HERE = fastcnn.config()["cpu"]["microarch"]
 
 
-@pytest.mark.skipif(fastcnn.config()["cpu"]["microarch"] != "spr", reason="not Sapphire Rapids")
+@pytest.mark.parametrize(
+    "arch",
+    [pytest.param(a, marks=pytest.mark.skipif(HERE != a, reason=f"not {a}")) for a in MEASURED_F32],
+)
 @pytest.mark.skipif("avx512" not in fastcnn.available_isas(), reason="no AVX-512 kernels")
-def test_sapphire_rapids_keeps_its_measured_float32_blocking():
+def test_keeps_its_measured_float32_blocking(arch):
     blocking = _blocking("avx512")
-    assert blocking["float32"] == SPR_MEASURED_F32
+    assert blocking["float32"] == MEASURED_F32[arch]
     with _isa("avx512"):
         cfgs = fastcnn.config()["gemm"]
     assert all(c["blocking"] == "measured" for c in cfgs["float32"])

@@ -82,11 +82,12 @@ def cpu_features() -> dict[str, bool]:
 def cpu_info() -> dict[str, Any]:
     """The CPU as the kernels see it, read once at import: ``vendor`` (CPUID's, e.g.
     ``"AuthenticAMD"``; ``""`` off x86), ``family`` and ``model`` (with the extended fields
-    folded in), ``microarch`` (the class whose GEMM configuration is used: ``"zen4"``,
-    ``"zen3"``, ``"spr"``, ``"skx"``, ``"haswell"`` or ``"generic"``) and ``caches``: ``"l1d"``,
-    ``"l2"``, ``"l3"`` as dicts of ``size`` (bytes), ``line`` (bytes), ``ways`` and ``sharing``
-    (logical processors sharing it), plus ``"source"``: where the sizes came from (``"cpuid"``,
-    ``"sysfs"``, ``"default"``, or e.g. ``"cpuid+default"`` when some levels were assumed)."""
+    folded in), ``microarch`` (the class whose GEMM configuration is used: ``"zen5"``,
+    ``"zen4"``, ``"zen3"``, ``"spr"``, ``"skx"``, ``"haswell"`` or ``"generic"``) and
+    ``caches``: ``"l1d"``, ``"l2"``, ``"l3"`` as dicts of ``size`` (bytes), ``line`` (bytes),
+    ``ways`` and ``sharing`` (logical processors sharing it), plus ``"source"``: where the
+    sizes came from (``"cpuid"``, ``"sysfs"``, ``"default"``, or e.g. ``"cpuid+default"`` when
+    some levels were assumed)."""
     return dict(_core.cpu_info())
 
 

@@ -273,6 +273,8 @@ const char* microarch_name(Microarch arch) {
       return "zen3";
     case Microarch::zen4:
       return "zen4";
+    case Microarch::zen5:
+      return "zen5";
   }
   return "unknown";
 }
@@ -280,6 +282,7 @@ const char* microarch_name(Microarch arch) {
 Microarch classify_microarch(const std::string& vendor, int family, const CpuFeatures& f) {
   const bool avx2 = f.avx2 && f.fma;
   if (vendor == "AuthenticAMD" || vendor == "HygonGenuine") {
+    if (family == 0x1A && f.avx512f) return Microarch::zen5;
     if (family == 0x19 && f.avx512f) return Microarch::zen4;
     if (family >= 0x17 && family <= 0x19 && avx2) return Microarch::zen3;
   } else if (vendor == "GenuineIntel" && family == 6) {

@@ -80,6 +80,8 @@ void fill_missing_levels(CpuCaches& caches, const CpuCaches& from);
 // ---- Identity -----------------------------------------------------------------------------
 
 // The microarchitecture classes gemm/gemm.cpp keeps configurations for:
+//  zen5:    AMD family 0x1A with AVX-512 (full 512-bit datapaths; family 0x1A without AVX-512
+//           is generic, not measured);
 //  zen4:    AMD family 0x19 with AVX-512 (512-bit instructions run as two 256-bit halves);
 //  zen3:    other AMD families 0x17 (Zen 1, 2) and 0x19 (Zen 3) with AVX2 and FMA;
 //  spr:     Intel family 6 with AVX-512 and AMX or AVX512-FP16 (Sapphire Rapids and later);
@@ -87,7 +89,7 @@ void fill_missing_levels(CpuCaches& caches, const CpuCaches& from);
 //           the server parts);
 //  haswell: Intel family 6 with AVX2 and FMA, no AVX-512 (Haswell .. Alder Lake);
 //  generic: anything else.
-enum class Microarch { generic = 0, haswell, skx, spr, zen3, zen4 };
+enum class Microarch { generic = 0, haswell, skx, spr, zen3, zen4, zen5 };
 const char* microarch_name(Microarch arch);
 // Vendor, family and features decide (the model number is not needed for these classes).
 Microarch classify_microarch(const std::string& vendor, int family, const CpuFeatures& features);

@@ -8,8 +8,8 @@
 // blocking, chosen once at start-up from cpu_info() (common/cpu.h) and never from the thread
 // count, so a given CPU always blocks K the same way and results stay bitwise identical for
 // any number of threads:
-//  - measured (kMeasured): Zen 4, and Sapphire Rapids' float32 AVX-512 tiles, where the numbers
-//    were tuned (docs/performance.md);
+//  - measured (kMeasured): Zen 4, and the float32 AVX-512 tiles of Zen 5 and Sapphire Rapids,
+//    where the numbers were tuned (docs/performance.md);
 //  - modelled (model_gemm_blocking) from the cache sizes the CPU reports, everywhere else.
 #include "gemm/gemm.h"
 
@@ -54,6 +54,11 @@ namespace {
 // (docs/performance.md), all three set together as one candidate. 144, 256, 4096 ran the GEMM
 // shapes 4-7 % faster (geometric mean of two runs) than the model's 1020, 256, 8192; KC 384 or
 // MC 240 were level with it. The float64 and AVX2 tiles keep the model's numbers (not measured).
+// Zen 5 (AMD EPYC family 0x1A model 2, full 512-bit datapaths; 48 KiB 12-way L1d, 1 MiB L2,
+// 32 MiB L3): the float32 AVX-512 tiles ranked the same way, two runs. 144, 384, 4096 ran the
+// GEMM shapes 15-18 % faster (geometric mean) and the DeepConvNet step 17-19 % faster than the
+// model's 504, 256, 8192; KC 384 won at every MC tried (96-504), NC 4096 beat 8192. The
+// float64 and AVX2 tiles keep the model's numbers (not measured).
 struct MeasuredBlocking {
   Microarch arch;
   const char* kernel;
@@ -73,6 +78,9 @@ constexpr MeasuredBlocking kMeasured[] = {
     {Microarch::spr, "f32_gemm_ukernel_12x32__avx512", 144, 256, 4096},
     {Microarch::spr, "f32_gemm_ukernel_8x32__avx512", 144, 256, 4096},
     {Microarch::spr, "f32_gemm_ukernel_8x16__avx512", 144, 256, 4096},
+    {Microarch::zen5, "f32_gemm_ukernel_12x32__avx512", 144, 384, 4096},
+    {Microarch::zen5, "f32_gemm_ukernel_8x32__avx512", 144, 384, 4096},
+    {Microarch::zen5, "f32_gemm_ukernel_8x16__avx512", 144, 384, 4096},
 };
 
 // The tiles of one dtype: one per ISA, plus AVX-512's short (8-row) and narrow (one-vector)
