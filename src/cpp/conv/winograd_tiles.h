@@ -144,41 +144,37 @@ struct TileBlock {
   }
 };
 
-// Outputs [p0, p1) of image n whose 3x3 input window (padding included) is all zeros are set
-// to exactly what the direct form gives there, the bias (relu'd). F(2x2)'s transforms keep such
-// outputs exactly zero (each of its transformed points reads only its own window's inputs),
-// but F(4x4)'s dense ones leave rounding residue of either sign when other inputs of the tile
-// are not zero. Zero windows are common (image backgrounds, ReLU outputs), and a residue
-// there flips a following ReLU or moves a max pool's argmax against the oracle: a bias
+// Outputs [p0, p1) of image n whose 3x3 input window (padding included) is all zeros get a sum
+// of exactly zero, as in the direct form, before the bias (and ReLU) are added: ``yt`` holds
+// those rows pixel-major, Q pixels of K values each. F(2x2)'s transforms keep such sums
+// exactly zero by themselves (each of its transformed points reads only its own window's
+// inputs), but F(4x4)'s dense ones leave rounding residue of either sign when other inputs of
+// the tile are not zero. Zero windows are common (image backgrounds, ReLU outputs), and a
+// residue there flips a following ReLU or moves a max pool's argmax against the oracle: a bias
 // gradient then differs by whole pixels' gradients (20 % on DeepConvNet at initialisation).
+// The input rows are read channel by channel, as x holds them (contiguous, vectorised; the
+// block just copied them, so they are in cache).
 template <class T>
-void exact_zero_windows(const Geometry2d& g, const T* x, const T* b, bool relu, int64_t n,
-                        int64_t p0, int64_t p1, T* y) {
-  const int64_t C = g.c, H = g.h, W = g.w, P = g.p, Q = g.q;
+void zero_empty_windows(const Geometry2d& g, const T* x, int64_t n, int64_t p0, int64_t p1, T* yt) {
+  const int64_t C = g.c, H = g.h, W = g.w, Q = g.q, K = g.k;
   const int64_t h0 = p0 - g.ph, rows = p1 - p0 + 2;  // input rows h0 .. h0 + rows - 1
+  const int64_t r0 = std::max<int64_t>(0, -h0), r1 = std::min(rows, H - h0);
   std::vector<uint8_t> any(static_cast<std::size_t>(rows * W), 0);  // OR over channels
   for (int64_t c = 0; c < C; ++c) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t h = h0 + r;
-      if (h < 0 || h >= H) continue;
-      const T* xr = x + ((n * C + c) * H + h) * W;
-      uint8_t* ar = any.data() + r * W;
-      for (int64_t w = 0; w < W; ++w) ar[w] |= static_cast<uint8_t>(xr[w] != T(0));
-    }
+    const T* xc = x + ((n * C + c) * H + h0) * W;
+    for (int64_t i = r0 * W; i < r1 * W; ++i) any[i] |= static_cast<uint8_t>(xc[i] != T(0));
   }
-  std::vector<uint8_t> col(static_cast<std::size_t>(W));
+  if (std::find(any.begin() + r0 * W, any.begin() + r1 * W, uint8_t(0)) == any.begin() + r1 * W &&
+      r0 == 0 && r1 == rows) {
+    return;  // every input pixel nonzero: no window is empty
+  }
+  std::vector<uint8_t> col(static_cast<std::size_t>(W + 2 * g.pw + 2), 0);  // padded columns
   for (int64_t p = p0; p < p1; ++p) {
-    const uint8_t* a = any.data() + (p - p0) * W;  // rows p - ph .. p - ph + 2
-    for (int64_t w = 0; w < W; ++w) col[w] = a[w] | a[W + w] | a[2 * W + w];
+    const uint8_t* a = any.data() + (p - p0) * W;  // input rows p - ph .. p - ph + 2
+    for (int64_t w = 0; w < W; ++w) col[g.pw + w] = a[w] | a[W + w] | a[2 * W + w];
+    T* row = yt + (p - p0) * Q * K;
     for (int64_t q = 0; q < Q; ++q) {
-      bool nonzero = false;
-      for (int64_t w = std::max<int64_t>(q - g.pw, 0); w < std::min(q - g.pw + 3, W); ++w) {
-        nonzero = nonzero || col[w] != 0;
-      }
-      if (nonzero) continue;
-      for (int64_t k = 0; k < g.k; ++k) {
-        y[((n * g.k + k) * P + p) * Q + q] = output_value(T(0), b != nullptr ? b[k] : T(0), relu);
-      }
+      if ((col[q] | col[q + 1] | col[q + 2]) == 0) std::fill(row + q * K, row + (q + 1) * K, T(0));
     }
   }
 }
@@ -248,12 +244,12 @@ bool forward(const Geometry2d& g, int64_t M, const T* x, const T* w, const T* b,
       // maximum): a non-finite output also hands the call to the direct form.
       for (const Segment& s : blk.segments) {
         const auto [p0, p1] = blk.output_rows(s);
+        if (M > 2) zero_empty_windows(g, x, s.n, p0, p1, yt.data() + s.orow * Q * K);
         if (!kernels.from_pixel_major(yt.data() + s.orow * Q * K, (p1 - p0) * Q, K, K, b, relu,
                                       y + (s.n * K * P + p0) * Q, P * Q)) {
           finite[part] = 0;
           return;
         }
-        if (M > 2) exact_zero_windows(g, x, b, relu, s.n, p0, p1, y);
       }
     }
   });
