@@ -203,6 +203,7 @@ _FIXED_ON_RESUME = (
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from fastcnn import train
     from fastcnn.distributed import DistributedError, _launch
 
     comm = _launch.communicator(args.threads)  # None unless mpirun started several ranks
@@ -212,7 +213,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     comm.stop_on_terminate()
     try:
         return _train(args, comm)
-    except DistributedError as exc:  # raised on every rank alike: said once
+    except (DistributedError, train.TrainingDiverged) as exc:  # every rank alike: said once
         if comm.is_root:
             print(f"fastcnn train: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_ERROR
@@ -312,9 +313,9 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     try:
         trainer.fit()
     except train.TrainingInterrupted as exc:
-        print(f"\nfastcnn: {exc}", file=sys.stderr)
+        say(f"\nfastcnn: {exc}", file=sys.stderr)
         if exc.checkpoint is not None:
-            print(f"fastcnn: resume with: fastcnn train --resume {exc.checkpoint}", file=sys.stderr)
+            say(f"fastcnn: resume with: fastcnn train --resume {exc.checkpoint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return 0
 
@@ -369,6 +370,14 @@ def _evaluation_text(trainer: Any) -> str:
     return text + (f"; by validation loss: {chosen}" if chosen else "")
 
 
+def _threads_text(comm: Any) -> str:
+    import fastcnn
+
+    n = fastcnn.get_num_threads()
+    text = f"{n} thread{'s' if n != 1 else ''}"
+    return text if comm is None else f"{text} per rank (stop: kill -USR1 the mpirun)"
+
+
 def _print_run_header(trainer: Any, out: Path) -> None:
     import fastcnn
 
@@ -380,8 +389,8 @@ def _print_run_header(trainer: Any, out: Path) -> None:
     aug = cfg["augment"]
     lines = [
         f"data:      {trainer.source_info.get('description', trainer.source_info['kind'])}",
-        f"model:     {trainer.net.describe()}, {fastcnn.get_num_threads()} threads"
-        f"{' per rank' if trainer.comm is not None else ''}, isa {fastcnn.get_isa()}",
+        f"model:     {trainer.net.describe()}, {_threads_text(trainer.comm)}, "
+        f"isa {fastcnn.get_isa()}",
         f"training:  {trainer.epochs} epochs x {trainer.batches_per_epoch} batches of "
         f"{trainer.batch_size}, {cfg['optimizer']} lr {trainer.base_lr:g}, schedule {sched_text}, "
         + (

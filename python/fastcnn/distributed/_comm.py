@@ -133,7 +133,9 @@ class Communicator:
         starts = [lo for lo, _ in bounds]
         mine = counts[self.rank]
         parts = np.empty((self.size, mine), dtype=x.dtype)
-        mpi_type = self.MPI._typedict[x.dtype.char]
+        from mpi4py.util.dtlib import from_numpy_dtype
+
+        mpi_type = from_numpy_dtype(x.dtype)
         self._wait(
             [
                 self.comm.Ialltoallv(

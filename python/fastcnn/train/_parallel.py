@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,6 +31,12 @@ from fastcnn.datasets import shard_rows
 from fastcnn.distributed import Communicator, DistributedError, sum_gradients
 from fastcnn.train._evaluate import EvalResult, evaluate, proba_loss
 from fastcnn.train._net import Net
+from fastcnn.train._stop import StopFlag
+
+# The signals that ask a data-parallel run to stop after the current iteration: SIGINT (sent to
+# one rank) and SIGUSR1 (what Open MPI's mpirun passes on to every rank; Ctrl-C at mpirun ends
+# the job instead). The ranks agree on the stop within the step's sum.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGUSR1)
 
 if TYPE_CHECKING:  # pragma: no cover
     from fastcnn.train._trainer import Trainer
@@ -38,9 +45,10 @@ if TYPE_CHECKING:  # pragma: no cover
 class DataParallelNet:
     """``net`` run on this rank's rows of every global batch; see the module docstring."""
 
-    def __init__(self, net: Net, comm: Communicator) -> None:
+    def __init__(self, net: Net, comm: Communicator, stop: Callable[[], StopFlag]) -> None:
         self.net = net
         self.comm = comm
+        self._stop = stop  # the current fit()'s stop flag: a request on any rank stops all
         self.fastcnn = net.fastcnn
         self.model = net.model
         self.name = net.name
@@ -74,9 +82,12 @@ class DataParallelNet:
             loss, correct = 0.0, 0
             grads = {key: np.zeros_like(value) for key, value in self.params.items()}
         share = len(t) / n
+        stop = self._stop()
         totals = self.comm.allreduce_sum(
-            np.array([loss * share, correct], dtype=np.float64), "a step's loss"
+            np.array([loss * share, correct, stop.requested], dtype=np.float64), "a step's loss"
         )
+        if totals[2] > 0:  # some rank was asked to stop: every rank stops after this step
+            stop.requested = True
         return float(totals[0]), sum_gradients(self.comm, grads, share), int(totals[1])
 
 

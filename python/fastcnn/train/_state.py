@@ -128,18 +128,21 @@ class Session:
     half-updated model, which must not be saved) and the last evaluation on the whole test
     set (reused by the final report when nothing was trained after it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_signals: tuple[Any, ...] | None = None, quiet: bool = False) -> None:
         self.start: float | None = None
         self.status = "created"
         self.in_step = False
-        self.stop = StopFlag()
+        self._stop_args: dict[str, Any] = {"quiet": quiet}
+        if stop_signals is not None:
+            self._stop_args["signals"] = stop_signals
+        self.stop = StopFlag(**self._stop_args)
         self.last_full_eval: tuple[int, EvalResult] | None = None
 
     def begin(self) -> None:
         self.start = time.perf_counter()
         self.status = "running"
         self.in_step = False
-        self.stop = StopFlag()
+        self.stop = StopFlag(**self._stop_args)
 
     def end(self) -> float:
         """Stop the clock; returns the session's seconds."""

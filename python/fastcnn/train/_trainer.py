@@ -201,8 +201,7 @@ class Trainer:
         shard = None if self.comm is None else (self.comm.rank, self.comm.size)
         self.loader = DataLoader(self.x_train, self.t_train, self.batch_size, shuffle=True,
                                  seed=self.seed, augment=self.augment, shard=shard)  # fmt: skip
-        if self.comm is not None:
-            self.net = _parallel.DataParallelNet(self.net, self.comm)
+
         self.batches_per_epoch = len(self.loader)
         if self.limit_batches is not None:
             self.batches_per_epoch = min(self.batches_per_epoch, self.limit_batches)
@@ -216,6 +215,9 @@ class Trainer:
 
         self.state = RunState()  # where the run is: what a checkpoint restores
         self.session = Session()  # the current (or last) fit() call
+        if self.comm is not None:  # mpirun passes SIGUSR1 on to every rank, not SIGINT
+            self.session = Session(_parallel.STOP_SIGNALS, quiet=not self.comm.is_root)
+            self.net = _parallel.DataParallelNet(self.net, self.comm, lambda: self.session.stop)
         self.resumed_from: Path | None = None
         self.good_checkpoint: Path | None = None  # the last checkpoint of this run's state
         if self.out_dir is not None and not self.net.fastcnn:
