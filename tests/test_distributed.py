@@ -268,6 +268,46 @@ def test_one_rank_without_a_launcher_is_a_communicator_of_one():
     assert r.returncode == 0 and r.stdout.strip() == "one", r.stderr[-2000:]
 
 
+_TINY = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from fastcnn import datasets, distributed, models, train
+
+    comm = distributed.Communicator() if distributed.launched() else None
+    (x, t), (xt, tt) = datasets.load_mnist(flatten=False, subset="embedded", dtype=np.float64)
+    data = ((x[:7], t[:7]), (xt[:2], tt[:2]))  # batches of 2, 2, 2, 1; a test set of 2
+    model = models.MODELS["deep"](dtype="float64", seed=1)
+    trainer = train.Trainer(model, data, epochs=2, batch_size=2, val=0, progress=False,
+                            verbose=False, comm=comm)
+    result = trainer.fit()
+    if comm is None or comm.is_root:
+        np.savez(sys.argv[1], losses=np.array(trainer.iteration_losses),
+                 test=[result.report["loss"], result.report["accuracy"]], **model.params)
+    """
+)
+
+
+@needs_mpi
+@pytest.mark.mpi
+def test_more_ranks_than_rows_leaves_some_ranks_without_rows(tmp_path):
+    # 3 ranks, batches of 2 and 1 images and a test set of 2: every step and the final test
+    # have ranks with nothing to do, which must still take part (and count their dropout).
+    script = tmp_path / "tiny.py"
+    script.write_text(_TINY)
+    runs = {}
+    for n in (None, 3):
+        r = _run(n, [sys.executable, str(script), str(tmp_path / f"{n}.npz")], timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[n] = np.load(tmp_path / f"{n}.npz")
+    one, three = runs[None], runs[3]
+    assert len(one["losses"]) == 8
+    np.testing.assert_allclose(three["losses"], one["losses"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(three["test"], one["test"], rtol=1e-12)
+    for key in one:
+        np.testing.assert_allclose(three[key], one[key], rtol=1e-10, atol=1e-14)
+
+
 _TRAIN = ["--model", "deep", "--subset", "embedded", "--no-progress", "--val", "500",
           "--limit-batches", "15", "--dtype", "float64", "--augment"]  # fmt: skip
 
