@@ -201,7 +201,6 @@ class Trainer:
         shard = None if self.comm is None else (self.comm.rank, self.comm.size)
         self.loader = DataLoader(self.x_train, self.t_train, self.batch_size, shuffle=True,
                                  seed=self.seed, augment=self.augment, shard=shard)  # fmt: skip
-
         self.batches_per_epoch = len(self.loader)
         if self.limit_batches is not None:
             self.batches_per_epoch = min(self.batches_per_epoch, self.limit_batches)
