@@ -308,6 +308,73 @@ def test_more_ranks_than_rows_leaves_some_ranks_without_rows(tmp_path):
         np.testing.assert_allclose(three[key], one[key], rtol=1e-10, atol=1e-14)
 
 
+_CLASSIC = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from fastcnn import datasets, distributed, train
+
+    class TwoLayer:  # the classic protocol, no fastcnn model
+        def __init__(self):
+            rng = np.random.default_rng(0)
+            self.params = {"W1": rng.standard_normal((784, 20)) * 0.05, "b1": np.zeros(20),
+                           "W2": rng.standard_normal((20, 10)) * 0.05, "b2": np.zeros(10)}
+
+        def _forward(self, x):
+            p = self.params
+            a = x.reshape(len(x), -1) @ p["W1"] + p["b1"]
+            return a, np.maximum(a, 0)
+
+        def predict(self, x):
+            return self._forward(x)[1] @ self.params["W2"] + self.params["b2"]
+
+        def _proba(self, x):
+            s = self.predict(x)
+            e = np.exp(s - s.max(1, keepdims=True))
+            return e / e.sum(1, keepdims=True)
+
+        def loss(self, x, t):
+            return float(-np.log(self._proba(x)[np.arange(len(t)), t]).mean())
+
+        def accuracy(self, x, t):
+            return float((self.predict(x).argmax(1) == t).mean())
+
+        def gradient(self, x, t):
+            a, h = self._forward(x)
+            d = self._proba(x)
+            d[np.arange(len(t)), t] -= 1
+            d /= len(t)
+            dh = d @ self.params["W2"].T
+            dh[a <= 0] = 0
+            return {"W1": x.reshape(len(x), -1).T @ dh, "b1": dh.sum(0), "W2": h.T @ d,
+                    "b2": d.sum(0)}
+
+    comm = distributed.Communicator() if distributed.launched() else None
+    data = datasets.load_mnist(subset="embedded", dtype=np.float64)
+    trainer = train.Trainer(TwoLayer(), data, epochs=1, batch_size=100, limit_batches=20,
+                            val=0, optimizer="SGD", lr=0.1, progress=False, verbose=False,
+                            comm=comm)
+    trainer.fit()
+    if comm is None or comm.is_root:
+        np.save(sys.argv[1], np.array(trainer.iteration_losses))
+    """
+)
+
+
+@needs_mpi
+@pytest.mark.mpi
+def test_a_network_of_the_classic_protocol_trains_data_parallel(tmp_path):
+    script = tmp_path / "classic.py"
+    script.write_text(_CLASSIC)
+    losses = {}
+    for n in (None, 3):
+        r = _run(n, [sys.executable, str(script), str(tmp_path / f"{n}.npy")], timeout=120)
+        assert r.returncode == 0, r.stderr[-3000:]
+        losses[n] = np.load(tmp_path / f"{n}.npy")
+    assert len(losses[None]) == 20
+    np.testing.assert_allclose(losses[3], losses[None], rtol=1e-12, atol=0)
+
+
 _TRAIN = ["--model", "deep", "--subset", "embedded", "--no-progress", "--val", "500",
           "--limit-batches", "15", "--dtype", "float64", "--augment"]  # fmt: skip
 
