@@ -8,8 +8,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from fastcnn.distributed._comm import Communicator
 from fastcnn.distributed._mpi import launched
 
@@ -46,5 +44,5 @@ def shared_file(comm: Communicator, path: Path) -> Path:
         return path
     fd, name = tempfile.mkstemp(prefix="fastcnn-rank-", suffix=path.suffix)
     with os.fdopen(fd, "wb") as f:
-        f.write(np.frombuffer(data, dtype=np.uint8).tobytes())
+        f.write(data)
     return Path(name)

@@ -27,8 +27,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import fastcnn
+from fastcnn import models as _models
 from fastcnn.datasets import shard_rows
-from fastcnn.distributed import Communicator, DistributedError, sum_gradients
+from fastcnn.distributed import (
+    Communicator,
+    DistributedError,
+    broadcast_optimizer_state,
+    broadcast_parameters,
+    sum_gradients,
+)
 from fastcnn.train._evaluate import EvalResult, evaluate, proba_loss
 from fastcnn.train._net import Net
 from fastcnn.train._stop import StopFlag
@@ -103,18 +110,14 @@ def evaluate_split(comm: Communicator, model: Any, x: np.ndarray, t: np.ndarray)
     if all(p[2] is not None for p in parts):
         proba = np.concatenate([p[2] for p in parts])
         accuracy = float((proba.argmax(axis=1) == t).mean())
-        loss = proba_loss(proba, t) if model is not None and _is_fastcnn(model) else None
     else:
-        proba, accuracy, loss = None, sum(p[1] * p[3] for p in parts) / len(t), None
-    if loss is None:  # a foreign model's own loss: the rows' means, weighted
+        proba, accuracy = None, sum(p[1] * p[3] for p in parts) / len(t)
+    if isinstance(model, _models.Model):  # from the whole set's probabilities, as evaluate
+        assert proba is not None
+        loss = proba_loss(proba, t)
+    else:  # a foreign model's own loss: the rows' means, weighted
         loss = sum(p[0] * p[3] for p in parts) / len(t)
     return EvalResult(float(loss), accuracy, proba)
-
-
-def _is_fastcnn(model: Any) -> bool:
-    from fastcnn import models
-
-    return isinstance(model, models.Model)
 
 
 # -- the start and the end of an epoch ----------------------------------------------------------
@@ -154,11 +157,9 @@ def start(trainer: Trainer, comm: Communicator) -> None:
         raise DistributedError(
             f"the {comm.size} ranks disagree, so none starts: " + "; ".join(differ)
         )
-    comm.broadcast_arrays(trainer.net.params)
+    broadcast_parameters(comm, trainer.net.params)
     comm.broadcast_arrays(_state_arrays(trainer))
-    state = comm.broadcast_object(trainer.optimizer.state_dict())
-    if not comm.is_root:
-        trainer.optimizer.load_state_dict(state, trainer.net.params)
+    broadcast_optimizer_state(comm, trainer.optimizer, trainer.net.params)
     if _state_arrays(trainer) and comm.is_root:
         warnings.warn(
             "data-parallel training: batch normalisation normalises each rank's rows by their "
