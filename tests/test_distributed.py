@@ -148,6 +148,27 @@ def _run(n: int | None, args: list[str], timeout: float = 240, **env: str):
     )
 
 
+def _script_outputs(
+    tmp: Path,
+    source: str,
+    ranks: tuple[int | None, ...],
+    *args: str,
+    timeout: float = 240,
+    **env: str,
+) -> dict[int | None, dict[str, np.ndarray]]:
+    """``source`` run as a script with ``args`` and, last, the .npz file it writes: in one
+    process for None in ``ranks``, under ``mpirun -n`` for a number; {n: the file's arrays}."""
+    script = tmp / "script.py"
+    script.write_text(source)
+    outputs = {}
+    for n in ranks:
+        out = tmp / f"out-{'-'.join(args)}-{n}.npz"
+        r = _run(n, [sys.executable, str(script), *args, str(out)], timeout, **env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outputs[n] = dict(np.load(out))
+    return outputs
+
+
 _LOOP = textwrap.dedent(
     """
     import sys
@@ -175,15 +196,10 @@ def loop_runs(tmp_path_factory):
     if MPIRUN is None:
         pytest.skip("mpi4py or mpirun is not installed")  # pragma: no cover
     tmp = tmp_path_factory.mktemp("dp")
-    script = tmp / "loop.py"
-    script.write_text(_LOOP)
     runs = {}
     for dtype in ("float64", "float32"):
-        for n in (None, 2, 3):
-            out = tmp / f"{dtype}-{n}.npz"
-            r = _run(n, [sys.executable, str(script), dtype, "100", str(out)], OMP_NUM_THREADS="1")
-            assert r.returncode == 0, r.stderr[-3000:]
-            runs[dtype, n] = dict(np.load(out))
+        outputs = _script_outputs(tmp, _LOOP, (None, 2, 3), dtype, "100", OMP_NUM_THREADS="1")
+        runs |= {(dtype, n): arrays for n, arrays in outputs.items()}
     return runs
 
 
@@ -293,13 +309,7 @@ _TINY = textwrap.dedent(
 def test_more_ranks_than_rows_leaves_some_ranks_without_rows(tmp_path):
     # 3 ranks, batches of 2 and 1 images and a test set of 2: every step and the final test
     # have ranks with nothing to do, which must still take part (and count their dropout).
-    script = tmp_path / "tiny.py"
-    script.write_text(_TINY)
-    runs = {}
-    for n in (None, 3):
-        r = _run(n, [sys.executable, str(script), str(tmp_path / f"{n}.npz")], timeout=120)
-        assert r.returncode == 0, r.stderr[-3000:]
-        runs[n] = np.load(tmp_path / f"{n}.npz")
+    runs = _script_outputs(tmp_path, _TINY, (None, 3), timeout=120)
     one, three = runs[None], runs[3]
     assert len(one["losses"]) == 8
     np.testing.assert_allclose(three["losses"], one["losses"], rtol=1e-12, atol=0)
@@ -356,7 +366,7 @@ _CLASSIC = textwrap.dedent(
                             comm=comm)
     trainer.fit()
     if comm is None or comm.is_root:
-        np.save(sys.argv[1], np.array(trainer.iteration_losses))
+        np.savez(sys.argv[1], losses=np.array(trainer.iteration_losses))
     """
 )
 
@@ -364,15 +374,10 @@ _CLASSIC = textwrap.dedent(
 @needs_mpi
 @pytest.mark.mpi
 def test_a_network_of_the_classic_protocol_trains_data_parallel(tmp_path):
-    script = tmp_path / "classic.py"
-    script.write_text(_CLASSIC)
-    losses = {}
-    for n in (None, 3):
-        r = _run(n, [sys.executable, str(script), str(tmp_path / f"{n}.npy")], timeout=120)
-        assert r.returncode == 0, r.stderr[-3000:]
-        losses[n] = np.load(tmp_path / f"{n}.npy")
-    assert len(losses[None]) == 20
-    np.testing.assert_allclose(losses[3], losses[None], rtol=1e-12, atol=0)
+    runs = _script_outputs(tmp_path, _CLASSIC, (None, 3), timeout=120)
+    one, three = runs[None]["losses"], runs[3]["losses"]
+    assert len(one) == 20
+    np.testing.assert_allclose(three, one, rtol=1e-12, atol=0)
 
 
 _TRAIN = ["--model", "deep", "--subset", "embedded", "--no-progress", "--val", "500",
@@ -570,12 +575,7 @@ _OWN_LOOP = textwrap.dedent(
 @needs_mpi
 @pytest.mark.mpi
 def test_distributed_optimizer_in_a_loop_of_ones_own(tmp_path):
-    script = tmp_path / "own.py"
-    script.write_text(_OWN_LOOP)
-    r = _run(None, [sys.executable, str(script), str(tmp_path / "one.npz")])
-    assert r.returncode == 0, r.stderr[-3000:]
-    r = _run(3, [sys.executable, str(script), str(tmp_path / "three.npz")])
-    assert r.returncode == 0, r.stderr[-3000:]
-    one, three = np.load(tmp_path / "one.npz"), np.load(tmp_path / "three.npz")
+    runs = _script_outputs(tmp_path, _OWN_LOOP, (None, 3))
+    one, three = runs[None], runs[3]
     for key in one:
         np.testing.assert_allclose(three[key], one[key], rtol=1e-10, atol=1e-13)
